@@ -1,0 +1,263 @@
+"""Course aggregates in Redis, kept exactly under any interleaving.
+
+Design
+------
+One Redis hash per (user, course) holds the integer sums *and* each session's
+last applied contribution with its DynamoDB version::
+
+    n m w ss t      sessions, modules, sum(score*modules), sum(score), time
+    s:<sessionId>   "<version>:<modules>:<score>:<time>"
+    i               incarnation: a random nonce written when the hash is created
+    c               "1" once the hash is known to hold every session
+    l               rebuild lock, expiry in ms since the epoch
+
+**Apply rule** (one Lua script, atomic): a contribution is applied only if its
+version is newer than the one recorded for that session; the sums move by the
+difference between the new and the recorded contribution. Applying is
+therefore idempotent (a retry or a re-post adds nothing twice) and
+order-independent (an older version arriving late is ignored), so a write's
+update and a rebuild's update of the same session commute.
+
+**Writes** apply their session after DynamoDB accepted it. If the hash is
+missing, the write creates it *incomplete*; an incomplete hash is never served,
+so a partial aggregate can never be read.
+
+**Reads** are one script: a complete hash is returned (and its TTL renewed);
+otherwise the reader claims the rebuild lock and learns the incarnation. The
+rebuilder queries DynamoDB (strongly consistent), applies every session through
+the same rule and marks the hash complete *only if the incarnation is
+unchanged*. Every write that finished in DynamoDB after the claim applies its
+Lua after the claim too, so it either landed in this same hash or the hash was
+flushed/evicted/expired in between, which changes the incarnation and
+cancels the completion. Every write that finished before the claim is in the
+query. Hence a completed hash equals DynamoDB's state; no sequence of flushes,
+retries or concurrent writes can make it double count or miss a write.
+
+Each creating call carries a fresh nonce, so a hash recreated after a flush
+never reuses an old incarnation. Rebuilds for large courses are applied in
+chunks; only the last chunk asks for completion.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import logging
+import os
+from collections.abc import Awaitable, Sequence
+from typing import Any, TypeVar
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from service.breaker import CircuitBreaker
+from service.errors import CacheUnavailable
+from service.model import CourseTotals, StoredSession
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# Arguments per session in the apply script, and sessions per script call.
+_SESSION_ARGS = 5
+REBUILD_CHUNK = 500
+
+_APPLY_FUNCTION = """
+local function fmt(x) return string.format('%d', x) end
+local function apply(key, argv, first)
+  for j = first, #argv, 5 do
+    local field = 's:' .. argv[j]
+    local version = tonumber(argv[j + 1])
+    local m, s, t = tonumber(argv[j + 2]), tonumber(argv[j + 3]), tonumber(argv[j + 4])
+    local old = redis.call('HGET', key, field)
+    local newer, om, os, ot = true, 0, 0, 0
+    if old then
+      local ov, a, b, c = string.match(old, '^(%d+):(%d+):(%d+):(%d+)$')
+      if tonumber(ov) >= version then
+        newer = false
+      else
+        om, os, ot = tonumber(a), tonumber(b), tonumber(c)
+      end
+    else
+      redis.call('HINCRBY', key, 'n', 1)
+    end
+    if newer then
+      redis.call('HSET', key, field, argv[j + 1] .. ':' .. argv[j + 2] .. ':' .. argv[j + 3] .. ':' .. argv[j + 4])
+      redis.call('HINCRBY', key, 'm', fmt(m - om))
+      redis.call('HINCRBY', key, 'w', fmt(s * m - os * om))
+      redis.call('HINCRBY', key, 'ss', fmt(s - os))
+      redis.call('HINCRBY', key, 't', fmt(t - ot))
+    end
+  end
+end
+"""
+
+# KEYS[1] hash; ARGV: ttl_ms, nonce, expected incarnation ('' = do not complete),
+# then 5 values per session. Returns {1, n, m, w, ss, t} when completed, else {0}.
+APPLY_SCRIPT = (
+    _APPLY_FUNCTION
+    + """
+local key = KEYS[1]
+if redis.call('EXISTS', key) == 0 then
+  redis.call('HSET', key, 'i', ARGV[2])
+end
+apply(key, ARGV, 4)
+redis.call('PEXPIRE', key, ARGV[1])
+if ARGV[3] ~= '' and redis.call('HGET', key, 'i') == ARGV[3] then
+  redis.call('HSET', key, 'c', '1')
+  redis.call('HDEL', key, 'l')
+  local h = redis.call('HMGET', key, 'n', 'm', 'w', 'ss', 't')
+  return {1, h[1], h[2], h[3], h[4], h[5]}
+end
+return {0}
+"""
+)
+
+# KEYS[1] hash; ARGV: ttl_ms, nonce, lock_ms.
+# Returns {1, n, m, w, ss, t} on a hit, {0, incarnation} when this caller now
+# holds the rebuild lock, {2} when another caller is rebuilding.
+READ_SCRIPT = """
+local key = KEYS[1]
+local h = redis.call('HMGET', key, 'c', 'n', 'm', 'w', 'ss', 't', 'i', 'l')
+if h[1] == '1' then
+  redis.call('PEXPIRE', key, ARGV[1])
+  return {1, h[2], h[3], h[4], h[5], h[6]}
+end
+local now = redis.call('TIME')
+local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+if h[8] and tonumber(h[8]) > now_ms then
+  return {2}
+end
+local incarnation = h[7]
+if not incarnation then
+  incarnation = ARGV[2]
+  redis.call('HSET', key, 'i', incarnation)
+end
+redis.call('HSET', key, 'l', string.format('%d', now_ms + tonumber(ARGV[3])))
+redis.call('PEXPIRE', key, ARGV[1])
+return {0, incarnation}
+"""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Hit:
+    totals: CourseTotals
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Claimed:
+    incarnation: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Busy:
+    pass
+
+
+ReadResult = Hit | Claimed | Busy
+
+
+def aggregate_key(user_id: str, course_id: str) -> str:
+    return f"stats:agg:{user_id}:{course_id}"
+
+
+def _nonce() -> str:
+    return os.urandom(8).hex()
+
+
+def _totals(reply: Sequence[Any]) -> CourseTotals:
+    return CourseTotals(*(int(value or 0) for value in reply[1:6]))
+
+
+def _session_args(sessions: Sequence[StoredSession]) -> list[str | int]:
+    args: list[str | int] = []
+    for stored in sessions:
+        stats = stored.stats
+        args += (stats.session_id, stored.version, stats.modules, stats.score_cents, stats.time_ms)
+    return args
+
+
+class AggregateCache:
+    """The Redis side of the aggregates; every failure surfaces as :class:`CacheUnavailable`."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        ttl_seconds: int,
+        lock_seconds: float,
+        breaker: CircuitBreaker,
+    ) -> None:
+        self._redis = redis
+        self._ttl_ms = ttl_seconds * 1000
+        self._lock_ms = int(lock_seconds * 1000)
+        self.breaker = breaker
+        self._apply = redis.register_script(APPLY_SCRIPT)
+        self._read = redis.register_script(READ_SCRIPT)
+        # Aggregates whose update this process could not deliver: they must not
+        # be served again until deleted (then rebuilt from DynamoDB).
+        self._stale: set[str] = set()
+
+    @property
+    def stale_count(self) -> int:
+        return len(self._stale)
+
+    async def _call(self, operation: Awaitable[T]) -> T:
+        if not self.breaker.allows():
+            if inspect.iscoroutine(operation):
+                operation.close()
+            raise CacheUnavailable("circuit open")
+        try:
+            result = await operation
+        except (RedisError, OSError, TimeoutError) as exc:
+            self.breaker.record_failure()
+            raise CacheUnavailable(type(exc).__name__) from exc
+        self.breaker.record_success()
+        return result
+
+    async def read(self, key: str) -> ReadResult:
+        if key in self._stale:
+            await self._call(self._redis.delete(key))
+            self._stale.discard(key)
+        reply = await self._call(self._read(keys=[key], args=[self._ttl_ms, _nonce(), self._lock_ms]))
+        status = int(reply[0])
+        if status == 1:
+            return Hit(_totals(reply))
+        if status == 0:
+            return Claimed(reply[1].decode() if isinstance(reply[1], bytes) else str(reply[1]))
+        return Busy()
+
+    async def apply_write(self, key: str, stored: StoredSession) -> None:
+        """Apply one session's stored state; on failure remember the aggregate as stale."""
+        try:
+            args = [self._ttl_ms, _nonce(), "", *_session_args([stored])]
+            await self._call(self._apply(keys=[key], args=args))
+        except CacheUnavailable:
+            self._stale.add(key)
+            raise
+
+    async def complete(self, key: str, incarnation: str, sessions: Sequence[StoredSession]) -> CourseTotals | None:
+        """Apply a rebuild's sessions; the totals if the aggregate is now complete."""
+        chunks = [sessions[i : i + REBUILD_CHUNK] for i in range(0, len(sessions), REBUILD_CHUNK)] or [[]]
+        reply: Sequence[Any] = [0]
+        for index, chunk in enumerate(chunks):
+            expected = incarnation if index == len(chunks) - 1 else ""
+            args = [self._ttl_ms, _nonce(), expected, *_session_args(chunk)]
+            reply = await self._call(self._apply(keys=[key], args=args))
+        return _totals(reply) if int(reply[0]) == 1 else None
+
+    async def release(self, key: str) -> None:
+        """Give up a rebuild lock so other readers need not wait for it to expire."""
+        await self._call(self._redis.hdel(key, "l"))
+
+    async def repair(self) -> int:
+        """Delete the aggregates this process left stale; how many were repaired."""
+        repaired = 0
+        for key in list(self._stale):
+            await self._call(self._redis.delete(key))
+            self._stale.discard(key)
+            repaired += 1
+        return repaired
+
+    async def ping(self) -> None:
+        await self._call(self._redis.ping())

@@ -1,0 +1,15 @@
+"""Gunicorn entry point: ``gunicorn --config python:service.gunicorn_conf service.main:app_factory``."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from service.app import create_app
+from service.logs import configure_logging
+from service.settings import load_settings
+
+
+async def app_factory() -> web.Application:
+    settings = load_settings()
+    configure_logging(settings.log_level)
+    return create_app(settings)

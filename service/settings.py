@@ -1,0 +1,203 @@
+"""Configuration: a profile file per environment in ``config/``, overridden by
+``STATS_*`` environment variables, validated once at start-up.
+
+A bad value raises :class:`ConfigError` whose message is one line naming the
+variable, so an operator sees exactly what to fix.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Literal, cast
+
+ENVIRONMENTS = ("local", "test", "production")
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+Environment = Literal["local", "test", "production"]
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing or invalid."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Settings:
+    env: Environment = "local"
+    host: str = "127.0.0.1"
+    port: int = 8080
+    redis_url: str | None = None
+    dynamodb_endpoint: str | None = None
+    dynamodb_table: str = "learning-stats"
+    aws_region: str = "us-east-1"
+    cache_ttl_seconds: int = 3600
+    # A rebuild holds its lock this long at most; other readers wait for it.
+    rebuild_lock_seconds: float = 10.0
+    redis_timeout_seconds: float = 0.25
+    dynamodb_timeout_seconds: float = 2.0
+    dynamodb_max_attempts: int = 3
+    request_deadline_seconds: float = 5.0
+    retry_after_seconds: int = 1
+    shutdown_grace_seconds: float = 25.0
+    log_level: str = "INFO"
+    access_log: bool = True
+    git_revision: str = "unknown"
+
+    @property
+    def is_local(self) -> bool:
+        return self.env == "local"
+
+
+def _env_name(field: str) -> str:
+    return "AWS_REGION" if field == "aws_region" else f"STATS_{field.upper()}"
+
+
+def _parse_int(raw: str, low: int, high: int) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"must be an integer, got {raw!r}") from None
+    if not low <= value <= high:
+        raise ValueError(f"must be between {low} and {high}, got {value}")
+    return value
+
+
+def _parse_seconds(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"must be a number of seconds, got {raw!r}") from None
+    if not 0 < value <= 3600:
+        raise ValueError(f"must be more than 0 and at most 3600 seconds, got {raw}")
+    return value
+
+
+def _parse_bool(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"must be true or false, got {raw!r}")
+
+
+def _parse_choice(choices: tuple[str, ...]) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.strip()
+        if value.upper() in choices:
+            return value.upper()
+        if value in choices:
+            return value
+        raise ValueError(f"must be one of {', '.join(choices)}, got {raw!r}")
+
+    return parse
+
+
+def _parse_redis_url(raw: str) -> str:
+    if not raw.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError(f"must start with redis://, rediss:// or unix://, got {mask_url(raw)!r}")
+    return raw
+
+
+def _parse_http_url(raw: str) -> str:
+    if not raw.startswith(("http://", "https://")):
+        raise ValueError(f"must be an http:// or https:// URL, got {raw!r}")
+    return raw.rstrip("/")
+
+
+def _parse_text(raw: str) -> str:
+    if not raw.strip():
+        raise ValueError("must not be empty")
+    return raw.strip()
+
+
+def _parse_table(raw: str) -> str:
+    # DynamoDB's own naming rule, checked here so a typo fails at start-up.
+    name = raw.strip()
+    if not 3 <= len(name) <= 255 or not all(ch.isalnum() or ch in "_-." for ch in name):
+        raise ValueError(f"must be 3-255 characters of letters, digits, '_', '-' or '.', got {raw!r}")
+    return name
+
+
+_PARSERS: dict[str, Callable[[str], Any]] = {
+    "env": _parse_choice(ENVIRONMENTS),
+    "host": _parse_text,
+    "port": lambda raw: _parse_int(raw, 0, 65535),
+    "redis_url": _parse_redis_url,
+    "dynamodb_endpoint": _parse_http_url,
+    "dynamodb_table": _parse_table,
+    "aws_region": _parse_text,
+    "cache_ttl_seconds": lambda raw: _parse_int(raw, 1, 30 * 86400),
+    "rebuild_lock_seconds": _parse_seconds,
+    "redis_timeout_seconds": _parse_seconds,
+    "dynamodb_timeout_seconds": _parse_seconds,
+    "dynamodb_max_attempts": lambda raw: _parse_int(raw, 1, 10),
+    "request_deadline_seconds": _parse_seconds,
+    "retry_after_seconds": lambda raw: _parse_int(raw, 1, 3600),
+    "shutdown_grace_seconds": _parse_seconds,
+    "log_level": _parse_choice(LOG_LEVELS),
+    "access_log": _parse_bool,
+    "git_revision": _parse_text,
+}
+
+
+def mask_url(url: str) -> str:
+    """The URL with any password replaced, for logs and error messages."""
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, host = rest.rpartition("@")
+    if not at or ":" not in userinfo:
+        return url
+    user = userinfo.split(":", 1)[0]
+    return f"{scheme}{sep}{user}:***@{host}"
+
+
+def _load_profile(env: str, config_dir: Path) -> dict[str, Any]:
+    path = config_dir / f"{env}.toml"
+    with path.open("rb") as handle:
+        profile = tomllib.load(handle)
+    unknown = set(profile) - set(_PARSERS)
+    if unknown:
+        raise ConfigError(f"{path}: unknown setting(s) {', '.join(sorted(unknown))}")
+    return profile
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, config_dir: Path = CONFIG_DIR, **overrides: Any
+) -> Settings:
+    """Settings for ``STATS_ENV``'s profile, then environment variables, then ``overrides``."""
+    environ = os.environ if environ is None else environ
+    env = cast(str, _convert("env", environ.get("STATS_ENV", "local")))
+    values: dict[str, Any] = {"env": env}
+    for name, value in _load_profile(env, config_dir).items():
+        values[name] = _convert(name, str(value), source=f"config/{env}.toml: {name}")
+    for name in _PARSERS:
+        raw = environ.get(_env_name(name))
+        if name == "aws_region" and raw is None:
+            raw = environ.get("AWS_DEFAULT_REGION")
+        if raw is not None and raw != "":
+            values[name] = _convert(name, raw)
+    values.update(overrides)
+    if env == "production":
+        _require_production_endpoints(values)
+    return Settings(**values)
+
+
+def _convert(name: str, raw: str, source: str | None = None) -> Any:
+    try:
+        return _PARSERS[name](raw)
+    except ValueError as exc:
+        raise ConfigError(f"{source or _env_name(name)}: {exc}") from None
+
+
+def _require_production_endpoints(values: Mapping[str, Any]) -> None:
+    # Production never falls back to locally started servers or a default table.
+    if values.get("redis_url") is None:
+        raise ConfigError("STATS_REDIS_URL: required in production (local mode is refused)")
+    if values.get("dynamodb_table") is None:
+        raise ConfigError("STATS_DYNAMODB_TABLE: required in production")
+    if values.get("aws_region") is None:
+        raise ConfigError("AWS_REGION: required in production")

@@ -1,0 +1,122 @@
+"""Integration fixtures: a real redis-server and moto's DynamoDB server over HTTP.
+
+HTTP tests take the ``api`` fixture and run twice: against the application in
+this process, and against a separate service process started by ``scripts/run``.
+Tests isolate themselves with fresh user ids, so servers are shared per session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import time
+import urllib.request
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestClient
+from pytest_aiohttp import AiohttpClient
+from redis.asyncio import Redis
+
+from service.app import create_app
+from service.clients import dynamodb_client
+from service.local import MotoServer, RedisServer, free_port
+from service.settings import Settings
+from service.store import SessionStore
+from service.table import ensure_table
+from tests.integration.support import TABLE, Api, Backends, settings_for
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    with RedisServer(tmp_path_factory.mktemp("redis")) as server:
+        assert isinstance(server, RedisServer)
+        yield server
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[MotoServer]:
+    with MotoServer() as server:
+        assert isinstance(server, MotoServer)
+        yield server
+
+
+@pytest.fixture(scope="session")
+def settings(redis_server: RedisServer, moto_server: MotoServer) -> Settings:
+    settings = settings_for(redis_server.url, moto_server.url)
+
+    async def create() -> None:
+        async with dynamodb_client(settings) as client:
+            await ensure_table(client, TABLE)
+
+    asyncio.run(create())
+    return settings
+
+
+@pytest.fixture(scope="session")
+def service_process(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The service as its own process, started the way the README says."""
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("service") / "service.log"
+    env = {
+        **os.environ,
+        "STATS_ENV": "local",
+        "STATS_PORT": str(port),
+        "STATS_REDIS_URL": settings.redis_url or "",
+        "STATS_DYNAMODB_ENDPOINT": settings.dynamodb_endpoint or "",
+        "STATS_DYNAMODB_TABLE": TABLE,
+        "STATS_ACCESS_LOG": "false",
+    }
+    with log_path.open("wb") as log:
+        process = subprocess.Popen([str(ROOT / "scripts" / "run")], env=env, stdout=log, stderr=log)
+        base = f"http://127.0.0.1:{port}"
+        wait_for_http(f"{base}/health", process, log_path)
+        yield base
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0, log_path.read_text()
+
+
+def wait_for_http(url: str, process: subprocess.Popen[bytes], log_path: Path, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"service exited with {process.returncode}:\n{log_path.read_text()}")
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except OSError:
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError(f"service did not answer {url} within {timeout}s:\n{log_path.read_text()}")
+
+
+@pytest.fixture(params=["in-process", "scripts/run"])
+async def api(request: pytest.FixtureRequest, aiohttp_client: AiohttpClient, settings: Settings) -> AsyncIterator[Api]:
+    if request.param == "in-process":
+        yield Api(await aiohttp_client(create_app(settings)))
+        return
+    base = request.getfixturevalue("service_process")
+    async with aiohttp.ClientSession(base_url=base) as session:
+        yield Api(session)
+
+
+@pytest.fixture
+async def app_client(aiohttp_client: AiohttpClient, settings: Settings) -> TestClient[Any, Any]:
+    """The application in this process, for tests that look inside it."""
+    return await aiohttp_client(create_app(settings))
+
+
+@pytest.fixture
+async def backends(settings: Settings) -> AsyncIterator[Backends]:
+    assert settings.redis_url is not None
+    redis = Redis.from_url(settings.redis_url)
+    async with dynamodb_client(settings) as client:
+        yield Backends(SessionStore(client, TABLE), client, redis)
+    await redis.aclose()
