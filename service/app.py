@@ -7,9 +7,11 @@ import contextlib
 import logging
 import warnings
 from collections.abc import AsyncIterator
+from typing import Any
 
 from aiohttp import web
 from aiohttp_apigami import setup_aiohttp_apispec
+from aiohttp_apigami.constants import SWAGGER_DICT
 from redis.asyncio import Redis
 
 from service import __version__, handlers, keys, ops
@@ -89,11 +91,13 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _stats_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[keys.SETTINGS]
     app[keys.STATS] = StatsService(
         app[keys.STORE],
         app[keys.CACHE],
         app[keys.METRICS],
-        busy_wait_seconds=app[keys.SETTINGS].rebuild_lock_seconds,
+        # Waiting on another task's rebuild must leave time to rebuild here within the deadline.
+        busy_wait_seconds=min(settings.rebuild_lock_seconds, settings.request_deadline_seconds / 2),
     )
     yield
 
@@ -117,4 +121,12 @@ def create_app(settings: Settings) -> web.Application:
             openapi_version="3.0.3",
             in_place=True,
         )
+        _drop_swagger2_fields(app[SWAGGER_DICT])
     return app
+
+
+def _drop_swagger2_fields(spec: dict[str, Any]) -> None:
+    # aiohttp-apigami's @docs always adds Swagger 2's "produces", which OpenAPI 3 forbids.
+    for operations in spec["paths"].values():
+        for operation in operations.values():
+            operation.pop("produces", None)

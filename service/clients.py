@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +19,12 @@ if TYPE_CHECKING:
     from types_aiobotocore_dynamodb import DynamoDBClient
 
 
+@functools.cache
+def _aws_session() -> aioboto3.Session:
+    # One per process: a session caches botocore's service models, which are slow to load.
+    return aioboto3.Session()
+
+
 @contextlib.asynccontextmanager
 async def dynamodb_client(settings: Settings) -> AsyncIterator[DynamoDBClient]:
     config = AioConfig(
@@ -30,8 +37,7 @@ async def dynamodb_client(settings: Settings) -> AsyncIterator[DynamoDBClient]:
     if settings.dynamodb_endpoint and settings.env != "production":
         # A local endpoint accepts any credentials; none need exist on the machine.
         credentials = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
-    session = aioboto3.Session()
-    async with session.client(
+    async with _aws_session().client(
         "dynamodb",
         region_name=settings.aws_region,
         endpoint_url=settings.dynamodb_endpoint,

@@ -77,7 +77,7 @@ async def _json_object(request: web.Request) -> dict[str, Any]:
 
 @docs(tags=["stats"], summary="Persists a session study event", responses=_BODY_ERRORS)
 @headers_schema(USER_HEADER)
-@request_schema(SESSION_BODY)
+@request_schema(SESSION_BODY, required=True)
 @response_schema(SessionStatsResponse, 201, description="Session created.")
 @response_schema(SessionStatsResponse, 200, description="Session replaced, or posted again unchanged.")
 async def post_session(request: web.Request) -> web.Response:

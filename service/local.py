@@ -150,7 +150,7 @@ class RedisServer(ChildServer):
 
 
 class MotoServer(ChildServer):
-    """moto's DynamoDB-compatible HTTP server on a fixed loopback port."""
+    """moto's DynamoDB-compatible HTTP server (``service.local_dynamodb``) on a fixed loopback port."""
 
     name = "moto server"
 
@@ -163,13 +163,18 @@ class MotoServer(ChildServer):
         return f"http://127.0.0.1:{self.port}"
 
     def command(self) -> list[str]:
-        return [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)]
+        return [sys.executable, "-m", "service.local_dynamodb", "--port", str(self.port)]
 
     def is_ready(self) -> bool:
+        request = urllib.request.Request(  # noqa: S310 - a fixed loopback http URL
+            self.url, data=b"{}", headers={"X-Amz-Target": "DynamoDB_20120810.ListTables"}
+        )
         try:
-            with urllib.request.urlopen(f"{self.url}/moto-api/", timeout=0.5):  # noqa: S310 - fixed http URL
+            with urllib.request.urlopen(request, timeout=0.5):  # noqa: S310
                 return True
-        except (urllib.error.URLError, OSError):
+        except urllib.error.HTTPError:
+            return True  # Any HTTP answer means the server is serving.
+        except OSError:
             return False
 
 

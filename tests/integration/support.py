@@ -7,8 +7,8 @@ from typing import Any
 
 import aiohttp
 import orjson
-from multidict import CIMultiDict
 from aiohttp.test_utils import TestClient
+from multidict import CIMultiDict
 from redis.asyncio import Redis
 
 from service.cache import aggregate_key

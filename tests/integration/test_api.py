@@ -161,7 +161,9 @@ async def test_non_json_content_type_is_415(api: Api, backends: Backends) -> Non
     user, course = new_id(), new_id()
     payload = '{"totalModulesStudied": 1, "averageScore": 1, "timeStudied": 1}'
     for content_type in ("text/plain", "application/x-www-form-urlencoded", "application/xml"):
-        reply = await api.call("POST", f"/courses/{course}", user=user, data=payload, headers={"Content-Type": content_type})
+        reply = await api.call(
+            "POST", f"/courses/{course}", user=user, data=payload, headers={"Content-Type": content_type}
+        )
         assert_error(reply, 415, "unsupported_media_type")
     await backends.assert_nothing_stored(user)
 

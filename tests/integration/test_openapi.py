@@ -1,0 +1,66 @@
+"""The OpenAPI document is generated from the schemas that validate requests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from openapi_spec_validator import validate
+
+from service.schemas import SESSION_BODY
+from tests.integration.support import Api
+
+
+async def fetch_spec(api: Api) -> dict[str, Any]:
+    reply = await api.call("GET", "/api/docs/swagger.json")
+    assert reply.status == 200
+    spec: dict[str, Any] = reply.json
+    return spec
+
+
+def resolve(spec: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    ref = schema.get("$ref")
+    if ref is None:
+        return schema
+    resolved: dict[str, Any] = spec["components"]["schemas"][ref.rsplit("/", 1)[1]]
+    return resolved
+
+
+async def test_document_is_valid_openapi_3(api: Api) -> None:
+    spec = await fetch_spec(api)
+    assert spec["openapi"].startswith("3.")
+    validate(spec)
+    assert set(spec["paths"]) >= {
+        "/courses/{courseId}",
+        "/courses/{courseId}/sessions/{sessionId}",
+    }
+
+
+async def test_request_body_is_the_validating_schema(api: Api) -> None:
+    spec = await fetch_spec(api)
+    post = spec["paths"]["/courses/{courseId}"]["post"]
+    body = resolve(spec, post["requestBody"]["content"]["application/json"]["schema"])
+    assert set(body["properties"]) == set(SESSION_BODY.fields)
+    assert set(body["required"]) == {name for name, field in SESSION_BODY.fields.items() if field.required}
+    assert body["properties"]["totalModulesStudied"]["maximum"] == 10_000
+    assert body["properties"]["averageScore"]["maximum"] == 100
+    assert body["properties"]["timeStudied"]["maximum"] == 86_400_000
+    assert body["additionalProperties"] is False
+    assert set(post["responses"]) >= {"200", "201", "400", "413", "415", "503"}
+
+
+async def test_every_stats_route_documents_the_user_header(api: Api) -> None:
+    spec = await fetch_spec(api)
+    operations = [
+        spec["paths"]["/courses/{courseId}"]["post"],
+        spec["paths"]["/courses/{courseId}"]["get"],
+        spec["paths"]["/courses/{courseId}/sessions/{sessionId}"]["get"],
+    ]
+    for operation in operations:
+        headers = [param for param in operation["parameters"] if param["in"] == "header"]
+        assert [(param["name"], param["required"]) for param in headers] == [("X-User-Id", True)]
+
+
+async def test_swagger_ui_is_served(api: Api) -> None:
+    reply = await api.call("GET", "/api/docs")
+    assert reply.status == 200
+    assert b"swagger" in reply.body.lower()
