@@ -215,10 +215,18 @@ class AggregateCache:
         self.breaker.record_success()
         return result
 
+    async def _delete_stale(self, key: str) -> None:
+        # Unmark before deleting: a failure recorded while the delete is in flight must survive it.
+        self._stale.discard(key)
+        try:
+            await self._call(self._redis.delete(key))
+        except CacheUnavailable:
+            self._stale.add(key)
+            raise
+
     async def read(self, key: str) -> ReadResult:
         if key in self._stale:
-            await self._call(self._redis.delete(key))
-            self._stale.discard(key)
+            await self._delete_stale(key)
         reply = await self._call(self._read(keys=[key], args=[self._ttl_ms, _nonce(), self._lock_ms]))
         status = int(reply[0])
         if status == 1:
@@ -254,8 +262,7 @@ class AggregateCache:
         """Delete the aggregates this process left stale; how many were repaired."""
         repaired = 0
         for key in list(self._stale):
-            await self._call(self._redis.delete(key))
-            self._stale.discard(key)
+            await self._delete_stale(key)
             repaired += 1
         return repaired
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
-UUID_PATTERN = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+UUID_PATTERN = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 MAX_MODULES = 10_000
 MAX_SCORE = 100
@@ -21,7 +21,7 @@ MAX_TIME_MS = 86_400_000
 
 def canonical_uuid(value: object) -> str | None:
     """The lowercase canonical form of a hyphenated UUID, or None if it is not one."""
-    if isinstance(value, str) and UUID_PATTERN.match(value):
+    if isinstance(value, str) and UUID_PATTERN.fullmatch(value):
         return value.lower()
     return None
 
@@ -62,7 +62,10 @@ class StrictNumber(fields.Float):
     default_error_messages = {"invalid": "Must be a number."}
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> float:
-        return float(_json_number(self, value))
+        try:
+            return float(_json_number(self, value))
+        except OverflowError:  # an integer too large for a float is out of any range
+            raise self.make_error("invalid") from None
 
 
 def _range(low: int, high: int, unit: str = "") -> validate.Range:

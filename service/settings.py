@@ -72,7 +72,7 @@ def _parse_seconds(raw: str) -> float:
     except ValueError:
         raise ValueError(f"must be a number of seconds, got {raw!r}") from None
     if not 0 < value <= 3600:
-        raise ValueError(f"must be more than 0 and at most 3600 seconds, got {raw}")
+        raise ValueError(f"must be more than 0 and at most 3600 seconds, got {raw!r}")
     return value
 
 
@@ -173,10 +173,10 @@ def load_settings(
     env = cast(str, _convert("env", environ.get("STATS_ENV", "local")))
     values: dict[str, Any] = {"env": env}
     for name, value in _load_profile(env, config_dir).items():
-        values[name] = _convert(name, str(value), source=f"config/{env}.toml: {name}")
+        values[name] = _convert(name, str(value), source=f"{config_dir / env}.toml: {name}")
     for name in _PARSERS:
         raw = environ.get(_env_name(name))
-        if name == "aws_region" and raw is None:
+        if name == "aws_region" and not raw:
             raw = environ.get("AWS_DEFAULT_REGION")
         if raw is not None and raw != "":
             values[name] = _convert(name, raw)

@@ -60,7 +60,12 @@ class StatsService:
             if isinstance(result, Hit):
                 self._metrics.cache_hits.inc()
                 return _found(result.totals)
-            flight = self._flights.get(key) or self._start_flight(key, user_id, course_id, result)
+            flight = self._flights.get(key)
+            if flight is None:
+                flight = self._start_flight(key, user_id, course_id, result)
+            elif isinstance(result, Claimed):
+                # Another reader here got Busy first and is already rebuilding: free the lock for it.
+                await self._release(key)
         return _found(await asyncio.shield(flight))
 
     async def _read_cache(self, key: str) -> ReadResult | None:

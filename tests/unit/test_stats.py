@@ -1,0 +1,180 @@
+"""The use cases over an in-memory store and a fakeredis aggregate cache."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import fakeredis
+import pytest
+
+from service.breaker import CircuitBreaker
+from service.cache import AggregateCache, Claimed, Hit, ReadResult, aggregate_key
+from service.errors import NotFound
+from service.metrics import Metrics
+from service.model import CourseTotals, SessionStats, StoredSession, WriteOutcome
+from service.stats import StatsService
+from service.store import SessionStore
+
+USER, OTHER_USER = "user-1", "user-2"
+COURSE, OTHER_COURSE = "course-1", "course-2"
+KEY = aggregate_key(USER, COURSE)
+
+
+class FakeStore(SessionStore):
+    """SessionStore's contract in memory: versions grow by one per change, pages of two."""
+
+    def __init__(self) -> None:  # no DynamoDB client to hold
+        self.items: dict[tuple[str, str, str], StoredSession] = {}
+        self.course_queries = 0
+
+    async def upsert(self, user_id: str, course_id: str, stats: SessionStats) -> tuple[WriteOutcome, StoredSession]:
+        key = (user_id, course_id, stats.session_id)
+        previous = self.items.get(key)
+        if previous is not None and previous.stats == stats:
+            return WriteOutcome.UNCHANGED, previous
+        self.items[key] = StoredSession(stats, previous.version + 1 if previous else 1)
+        return (WriteOutcome.REPLACED if previous else WriteOutcome.CREATED), self.items[key]
+
+    async def get(self, user_id: str, course_id: str, session_id: str) -> StoredSession | None:
+        return self.items.get((user_id, course_id, session_id))
+
+    async def course_pages(self, user_id: str, course_id: str) -> AsyncIterator[list[StoredSession]]:
+        self.course_queries += 1
+        sessions = self.course(user_id, course_id)
+        for start in range(0, max(len(sessions), 1), 2):
+            await asyncio.sleep(0)  # a network round trip: other readers get to run
+            yield sessions[start : start + 2]
+
+    async def ping(self) -> None:
+        return None
+
+    def course(self, user_id: str, course_id: str) -> list[StoredSession]:
+        return [
+            item for (user, course, _), item in sorted(self.items.items()) if (user, course) == (user_id, course_id)
+        ]
+
+    def totals(self, user_id: str = USER, course_id: str = COURSE) -> CourseTotals:
+        return CourseTotals.of(item.stats for item in self.course(user_id, course_id))
+
+
+class Harness:
+    def __init__(self, cache_type: type[AggregateCache] = AggregateCache, busy_wait_seconds: float = 1.0) -> None:
+        self.server = fakeredis.FakeServer()
+        self.redis = fakeredis.FakeAsyncRedis(server=self.server)
+        self.store = FakeStore()
+        self.metrics = Metrics()
+        self.cache = cache_type(
+            self.redis, ttl_seconds=60, lock_seconds=5.0, breaker=CircuitBreaker(failure_threshold=1_000)
+        )
+        self.service = StatsService(self.store, self.cache, self.metrics, busy_wait_seconds=busy_wait_seconds)
+
+    async def record(self, session_id: str, modules: int, score_cents: int, time_ms: int) -> WriteOutcome:
+        outcome, stats = await self.service.record(
+            USER, COURSE, SessionStats(session_id, modules, score_cents, time_ms)
+        )
+        assert stats == SessionStats(session_id, modules, score_cents, time_ms)
+        return outcome
+
+    def counter(self, name: str) -> float:
+        return self.metrics.registry.get_sample_value(f"stats_cache_{name}_total") or 0.0
+
+
+@pytest.fixture
+async def harness() -> AsyncIterator[Harness]:
+    created = Harness()
+    yield created
+    await created.redis.aclose()
+
+
+async def test_record_then_course_matches_the_store(harness: Harness) -> None:
+    assert await harness.record("s1", 3, 5000, 100) is WriteOutcome.CREATED
+    assert await harness.record("s2", 1, 10000, 50) is WriteOutcome.CREATED
+    assert await harness.service.course(USER, COURSE) == harness.store.totals()
+    # Replacing a session counts its new values only; re-posting changes nothing.
+    assert await harness.record("s1", 4, 2500, 200) is WriteOutcome.REPLACED
+    assert await harness.record("s1", 4, 2500, 200) is WriteOutcome.UNCHANGED
+    totals = await harness.service.course(USER, COURSE)
+    assert totals == harness.store.totals()
+    assert (totals.sessions, totals.modules, totals.time_ms) == (2, 5, 250)
+
+
+async def test_a_warm_aggregate_is_served_by_redis(harness: Harness) -> None:
+    await harness.record("s1", 3, 5000, 100)
+    await harness.service.course(USER, COURSE)
+    await harness.record("s2", 2, 7000, 10)
+    assert await harness.service.course(USER, COURSE) == harness.store.totals()
+    assert harness.store.course_queries == 1
+    assert harness.counter("hits") == 1
+
+
+async def test_concurrent_misses_cause_one_rebuild(harness: Harness) -> None:
+    for index in range(5):
+        await harness.record(f"s{index}", index, 1000 * index, 10)
+    await harness.redis.flushall()
+    results = await asyncio.gather(*(harness.service.course(USER, COURSE) for _ in range(100)))
+    assert results == [harness.store.totals()] * 100
+    assert harness.store.course_queries == 1
+    assert harness.counter("rebuilds") == 1
+    # One flight in this process: the other readers wait on it instead of polling Redis.
+    assert harness.counter("misses") == 1
+    # The rebuild was stored back: the next read is a hit.
+    assert isinstance(await harness.cache.read(KEY), Hit)
+
+
+async def test_redis_down_means_slower_not_wrong(harness: Harness) -> None:
+    await harness.record("s1", 3, 5000, 100)
+    await harness.service.course(USER, COURSE)
+    harness.server.connected = False
+    assert await harness.record("s1", 6, 8000, 300) is WriteOutcome.REPLACED
+    assert await harness.record("s2", 1, 100, 1) is WriteOutcome.CREATED
+    assert await harness.service.course(USER, COURSE) == harness.store.totals()
+    assert harness.counter("fallback_reads") == 1
+    harness.server.connected = True
+    # The cached aggregate predates both writes: it must not come back.
+    assert await harness.service.course(USER, COURSE) == harness.store.totals()
+    assert await harness.service.course(USER, COURSE) == harness.store.totals()
+    assert harness.counter("hits") == 1
+
+
+async def test_course_without_sessions_is_not_found(harness: Harness) -> None:
+    await harness.record("s1", 3, 5000, 100)
+    for user, course in ((USER, OTHER_COURSE), (OTHER_USER, COURSE)):
+        with pytest.raises(NotFound):
+            await harness.service.course(user, course)
+    # A cached empty aggregate stays not found, and a first write then makes it visible.
+    with pytest.raises(NotFound):
+        await harness.service.course(USER, OTHER_COURSE)
+    await harness.service.record(USER, OTHER_COURSE, SessionStats("s9", 1, 100, 1))
+    assert (await harness.service.course(USER, OTHER_COURSE)).sessions == 1
+
+
+async def test_session_is_only_visible_to_its_user_and_course(harness: Harness) -> None:
+    await harness.record("s1", 3, 5000, 100)
+    assert await harness.service.session(USER, COURSE, "s1") == SessionStats("s1", 3, 5000, 100)
+    for user, course, session_id in ((USER, COURSE, "s2"), (USER, OTHER_COURSE, "s1"), (OTHER_USER, COURSE, "s1")):
+        with pytest.raises(NotFound):
+            await harness.service.session(user, course, session_id)
+
+
+class LateClaimCache(AggregateCache):
+    """The claiming reader's reply arrives after a competitor's Busy reply, as across pooled connections."""
+
+    async def read(self, key: str) -> ReadResult:
+        result = await super().read(key)
+        if isinstance(result, Claimed):
+            await asyncio.sleep(0.01)
+        return result
+
+
+async def test_a_claim_that_arrives_late_is_not_leaked() -> None:
+    harness = Harness(LateClaimCache, busy_wait_seconds=0.05)
+    try:
+        await harness.record("s1", 3, 5000, 100)
+        await harness.redis.flushall()
+        results = await asyncio.gather(*(harness.service.course(USER, COURSE) for _ in range(2)))
+        assert results == [harness.store.totals()] * 2
+        # Expected: the rebuild used the claim, so the aggregate is cached for the next reader.
+        assert isinstance(await harness.cache.read(KEY), Hit)
+    finally:
+        await harness.redis.aclose()
