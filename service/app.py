@@ -37,6 +37,14 @@ async def _dynamodb_ctx(app: web.Application) -> AsyncIterator[None]:
     async with dynamodb_client(settings) as client:
         if settings.is_local:
             await ensure_table(client, settings.dynamodb_table)
+        metrics = app[keys.METRICS]
+
+        def count_retries(parsed: dict[str, Any], **_: Any) -> None:
+            retries = parsed.get("ResponseMetadata", {}).get("RetryAttempts", 0)
+            if retries:
+                metrics.dependency_retries.labels("dynamodb").inc(retries)
+
+        client.meta.events.register("after-call.dynamodb", count_retries)
         store = SessionStore(client, settings.dynamodb_table)
         # Fail fast: a wrong table name or endpoint stops the start-up, not the first request.
         await store.ping()
