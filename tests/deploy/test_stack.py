@@ -1,0 +1,251 @@
+"""deploy/stack.yaml: cfn-lint, then the security and reliability policies the template must keep."""
+
+import subprocess
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+Resource = dict[str, Any]
+OfType = Callable[[str], dict[str, Resource]]
+Only = Callable[[str], Resource]
+
+TABLE_ACTIONS = {"dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query", "dynamodb:DescribeTable"}
+INTERNET = {"0.0.0.0/0", "::/0"}
+
+
+def test_cfn_lint_reports_nothing(run_tool: Callable[..., subprocess.CompletedProcess[str]]) -> None:
+    # Informational findings included: a clean template has none at any level.
+    result = run_tool("cfn-lint", "--include-checks", "I", "--", "deploy/stack.yaml")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout == ""
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _statements(document: Any) -> Iterator[dict[str, Any]]:
+    """Every IAM statement anywhere under a resource's properties."""
+    if isinstance(document, dict):
+        if "Statement" in document:
+            yield from _as_list(document["Statement"])
+        for value in document.values():
+            yield from _statements(value)
+    elif isinstance(document, list):
+        for value in document:
+            yield from _statements(value)
+
+
+def test_no_iam_statement_uses_wildcards(resources: dict[str, Resource]) -> None:
+    statements = [
+        statement
+        for body in resources.values()
+        if body["Type"].startswith("AWS::IAM::")
+        for statement in _statements(body["Properties"])
+    ]
+    assert statements
+    for statement in statements:
+        assert "NotAction" not in statement
+        assert "NotResource" not in statement
+        assert all("*" not in action for action in _as_list(statement["Action"]))
+        assert all(resource != "*" for resource in _as_list(statement.get("Resource", [])))
+
+
+def test_managed_policies_are_only_the_ecs_execution_policy(resources_of_type: OfType) -> None:
+    attached = [
+        arn
+        for role in resources_of_type("AWS::IAM::Role").values()
+        for arn in role["Properties"].get("ManagedPolicyArns", [])
+    ]
+    assert attached == [
+        {"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"}
+    ]
+
+
+def test_task_role_allows_exactly_the_table_operations_on_the_table(
+    resources: dict[str, Resource], only_resource: Only
+) -> None:
+    role_name, _ = only_resource("AWS::ECS::TaskDefinition")["TaskRoleArn"]["Fn::GetAtt"]
+    role = resources[role_name]["Properties"]
+    assert "ManagedPolicyArns" not in role
+    statements = [statement for policy in role["Policies"] for statement in _statements(policy)]
+    actions = {action for statement in statements for action in _as_list(statement["Action"])}
+    assert actions == TABLE_ACTIONS
+    for statement in statements:
+        assert statement["Effect"] == "Allow"
+        (resource,) = _as_list(statement["Resource"])
+        table_name, attribute = resource["Fn::GetAtt"]
+        assert (resources[table_name]["Type"], attribute) == ("AWS::DynamoDB::Table", "Arn")
+
+
+def _group_id(reference: Resource) -> str:
+    if "Ref" in reference:
+        name: str = reference["Ref"]
+        return name
+    group, attribute = reference["Fn::GetAtt"]
+    assert attribute == "GroupId"
+    return str(group)
+
+
+def _ingress_rules(resources: dict[str, Resource]) -> Iterator[tuple[str, Resource]]:
+    """(security group logical id, rule) for inline and standalone ingress rules."""
+    for name, body in resources.items():
+        if body["Type"] == "AWS::EC2::SecurityGroup":
+            for rule in body["Properties"].get("SecurityGroupIngress", []):
+                yield name, rule
+        elif body["Type"] == "AWS::EC2::SecurityGroupIngress":
+            yield _group_id(body["Properties"]["GroupId"]), body["Properties"]
+
+
+def _source(rule: Resource) -> str:
+    if "SourceSecurityGroupId" in rule:
+        return _group_id(rule["SourceSecurityGroupId"])
+    return str(rule.get("CidrIp") or rule.get("CidrIpv6") or rule.get("SourcePrefixListId"))
+
+
+def _load_balancer_group(only_resource: Only) -> str:
+    (group,) = only_resource("AWS::ElasticLoadBalancingV2::LoadBalancer")["SecurityGroups"]
+    return _group_id(group)
+
+
+def test_only_the_load_balancer_is_reachable_from_the_internet(
+    resources: dict[str, Resource], only_resource: Only
+) -> None:
+    load_balancer_group = _load_balancer_group(only_resource)
+    rules = list(_ingress_rules(resources))
+    assert {group for group, rule in rules if _source(rule) in INTERNET} == {load_balancer_group}
+    open_ports = {(rule["FromPort"], rule["ToPort"]) for group, rule in rules if group == load_balancer_group}
+    assert open_ports <= {(80, 80), (443, 443)}
+
+
+def test_private_groups_admit_only_their_single_upstream(resources: dict[str, Resource], only_resource: Only) -> None:
+    load_balancer_group = _load_balancer_group(only_resource)
+    service = only_resource("AWS::ECS::Service")["NetworkConfiguration"]["AwsvpcConfiguration"]
+    (task_group,) = map(_group_id, service["SecurityGroups"])
+    (redis_group,) = map(_group_id, only_resource("AWS::ElastiCache::ReplicationGroup")["SecurityGroupIds"])
+    admitted = {
+        (group, _source(rule), rule["FromPort"], rule["ToPort"])
+        for group, rule in _ingress_rules(resources)
+        if group != load_balancer_group
+    }
+    assert admitted == {(task_group, load_balancer_group, 8080, 8080), (redis_group, task_group, 6379, 6379)}
+
+
+def test_table_is_on_demand_recoverable_and_protected(
+    resources_of_type: OfType,
+) -> None:
+    ((name, table),) = resources_of_type("AWS::DynamoDB::Table").items()
+    properties = table["Properties"]
+    assert properties["BillingMode"] == "PAY_PER_REQUEST"
+    assert properties["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert properties["DeletionProtectionEnabled"] is True
+    assert properties["SSESpecification"]["SSEEnabled"] is True
+    assert (table["DeletionPolicy"], table["UpdateReplacePolicy"]) == ("Retain", "Retain"), name
+    assert properties["KeySchema"] == [
+        {"AttributeName": "userId", "KeyType": "HASH"},
+        {"AttributeName": "sessionKey", "KeyType": "RANGE"},
+    ]
+    assert "GlobalSecondaryIndexes" not in properties
+    assert "LocalSecondaryIndexes" not in properties
+
+
+def test_redis_is_encrypted_private_and_highly_available(only_resource: Only) -> None:
+    redis = only_resource("AWS::ElastiCache::ReplicationGroup")
+    assert redis["TransitEncryptionEnabled"] is True
+    assert redis["TransitEncryptionMode"] == "required"
+    assert redis["AtRestEncryptionEnabled"] is True
+    assert redis["AutomaticFailoverEnabled"] is True
+    assert redis["NumCacheClusters"] == 2
+    assert only_resource("AWS::ElastiCache::SubnetGroup")["SubnetIds"] == {"Ref": "PrivateSubnetIds"}
+
+
+def test_service_uses_tls_to_redis_and_the_stack_table(container_env: dict[str, Any]) -> None:
+    assert container_env["STATS_ENV"] == "production"
+    redis_url = container_env["STATS_REDIS_URL"]["Fn::Sub"]
+    assert redis_url.startswith("rediss://${Redis.PrimaryEndPoint.Address}:")
+    assert redis_url.endswith(":6379/0")
+    assert container_env["STATS_DYNAMODB_TABLE"] == {"Ref": "Table"}
+    assert container_env["AWS_REGION"] == {"Ref": "AWS::Region"}
+    assert "STATS_DYNAMODB_ENDPOINT" not in container_env, "production uses AWS's own endpoint"
+
+
+def test_task_definition_is_fargate_and_read_only(only_resource: Only, container: Resource) -> None:
+    task = only_resource("AWS::ECS::TaskDefinition")
+    assert task["RequiresCompatibilities"] == ["FARGATE"]
+    assert task["NetworkMode"] == "awsvpc"
+    assert container["ReadonlyRootFilesystem"] is True
+    assert container["Image"] == {"Fn::Sub": "${Repository.RepositoryUri}:${ImageTag}"}
+
+
+def test_logs_go_to_a_log_group_with_retention(resources: dict[str, Resource], container: Resource) -> None:
+    logging = container["LogConfiguration"]
+    assert logging["LogDriver"] == "awslogs"
+    group = resources[logging["Options"]["awslogs-group"]["Ref"]]
+    assert group["Type"] == "AWS::Logs::LogGroup"
+    assert group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+
+
+def test_service_is_private_behind_the_load_balancer_with_rollback(only_resource: Only) -> None:
+    service = only_resource("AWS::ECS::Service")
+    assert service["DeploymentConfiguration"]["DeploymentCircuitBreaker"] == {"Enable": True, "Rollback": True}
+    network = service["NetworkConfiguration"]["AwsvpcConfiguration"]
+    assert network["AssignPublicIp"] == "DISABLED"
+    assert network["Subnets"] == {"Ref": "PrivateSubnetIds"}
+    (attachment,) = service["LoadBalancers"]
+    assert attachment["ContainerPort"] == 8080
+    assert attachment["TargetGroupArn"] == {"Ref": "TargetGroup"}
+    assert only_resource("AWS::ElasticLoadBalancingV2::LoadBalancer")["Subnets"] == {"Ref": "PublicSubnetIds"}
+
+
+def test_registry_scans_and_never_retags(only_resource: Only) -> None:
+    repository = only_resource("AWS::ECR::Repository")
+    assert repository["ImageScanningConfiguration"] == {"ScanOnPush": True}
+    assert repository["ImageTagMutability"] == "IMMUTABLE"
+
+
+def test_cluster_has_container_insights(only_resource: Only) -> None:
+    settings = only_resource("AWS::ECS::Cluster")["ClusterSettings"]
+    assert {"Name": "containerInsights", "Value": "enabled"} in settings
+
+
+def test_autoscaling_tracks_cpu_and_request_count(resources_of_type: OfType) -> None:
+    policies = resources_of_type("AWS::ApplicationAutoScaling::ScalingPolicy").values()
+    metrics = {
+        policy["Properties"]["TargetTrackingScalingPolicyConfiguration"]["PredefinedMetricSpecification"][
+            "PredefinedMetricType"
+        ]
+        for policy in policies
+    }
+    assert metrics == {"ECSServiceAverageCPUUtilization", "ALBRequestCountPerTarget"}
+
+
+def test_alarms_watch_errors_and_latency(resources_of_type: OfType) -> None:
+    alarms = [alarm["Properties"] for alarm in resources_of_type("AWS::CloudWatch::Alarm").values()]
+    watched = {(alarm["MetricName"], alarm.get("ExtendedStatistic") or alarm["Statistic"]) for alarm in alarms}
+    assert ("HTTPCode_Target_5XX_Count", "Sum") in watched
+    assert ("TargetResponseTime", "p99") in watched
+
+
+@pytest.mark.parametrize(
+    "parameter",
+    [
+        "VpcId",
+        "PublicSubnetIds",
+        "PrivateSubnetIds",
+        "ImageTag",
+        "TaskCpu",
+        "TaskMemory",
+        "DesiredCount",
+        "MinCount",
+        "MaxCount",
+        "RedisNodeType",
+        "LogRetentionDays",
+    ],
+)
+def test_declares_parameter(template: dict[str, Any], parameter: str) -> None:
+    assert parameter in template["Parameters"]
+
+
+def test_outputs_what_the_deploy_script_reads(template: dict[str, Any]) -> None:
+    assert {"ServiceUrl", "RepositoryUri", "TableName"} <= set(template["Outputs"])
