@@ -66,6 +66,7 @@ class StatsService:
             elif isinstance(result, Claimed):
                 # Another reader here got Busy first and is already rebuilding: free the lock for it.
                 await self._release(key)
+        self._metrics.cache_misses.inc()
         return _found(await asyncio.shield(flight))
 
     async def _read_cache(self, key: str) -> ReadResult | None:
@@ -78,7 +79,6 @@ class StatsService:
     def _start_flight(
         self, key: str, user_id: str, course_id: str, result: ReadResult | None
     ) -> asyncio.Future[CourseTotals]:
-        self._metrics.cache_misses.inc()
         flight = asyncio.ensure_future(self._resolve_miss(key, user_id, course_id, result))
         self._flights[key] = flight
         flight.add_done_callback(lambda done: self._finish_flight(key, done))
