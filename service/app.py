@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import warnings
 from collections.abc import AsyncIterator
 from typing import Any
@@ -28,6 +29,8 @@ from service.table import ensure_table
 
 log = logging.getLogger(__name__)
 
+_ATTEMPT = re.compile(r"\battempt=(\d+)")
+
 # How often the background task probes an open Redis circuit and repairs stale aggregates.
 MAINTENANCE_INTERVAL_SECONDS = 0.5
 
@@ -39,12 +42,15 @@ async def _dynamodb_ctx(app: web.Application) -> AsyncIterator[None]:
             await ensure_table(client, settings.dynamodb_table)
         metrics = app[keys.METRICS]
 
-        def count_retries(parsed: dict[str, Any], **_: Any) -> None:
-            retries = parsed.get("ResponseMetadata", {}).get("RetryAttempts", 0)
-            if retries:
-                metrics.dependency_retries.labels("dynamodb").inc(retries)
+        def count_retries(request: Any, **_: Any) -> None:
+            # botocore numbers every attempt in this header; seen before each send,
+            # so retries of calls that end in an error are counted too.
+            header = request.headers.get("amz-sdk-request", "")
+            attempt = _ATTEMPT.search(header.decode() if isinstance(header, bytes) else header)
+            if attempt and attempt[1] != "1":
+                metrics.dependency_retries.labels("dynamodb").inc()
 
-        client.meta.events.register("after-call.dynamodb", count_retries)
+        client.meta.events.register("before-send.dynamodb", count_retries)
         store = SessionStore(client, settings.dynamodb_table)
         # Fail fast: a wrong table name or endpoint stops the start-up, not the first request.
         await store.ping()
@@ -77,6 +83,7 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
     cache = AggregateCache(
         redis,
         ttl_seconds=settings.cache_ttl_seconds,
+        max_age_seconds=settings.cache_max_age_seconds,
         lock_seconds=settings.rebuild_lock_seconds,
         breaker=CircuitBreaker(reset_seconds=1.0),
     )

@@ -9,6 +9,7 @@ last applied contribution with its DynamoDB version::
     s:<sessionId>   "<version>:<modules>:<score>:<time>"
     i               incarnation: a random nonce written when the hash is created
     c               "1" once the hash is known to hold every session
+    a               when it was completed, ms since the epoch
     l               rebuild lock, expiry in ms since the epoch
 
 **Apply rule** (one Lua script, atomic): a contribution is applied only if its
@@ -36,6 +37,12 @@ retries or concurrent writes can make it double count or miss a write.
 Each creating call carries a fresh nonce, so a hash recreated after a flush
 never reuses an old incarnation. Rebuilds for large courses are applied in
 chunks; only the last chunk asks for completion.
+
+**What no process can know about** (a write whose Redis update was lost by
+another task, or a timed-out write that DynamoDB applied late) is bounded by a
+maximum age: a hash completed longer ago than that is rebuilt on its next
+read, which re-applies every session through the same rule and so repairs any
+divergence. The idle TTL alone would not bound it, since reads renew it.
 """
 
 from __future__ import annotations
@@ -104,7 +111,8 @@ end
 apply(key, ARGV, 4)
 redis.call('PEXPIRE', key, ARGV[1])
 if ARGV[3] ~= '' and redis.call('HGET', key, 'i') == ARGV[3] then
-  redis.call('HSET', key, 'c', '1')
+  local now = redis.call('TIME')
+  redis.call('HSET', key, 'c', '1', 'a', now[1] .. string.format('%03d', math.floor(tonumber(now[2]) / 1000)))
   redis.call('HDEL', key, 'l')
   local h = redis.call('HMGET', key, 'n', 'm', 'w', 'ss', 't')
   return {1, h[1], h[2], h[3], h[4], h[5]}
@@ -113,18 +121,18 @@ return {0}
 """
 )
 
-# KEYS[1] hash; ARGV: ttl_ms, nonce, lock_ms.
+# KEYS[1] hash; ARGV: ttl_ms, nonce, lock_ms, max_age_ms.
 # Returns {1, n, m, w, ss, t} on a hit, {0, incarnation} when this caller now
 # holds the rebuild lock, {2} when another caller is rebuilding.
 READ_SCRIPT = """
 local key = KEYS[1]
-local h = redis.call('HMGET', key, 'c', 'n', 'm', 'w', 'ss', 't', 'i', 'l')
-if h[1] == '1' then
+local h = redis.call('HMGET', key, 'c', 'n', 'm', 'w', 'ss', 't', 'i', 'l', 'a')
+local now = redis.call('TIME')
+local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+if h[1] == '1' and now_ms - tonumber(h[9] or 0) < tonumber(ARGV[4]) then
   redis.call('PEXPIRE', key, ARGV[1])
   return {1, h[2], h[3], h[4], h[5], h[6]}
 end
-local now = redis.call('TIME')
-local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 if h[8] and tonumber(h[8]) > now_ms then
   return {2}
 end
@@ -185,11 +193,13 @@ class AggregateCache:
         redis: Redis,
         *,
         ttl_seconds: int,
+        max_age_seconds: int,
         lock_seconds: float,
         breaker: CircuitBreaker,
     ) -> None:
         self._redis = redis
         self._ttl_ms = ttl_seconds * 1000
+        self._max_age_ms = max_age_seconds * 1000
         self._lock_ms = int(lock_seconds * 1000)
         self.breaker = breaker
         self._apply = redis.register_script(APPLY_SCRIPT)
@@ -227,7 +237,8 @@ class AggregateCache:
     async def read(self, key: str) -> ReadResult:
         if key in self._stale:
             await self._delete_stale(key)
-        reply = await self._call(self._read(keys=[key], args=[self._ttl_ms, _nonce(), self._lock_ms]))
+        args: list[int | str] = [self._ttl_ms, _nonce(), self._lock_ms, self._max_age_ms]
+        reply = await self._call(self._read(keys=[key], args=args))
         status = int(reply[0])
         if status == 1:
             return Hit(_totals(reply))
@@ -235,13 +246,17 @@ class AggregateCache:
             return Claimed(reply[1].decode() if isinstance(reply[1], bytes) else str(reply[1]))
         return Busy()
 
+    def mark_stale(self, key: str) -> None:
+        """The aggregate may have missed a write: delete it before it is served again."""
+        self._stale.add(key)
+
     async def apply_write(self, key: str, stored: StoredSession) -> None:
         """Apply one session's stored state; on failure remember the aggregate as stale."""
         try:
             args = [self._ttl_ms, _nonce(), "", *_session_args([stored])]
             await self._call(self._apply(keys=[key], args=args))
         except CacheUnavailable:
-            self._stale.add(key)
+            self.mark_stale(key)
             raise
 
     async def complete(self, key: str, incarnation: str, sessions: Sequence[StoredSession]) -> CourseTotals | None:

@@ -30,7 +30,8 @@ async def dynamodb_client(settings: Settings) -> AsyncIterator[DynamoDBClient]:
     config = AioConfig(
         connect_timeout=settings.dynamodb_timeout_seconds,
         read_timeout=settings.dynamodb_timeout_seconds,
-        retries={"mode": "standard", "max_attempts": settings.dynamodb_max_attempts},
+        # total_max_attempts counts the first attempt; botocore's max_attempts would not.
+        retries={"mode": "standard", "total_max_attempts": settings.dynamodb_max_attempts},
         max_pool_connections=64,
     )
     credentials: dict[str, Any] = {}

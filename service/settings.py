@@ -35,6 +35,8 @@ class Settings:
     dynamodb_table: str = "learning-stats"
     aws_region: str = "us-east-1"
     cache_ttl_seconds: int = 3600
+    # A cached aggregate is rebuilt this long after its last rebuild, however often it is read.
+    cache_max_age_seconds: int = 3600
     # A rebuild holds its lock this long at most; other readers wait for it.
     rebuild_lock_seconds: float = 10.0
     redis_timeout_seconds: float = 0.25
@@ -132,6 +134,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "dynamodb_table": _parse_table,
     "aws_region": _parse_text,
     "cache_ttl_seconds": lambda raw: _parse_int(raw, 1, 30 * 86400),
+    "cache_max_age_seconds": lambda raw: _parse_int(raw, 1, 30 * 86400),
     "rebuild_lock_seconds": _parse_seconds,
     "redis_timeout_seconds": _parse_seconds,
     "dynamodb_timeout_seconds": _parse_seconds,

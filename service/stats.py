@@ -36,11 +36,18 @@ class StatsService:
         self._flights: dict[str, asyncio.Future[CourseTotals]] = {}
 
     async def record(self, user_id: str, course_id: str, stats: SessionStats) -> tuple[WriteOutcome, SessionStats]:
-        outcome, stored = await self._store.upsert(user_id, course_id, stats)
+        key = aggregate_key(user_id, course_id)
+        try:
+            outcome, stored = await self._store.upsert(user_id, course_id, stats)
+        except BaseException:
+            # A timeout or a cut connection says nothing about whether DynamoDB applied
+            # the write (it may yet): the aggregate must be rebuilt, not served as it is.
+            self._cache.mark_stale(key)
+            raise
         # Unchanged writes apply too: the version rule makes it free, and it repairs
         # an aggregate whose update was lost when an earlier attempt died midway.
         try:
-            await self._cache.apply_write(aggregate_key(user_id, course_id), stored)
+            await self._cache.apply_write(key, stored)
         except CacheUnavailable as exc:
             self._metrics.dependency_errors.labels("redis", str(exc)).inc()
             log.warning("aggregate update deferred: redis unavailable (%s)", exc)

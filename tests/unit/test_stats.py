@@ -65,7 +65,11 @@ class Harness:
         self.store = FakeStore()
         self.metrics = Metrics()
         self.cache = cache_type(
-            self.redis, ttl_seconds=60, lock_seconds=5.0, breaker=CircuitBreaker(failure_threshold=1_000)
+            self.redis,
+            ttl_seconds=60,
+            max_age_seconds=60,
+            lock_seconds=5.0,
+            breaker=CircuitBreaker(failure_threshold=1_000),
         )
         self.service = StatsService(self.store, self.cache, self.metrics, busy_wait_seconds=busy_wait_seconds)
 
