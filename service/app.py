@@ -102,6 +102,7 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
         maintenance.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await maintenance
+        await cache.aclose()
         await redis.aclose()
 
 

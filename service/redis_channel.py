@@ -1,0 +1,239 @@
+"""A lean, multiplexed Redis connection for the hot path: the aggregate read.
+
+redis-py spends over 100 µs of CPU on each call (pool checkout and locks, a
+timeout and a task per send, packing in Python), while Redis runs the read
+script in a few. This channel keeps one connection, writes all the calls made
+in one event-loop turn as one packet (packed by hiredis, in C) and hands the
+replies out in order, since Redis answers a connection's commands in the order
+they were sent. Each call is still one EVALSHA run atomically on its own.
+
+It speaks only EVALSHA, over the same endpoint and credentials as the redis-py
+client it is made from (plain TCP, TLS with default verification, or a unix
+socket; username/password and database from the URL). Failures raise
+redis-py's exceptions, so callers treat them alike: a lost connection fails
+every call in flight with ``ConnectionError`` and the next call reconnects; a
+connection that answers nothing for ``socket_timeout`` is dropped and its calls
+fail with ``TimeoutError``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+from collections import deque
+from collections.abc import Awaitable, Sequence
+from typing import Any, cast
+
+import hiredis
+from redis import exceptions as errors
+from redis.asyncio import Redis
+from redis.asyncio.connection import Connection, SSLConnection, UnixDomainSocketConnection
+from redis.typing import EncodableT
+
+# Options a URL may set that the channel honours; any other makes it step aside for redis-py.
+_UNDERSTOOD = frozenset(
+    {"host", "port", "path", "db", "username", "password", "socket_timeout", "socket_connect_timeout"}
+)
+# Client-wide options redis-py copies into every connection's options; none changes the wire.
+_CLIENT_ONLY = frozenset(
+    {
+        "retry",
+        "health_check_interval",
+        "himport_registry",
+        "maint_notifications_pool_handler",
+        "maint_notifications_config",
+        "orig_host_address",
+        "orig_socket_timeout",
+        "orig_socket_connect_timeout",
+    }
+)
+_DEFAULT_TIMEOUT = 1.0
+
+
+def _pack(*args: EncodableT) -> bytes:
+    # hiredis packs in C; its stub types the command as a one-element tuple.
+    packed: bytes = hiredis.pack_command(cast(Any, args))
+    return packed
+
+
+class _Protocol(asyncio.Protocol):
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.waiters: deque[asyncio.Future[Any]] = deque()
+        self.pending: list[bytes] = []
+        self.progress = 0.0  # when a reply last arrived, or waiting began
+        self.failure: Exception | None = None
+        self._reader = hiredis.Reader(replyError=errors.ResponseError)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        self._reader.feed(data)
+        self.progress = time.monotonic()
+        try:
+            while (reply := self._reader.gets()) is not False:
+                self._answer(self.waiters.popleft(), reply)
+        except (hiredis.ProtocolError, IndexError):
+            # Garbage, or a reply nobody asked for: the stream can no longer be trusted.
+            self.abort(errors.ConnectionError("Redis protocol error"))
+
+    @staticmethod
+    def _answer(waiter: asyncio.Future[Any], reply: Any) -> None:
+        if waiter.done():  # its caller gave up; the reply was still this one's
+            return
+        if isinstance(reply, errors.ResponseError):
+            if str(reply).startswith("NOSCRIPT"):
+                reply = errors.NoScriptError(str(reply))
+            waiter.set_exception(reply)
+        else:
+            waiter.set_result(reply)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        failure = self.failure or errors.ConnectionError(f"Redis connection lost: {exc or 'closed'}")
+        self.failure = failure
+        while self.waiters:
+            waiter = self.waiters.popleft()
+            if not waiter.done():
+                waiter.set_exception(failure)
+
+    def call(self, packed: bytes) -> asyncio.Future[Any]:
+        loop = asyncio.get_running_loop()
+        if not self.pending:
+            loop.call_soon(self.flush)
+        if not self.waiters:
+            self.progress = time.monotonic()
+        future = loop.create_future()
+        self.pending.append(packed)
+        self.waiters.append(future)
+        return future
+
+    def flush(self) -> None:
+        packets, self.pending = self.pending, []
+        if self.transport is not None:
+            self.transport.write(b"".join(packets))
+
+    def abort(self, failure: Exception) -> None:
+        self.failure = failure
+        if self.transport is not None:
+            self.transport.abort()
+
+
+class ScriptChannel:
+    """``await channel.evalsha(sha, key, args)``: one script call on one key, multiplexed.
+
+    The call is written when ``evalsha`` is called, not when it is awaited.
+    """
+
+    def __init__(self, options: dict[str, Any], *, tls: bool) -> None:
+        self._options = options
+        self._tls = tls
+        self._timeout = float(options.get("socket_timeout") or _DEFAULT_TIMEOUT)
+        self._connect_timeout = float(options.get("socket_connect_timeout") or self._timeout)
+        self._protocol: _Protocol | None = None
+        self._connecting: asyncio.Task[_Protocol] | None = None
+        self._watchdog: asyncio.TimerHandle | None = None
+
+    @classmethod
+    def for_client(cls, redis: Redis) -> ScriptChannel | None:
+        """A channel to the same Redis as ``redis``, or None when its options are beyond this channel."""
+        pool = redis.connection_pool
+        options = {key: value for key, value in pool.connection_kwargs.items() if key not in _CLIENT_ONLY}
+        if not set(options) <= _UNDERSTOOD or pool.connection_class not in (
+            Connection,
+            SSLConnection,
+            UnixDomainSocketConnection,
+        ):
+            return None
+        return cls(options, tls=pool.connection_class is SSLConnection)
+
+    def evalsha(self, sha: str, key: str, args: Sequence[EncodableT]) -> Awaitable[Any]:
+        packed = _pack("EVALSHA", sha, 1, key, *args)
+        protocol = self._protocol
+        if protocol is not None and protocol.transport is not None:
+            # The reply's future itself, not a coroutine around it: one await layer less.
+            return protocol.call(packed)
+        return self._reconnect_and_call(packed)
+
+    async def _reconnect_and_call(self, packed: bytes) -> Any:
+        protocol = await self._connected()
+        return await protocol.call(packed)
+
+    async def _connected(self) -> _Protocol:
+        # Concurrent callers share one connection attempt.
+        if self._connecting is None:
+            self._connecting = asyncio.ensure_future(self._connect())
+            self._connecting.add_done_callback(self._connect_done)
+        return await asyncio.shield(self._connecting)
+
+    def _connect_done(self, task: asyncio.Task[_Protocol]) -> None:
+        self._connecting = None
+        if not task.cancelled() and task.exception() is None:
+            self._protocol = task.result()
+            self._arm_watchdog()
+
+    async def _connect(self) -> _Protocol:
+        loop = asyncio.get_running_loop()
+        options = self._options
+        try:
+            async with asyncio.timeout(self._connect_timeout):
+                if "path" in options:
+                    _, protocol = await loop.create_unix_connection(_Protocol, options["path"])
+                else:
+                    context = ssl.create_default_context() if self._tls else None
+                    host = options.get("host", "localhost")
+                    _, protocol = await loop.create_connection(
+                        _Protocol, host, int(options.get("port", 6379)), ssl=context
+                    )
+                await self._handshake(protocol)
+        except TimeoutError as exc:
+            raise errors.TimeoutError("Timeout connecting to Redis") from exc
+        except OSError as exc:
+            raise errors.ConnectionError(f"Error connecting to Redis: {exc}") from exc
+        return protocol
+
+    async def _handshake(self, protocol: _Protocol) -> None:
+        options = self._options
+        commands: list[tuple[EncodableT, ...]] = []
+        if options.get("password"):
+            credentials = (options["username"],) if options.get("username") else ()
+            commands.append(("AUTH", *credentials, options["password"]))
+        if options.get("db"):
+            commands.append(("SELECT", options["db"]))
+        replies = [protocol.call(_pack(*command)) for command in commands]
+        try:
+            for reply in replies:
+                await reply
+        except errors.ResponseError as exc:
+            refused = errors.ConnectionError(f"Redis refused the connection: {exc}")
+            protocol.abort(refused)
+            raise refused from exc
+
+    def _arm_watchdog(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+        self._watchdog = asyncio.get_running_loop().call_later(self._timeout / 4, self._watch)
+
+    def _watch(self) -> None:
+        """Drop a connection that has owed an answer for longer than the timeout."""
+        protocol = self._protocol
+        if protocol is None or protocol.transport is None:
+            self._watchdog = None
+            return
+        if protocol.waiters and time.monotonic() - protocol.progress > self._timeout:
+            protocol.abort(errors.TimeoutError("Timeout reading from Redis"))
+            self._watchdog = None
+            return
+        self._arm_watchdog()
+
+    async def aclose(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
+        if self._connecting is not None:
+            self._connecting.cancel()
+        if self._protocol is not None and self._protocol.transport is not None:
+            self._protocol.transport.close()
+        self._protocol = None

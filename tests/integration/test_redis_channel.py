@@ -1,0 +1,145 @@
+"""The multiplexed Redis channel of the aggregate read, against real redis-server processes
+that are restarted, paused and password-protected."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import fakeredis
+import pytest
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from service.breaker import CircuitBreaker
+from service.cache import AggregateCache, Claimed, Hit, aggregate_key
+from service.clients import redis_client
+from service.errors import CacheUnavailable
+from service.local import RedisServer
+from service.redis_channel import ScriptChannel
+
+ECHO = "return {KEYS[1], ARGV[1]}"
+TIMEOUT = 0.25
+
+
+class PasswordRedisServer(RedisServer):
+    def command(self) -> list[str]:
+        return [*super().command(), "--requirepass", "s3cret"]
+
+    def is_ready(self) -> bool:
+        return self.socket_path.exists()
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of this test's own, free to be paused and restarted."""
+    with RedisServer(tmp_path) as server:
+        assert isinstance(server, RedisServer)
+        yield server
+
+
+async def loaded(url: str, script: str = ECHO) -> tuple[Redis, ScriptChannel, str]:
+    redis = redis_client(url, TIMEOUT)
+    sha = str(await redis.script_load(script))
+    channel = ScriptChannel.for_client(redis)
+    assert channel is not None
+    return redis, channel, sha
+
+
+@pytest.fixture
+async def echo(own_redis: RedisServer) -> AsyncIterator[tuple[ScriptChannel, str]]:
+    redis, channel, sha = await loaded(own_redis.url)
+    yield channel, sha
+    await channel.aclose()
+    await redis.aclose()
+
+
+async def test_calls_made_together_each_get_their_own_reply(echo: tuple[ScriptChannel, str]) -> None:
+    channel, sha = echo
+    replies = await asyncio.gather(*(channel.evalsha(sha, f"key-{n}", [n]) for n in range(500)))
+    assert replies == [[f"key-{n}".encode(), str(n).encode()] for n in range(500)]
+
+
+async def test_an_unknown_script_raises_noscript_and_the_channel_goes_on(echo: tuple[ScriptChannel, str]) -> None:
+    channel, sha = echo
+    with pytest.raises(NoScriptError):
+        await channel.evalsha("0" * 40, "key", [1])
+    assert await channel.evalsha(sha, "key", [2]) == [b"key", b"2"]
+
+
+async def test_a_restart_fails_the_calls_in_flight_then_reconnects(
+    own_redis: RedisServer, echo: tuple[ScriptChannel, str]
+) -> None:
+    channel, sha = echo
+    assert await channel.evalsha(sha, "key", [1]) == [b"key", b"1"]
+    own_redis.kill()
+    with pytest.raises((RedisConnectionError, RedisTimeoutError)):
+        await channel.evalsha(sha, "key", [2])
+    own_redis.start()
+    # A new server has no scripts yet; the cache loads them again (see below).
+    with pytest.raises(NoScriptError):
+        await channel.evalsha(sha, "key", [3])
+
+
+async def test_a_server_that_stops_answering_times_out(own_redis: RedisServer, echo: tuple[ScriptChannel, str]) -> None:
+    channel, sha = echo
+    assert await channel.evalsha(sha, "key", [1]) == [b"key", b"1"]
+    own_redis.pause()
+    try:
+        started = time.monotonic()
+        with pytest.raises(RedisTimeoutError):
+            await channel.evalsha(sha, "key", [2])
+        assert time.monotonic() - started < TIMEOUT * 3
+    finally:
+        own_redis.resume()
+    assert await channel.evalsha(sha, "key", [3]) == [b"key", b"3"]
+
+
+async def test_password_and_database_come_from_the_url(tmp_path: Path) -> None:
+    with PasswordRedisServer(tmp_path):
+        url = f"unix://:s3cret@{tmp_path / 'redis.sock'}?db=3"
+        redis, channel, sha = await loaded(url, "return redis.call('INCR', KEYS[1])")
+        try:
+            assert await channel.evalsha(sha, "counter", []) == 1
+            assert await redis.get("counter") == b"1"  # the client's own database 3
+            wrong = ScriptChannel.for_client(redis_client(f"unix://:wrong@{tmp_path / 'redis.sock'}", TIMEOUT))
+            assert wrong is not None
+            with pytest.raises(RedisConnectionError):
+                await wrong.evalsha(sha, "counter", [])
+            await wrong.aclose()
+        finally:
+            await channel.aclose()
+            await redis.aclose()
+
+
+def test_options_the_channel_does_not_understand_leave_reads_to_redis_py() -> None:
+    assert ScriptChannel.for_client(fakeredis.FakeAsyncRedis()) is None
+    assert ScriptChannel.for_client(redis_client("rediss://cache.internal:6380?ssl_cert_reqs=none", TIMEOUT)) is None
+    assert ScriptChannel.for_client(redis_client("rediss://user:pw@cache.internal:6380/0", TIMEOUT)) is not None
+
+
+async def test_the_cache_reloads_its_read_script_after_redis_lost_it(own_redis: RedisServer) -> None:
+    redis = redis_client(own_redis.url, TIMEOUT)
+    cache = AggregateCache(
+        redis, ttl_seconds=60, max_age_seconds=60, lock_seconds=5, breaker=CircuitBreaker(failure_threshold=1_000)
+    )
+    key = aggregate_key("user", "course")
+    try:
+        first = await cache.read(key)
+        assert isinstance(first, Claimed)
+        assert await cache.complete(key, first.incarnation, []) is not None
+        await redis.script_flush()
+        assert isinstance(await cache.read(key), Hit)
+        own_redis.restart()
+        # Both connections died with the server; the first read may still see that.
+        with contextlib.suppress(CacheUnavailable):
+            await cache.read(key)
+        assert isinstance(await cache.read(key), Claimed)  # a fresh server: rebuilt, as after any flush
+    finally:
+        await cache.aclose()
+        await redis.aclose()
