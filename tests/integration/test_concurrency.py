@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import random
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
 
+from bench.datagen import Write, plan_writes
 from service import keys
 from service.app import create_app
 from service.cache import aggregate_key
@@ -20,36 +20,6 @@ from service.settings import Settings
 from tests.integration.support import Api, Backends, new_id
 
 pytestmark = pytest.mark.slow
-
-
-@dataclass(frozen=True)
-class Write:
-    user: str
-    course: str
-    session: str
-    payload: dict[str, Any]
-
-
-def random_payload(rng: random.Random, session: str) -> dict[str, Any]:
-    return {
-        "sessionId": session,
-        "totalModulesStudied": rng.choice([0, rng.randint(1, 10_000)]),
-        "averageScore": round(rng.uniform(0, 100), rng.choice([0, 1, 2, 3])),
-        "timeStudied": rng.randint(0, 86_400_000),
-    }
-
-
-def plan_writes(rng: random.Random, pairs: list[tuple[str, str]], count: int) -> list[Write]:
-    sessions = {pair: [new_id() for _ in range(6)] for pair in pairs}
-    writes: list[Write] = []
-    for _ in range(count):
-        if writes and rng.random() < 0.2:
-            writes.append(rng.choice(writes))  # a client retry: exactly the same request again
-            continue
-        user, course = rng.choice(pairs)
-        session = rng.choice(sessions[user, course])
-        writes.append(Write(user, course, session, random_payload(rng, session)))
-    return writes
 
 
 async def two_instances(aiohttp_client: AiohttpClient, settings: Settings) -> list[TestClient[Any, Any]]:

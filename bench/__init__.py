@@ -1,0 +1,1 @@
+"""Load-testing and benchmark tooling: ``scripts/bench`` and ``scripts/loadtest``."""

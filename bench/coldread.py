@@ -1,0 +1,143 @@
+"""Cold aggregate reads: rebuild time against session count, and stampede control.
+
+Counts come from the service's own ``/metrics`` (rebuilds and the time the
+rebuild's DynamoDB query took), timings also from the client's side.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import statistics
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
+from redis.asyncio import Redis
+
+from bench.datagen import seeded_id
+from bench.seed import delete_items, expected_pages, item_bytes, random_stats, session_item, write_items
+from service.cache import aggregate_key
+from service.model import CourseTotals
+from service.store import SessionStore
+
+if TYPE_CHECKING:
+    from types_aiobotocore_dynamodb import DynamoDBClient
+
+REBUILDS = "stats_cache_rebuilds_total"
+REBUILD_SECONDS = "stats_cache_rebuild_duration_seconds_sum"
+
+
+async def scrape(http: aiohttp.ClientSession, base: str) -> dict[str, float]:
+    """The service's unlabelled metric samples by name."""
+    async with http.get(f"{base}/metrics") as response:
+        text = await response.text()
+    return {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if not sample.labels
+    }
+
+
+async def read_course(http: aiohttp.ClientSession, base: str, user: str, course: str) -> tuple[int, Any]:
+    async with http.get(f"{base}/courses/{course}", headers={"X-User-Id": user}) as response:
+        return response.status, await response.json()
+
+
+async def _health(http: aiohttp.ClientSession, base: str) -> None:
+    async with http.get(f"{base}/health") as response:
+        await response.read()
+
+
+class ColdCourse:
+    """One user's course with ``sessions`` sessions, written straight into DynamoDB."""
+
+    def __init__(self, rng: random.Random, sessions: int) -> None:
+        self.user, self.course = seeded_id(rng), seeded_id(rng)
+        self.stats = [random_stats(rng) for _ in range(sessions)]
+        self.items = [session_item(self.user, self.course, stats) for stats in self.stats]
+        self.expected = CourseTotals.of(self.stats).to_json()
+
+    @property
+    def key(self) -> str:
+        return aggregate_key(self.user, self.course)
+
+    async def write(self, client: DynamoDBClient, table: str) -> None:
+        await write_items(client, table, self.items)
+
+    async def delete(self, client: DynamoDBClient, table: str) -> None:
+        await delete_items(client, table, self.items)
+
+
+async def query_pages(store: SessionStore, course: ColdCourse) -> tuple[int, float]:
+    """Pages and seconds of the rebuild's own paginated Query, called directly."""
+    started = time.perf_counter()
+    pages = 0
+    async for _ in store.course_pages(course.user, course.course):
+        pages += 1
+    return pages, time.perf_counter() - started
+
+
+async def rebuild_point(
+    http: aiohttp.ClientSession, base: str, redis: Redis, store: SessionStore, course: ColdCourse, *, repeats: int
+) -> dict[str, Any]:
+    """Median cold-read and rebuild times for one course, each read after deleting its aggregate."""
+    pages, query_seconds = await query_pages(store, course)
+    client_seconds: list[float] = []
+    server_seconds: list[float] = []
+    for _ in range(repeats):
+        await redis.delete(course.key)
+        before = await scrape(http, base)
+        started = time.perf_counter()
+        status, body = await read_course(http, base, course.user, course.course)
+        client_seconds.append(time.perf_counter() - started)
+        after = await scrape(http, base)
+        rebuilds = after[REBUILDS] - before[REBUILDS]
+        if status != 200 or body != course.expected or rebuilds != 1:
+            raise RuntimeError(f"cold read of {len(course.stats)} sessions: {status} {body}, {rebuilds} rebuilds")
+        server_seconds.append(after[REBUILD_SECONDS] - before[REBUILD_SECONDS])
+    return {
+        "sessions": len(course.stats),
+        "item_bytes": sum(item_bytes(item) for item in course.items),
+        "pages": pages,
+        "expected_pages": expected_pages(course.items),
+        "query_ms": query_seconds * 1000,
+        "rebuild_ms": statistics.median(server_seconds) * 1000,
+        "cold_read_ms": statistics.median(client_seconds) * 1000,
+    }
+
+
+def linear_fit(points: Sequence[dict[str, Any]], y: str = "rebuild_ms") -> dict[str, float]:
+    """Least squares ``y = intercept + slope * sessions`` and its R²."""
+    xs = [float(point["sessions"]) for point in points]
+    ys = [float(point[y]) for point in points]
+    if len(xs) < 2:
+        return {"slope_ms": 0.0, "intercept_ms": ys[0] if ys else 0.0, "r2": 1.0}
+    slope, intercept = statistics.linear_regression(xs, ys)
+    mean = statistics.fmean(ys)
+    total = sum((value - mean) ** 2 for value in ys)
+    residual = sum((value - (intercept + slope * x)) ** 2 for x, value in zip(xs, ys, strict=True))
+    return {"slope_ms": slope, "intercept_ms": intercept, "r2": 1 - residual / total if total else 1.0}
+
+
+async def stampede(base: str, redis: Redis, course: ColdCourse, readers: int) -> dict[str, Any]:
+    """``readers`` concurrent reads of one cold aggregate; how many rebuilds they caused."""
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=readers)) as http:
+        # Open every connection first, so that the reads start together.
+        await asyncio.gather(*(_health(http, base) for _ in range(readers)))
+        await redis.delete(course.key)
+        before = await scrape(http, base)
+        started = time.perf_counter()
+        replies = await asyncio.gather(*(read_course(http, base, course.user, course.course) for _ in range(readers)))
+        elapsed = time.perf_counter() - started
+        after = await scrape(http, base)
+    return {
+        "readers": readers,
+        "sessions": len(course.stats),
+        "rebuilds": int(after[REBUILDS] - before[REBUILDS]),
+        "correct_replies": sum(1 for status, body in replies if status == 200 and body == course.expected),
+        "seconds": elapsed,
+    }

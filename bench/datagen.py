@@ -1,0 +1,76 @@
+"""Traffic generators shared by the tests, the benchmark and the locust scenario.
+
+Nothing here imports the service: the same generators drive any deployed stack.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def seeded_id(rng: random.Random) -> str:
+    """A UUID drawn from ``rng``, so a seed gives the same pools on every run."""
+    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+
+
+def random_payload(rng: random.Random, session: str) -> dict[str, Any]:
+    """A valid POST body, covering zero modules and 0-3 decimal places in the score."""
+    return {
+        "sessionId": session,
+        "totalModulesStudied": rng.choice([0, rng.randint(1, 10_000)]),
+        "averageScore": round(rng.uniform(0, 100), rng.choice([0, 1, 2, 3])),
+        "timeStudied": rng.randint(0, 86_400_000),
+    }
+
+
+@dataclass(frozen=True)
+class Write:
+    user: str
+    course: str
+    session: str
+    payload: dict[str, Any]
+
+
+class WritePlanner:
+    """Session posts over (user, course) pairs: new values for a few sessions per pair,
+    and a share of exact repeats of an earlier request, as a client retry sends."""
+
+    def __init__(
+        self,
+        rng: random.Random,
+        pairs: list[tuple[str, str]],
+        *,
+        sessions_per_pair: int = 6,
+        repeat_ratio: float = 0.2,
+        history: int = 10_000,
+    ) -> None:
+        self._rng = rng
+        self._pairs = pairs
+        self._sessions = {pair: [new_id() for _ in range(sessions_per_pair)] for pair in pairs}
+        self._repeat_ratio = repeat_ratio
+        # Bounded so that a long load test does not grow without limit.
+        self._history: deque[Write] = deque(maxlen=history)
+
+    def next(self) -> Write:
+        rng = self._rng
+        if self._history and rng.random() < self._repeat_ratio:
+            write = rng.choice(self._history)
+        else:
+            user, course = rng.choice(self._pairs)
+            session = rng.choice(self._sessions[user, course])
+            write = Write(user, course, session, random_payload(rng, session))
+        self._history.append(write)
+        return write
+
+
+def plan_writes(rng: random.Random, pairs: list[tuple[str, str]], count: int) -> list[Write]:
+    planner = WritePlanner(rng, pairs)
+    return [planner.next() for _ in range(count)]

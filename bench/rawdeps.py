@@ -1,0 +1,114 @@
+"""The raw cost of the dependency calls each route makes, without HTTP.
+
+Each kind calls what its route calls, through the service's own clients, store
+and cache built by its own start-up from the same ``STATS_*`` settings, in a
+closed loop with the given concurrency. ``bench.run`` measures each right after
+its route, from its own process moved onto the server's core, so that a route's
+rate divided by its dependency calls' rate is the share that the HTTP server,
+validation and middleware leave. By hand: ``taskset -c 0 python -m bench.rawdeps --data DIR
+--run-id ID KIND...`` with the service's environment; it prints JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import uvloop
+from aiohttp import web
+
+from bench.measure import LoadResult, closed_loop
+from bench.traffic import new_session_id, post_values, repost_counter
+from service import keys
+from service.app import create_app
+from service.cache import Hit, aggregate_key
+from service.model import SessionStats
+from service.settings import load_settings
+
+# What each route calls, keyed by the baseline's name.
+KINDS = {
+    "redis_read": "GET /courses/{id}: the aggregate read script",
+    "dynamodb_get": "GET /courses/{id}/sessions/{id}: GetItem",
+    "post_new": "POST, new session: UpdateItem + the apply script",
+    "post_repost": "POST, re-post: UpdateItem + the apply script",
+}
+
+
+def _rows(path: Path) -> list[list[str]]:
+    return [line.split() for line in path.read_text().splitlines() if line.strip()]
+
+
+class DependencyCalls:
+    """The routes' dependency calls, through the store and cache that the service's own
+    start-up builds from the same settings; ``async with`` starts and stops them."""
+
+    def __init__(self, data: Path, run_id: str) -> None:
+        self._pairs = _rows(data / "pairs.txt")
+        self._sessions = _rows(data / "sessions.txt")
+        self._run_id = run_id
+        self._app = create_app(load_settings())
+        self._runner = web.AppRunner(self._app)
+        self._operations: dict[str, Callable[[int], Awaitable[None]]] = {
+            "redis_read": self._read,
+            "dynamodb_get": self._get,
+            "post_new": self._post_new,
+            "post_repost": self._post_repost,
+        }
+
+    async def __aenter__(self) -> DependencyCalls:
+        await self._runner.setup()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._runner.cleanup()
+
+    async def measure(self, kind: str, *, seconds: float, concurrency: int) -> LoadResult:
+        return await closed_loop(self._operations[kind], seconds=seconds, concurrency=concurrency, tool="raw")
+
+    async def _read(self, n: int) -> None:
+        user, course = self._pairs[n % len(self._pairs)]
+        result = await self._app[keys.CACHE].read(aggregate_key(user, course))
+        if not isinstance(result, Hit):
+            raise RuntimeError("the aggregate was not cached")
+
+    async def _get(self, n: int) -> None:
+        user, course, session = self._sessions[n % len(self._sessions)]
+        if await self._app[keys.STORE].get(user, course, session) is None:
+            raise RuntimeError("no such session")
+
+    async def _post(self, user: str, course: str, stats: SessionStats) -> None:
+        _, stored = await self._app[keys.STORE].upsert(user, course, stats)
+        await self._app[keys.CACHE].apply_write(aggregate_key(user, course), stored)
+
+    async def _post_new(self, n: int) -> None:
+        user, course = self._pairs[n % len(self._pairs)]
+        await self._post(user, course, SessionStats(new_session_id(self._run_id, 0xFFFE, n), *post_values(n)))
+
+    async def _post_repost(self, n: int) -> None:
+        user, course, session = self._sessions[n % len(self._sessions)]
+        values = post_values(repost_counter(n, len(self._sessions)))
+        await self._post(user, course, SessionStats(session, *values))
+
+
+async def _measure_all(kinds: list[str], data: Path, run_id: str, seconds: float, concurrency: int) -> dict[str, Any]:
+    async with DependencyCalls(data, run_id) as calls:
+        return {kind: (await calls.measure(kind, seconds=seconds, concurrency=concurrency)).to_json() for kind in kinds}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, required=True, help="directory with pairs.txt and sessions.txt")
+    parser.add_argument("--run-id", required=True, help="8 hex digits that make new session ids unique")
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("kinds", nargs="+", choices=sorted(KINDS))
+    args = parser.parse_args(argv)
+    results = uvloop.run(_measure_all(args.kinds, args.data, args.run_id, args.seconds, args.concurrency))
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()

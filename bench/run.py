@@ -1,0 +1,422 @@
+"""``scripts/bench``: measure how close the service runs to this machine's limit.
+
+Starts redis-server, the local DynamoDB server, the service and a bare aiohttp
+app (same gunicorn settings), then for each scenario measures the saturation
+rate with wrk and the latency at half that rate with the open-loop generator,
+next to baselines measured in the same run. Writes ``results.json``,
+``report.md`` and the plots to the output directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import json
+import os
+import platform
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import uvloop
+from redis.asyncio import Redis
+
+from bench import coldread, rawdeps
+from bench.openloop import fixed_rate
+from bench.report import write_report
+from bench.saturate import run_wrk
+from bench.seed import random_stats, session_item, write_items
+from bench.stack import (
+    BARE_APP,
+    ROOT,
+    SERVICE_APP,
+    TABLE,
+    Cores,
+    Gunicorn,
+    TcpRedisServer,
+    create_table,
+    production_env,
+    stop_all,
+)
+from bench.traffic import MIX_WRITE_EVERY, Dataset, stream
+from service.clients import dynamodb_client
+from service.local import MotoServer, free_port
+from service.settings import load_settings
+from service.store import SessionStore
+
+DEFAULT_OUT = ROOT / "bench" / "results"
+REPEAT_UP_TO = 1_000
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How long and how big; ``SMOKE`` checks the machinery in seconds."""
+
+    seconds: int = 8  # each wrk saturation run
+    warmup: int = 2
+    fixed_seconds: float = 8.0  # each fixed-rate run
+    rounds: int = 2  # bare and cached GET alternate, best of these rounds, against noise
+    raw_seconds: float = 5.0
+    connections: int = 32
+    pairs: int = 200
+    sessions_per_pair: int = 3
+    rebuild_sizes: tuple[int, ...] = (10, 100, 1_000, 10_000)
+    rebuild_repeats: int = 3  # for up to REPEAT_UP_TO sessions; larger ones take seconds and read once
+    readers: int = 100
+    stampede_sessions: int = 1_000
+    seed: int = 5
+
+
+SMOKE = Plan(
+    seconds=1,
+    warmup=0,
+    fixed_seconds=0.3,
+    rounds=1,
+    raw_seconds=0.3,
+    connections=8,
+    pairs=10,
+    sessions_per_pair=2,
+    rebuild_sizes=(10, 100),
+    rebuild_repeats=1,
+    stampede_sessions=50,
+)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    title: str
+    data: str  # which data file its rows come from
+    baseline: str  # the raw dependency-call baseline it is compared with
+    script: str = ""  # bench/wrk/<script>.lua and traffic.stream(script); the name unless given
+
+    @property
+    def requests(self) -> str:
+        return self.script or self.name
+
+
+SCENARIOS = (
+    Scenario("get_course", "GET /courses/{id} (cached)", "pairs", "redis_read"),
+    Scenario("get_session", "GET /courses/{id}/sessions/{id}", "sessions", "dynamodb_get"),
+    Scenario("post_new", "POST /courses/{id}, new sessions", "pairs", "post_new"),
+    Scenario("post_repost", "POST /courses/{id}, re-posts", "sessions", "post_repost"),
+    Scenario("mix", "90% cached GET + 10% POST new", "pairs", "mix"),
+)
+BARE = Scenario("bare", "bare aiohttp JSON handler", "pairs", "", script="get_course")
+
+
+_STARTED = time.monotonic()
+
+
+def progress(message: str) -> None:
+    """One line on stderr per step, so a run of minutes shows where it is."""
+    print(f"[{time.monotonic() - _STARTED:6.1f}s] {message}", file=sys.stderr, flush=True)
+
+
+def run_id() -> str:
+    return os.urandom(4).hex()
+
+
+def cpu_seconds(pid: int | None) -> float | None:
+    """User plus system CPU time of a process, from /proc."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Bench:
+    def __init__(self, plan: Plan, files: dict[str, Path], data: Dataset, cores: Cores) -> None:
+        self.plan = plan
+        self.files = files
+        self.data = data
+        self.cores = cores
+        self.raw: dict[str, Any] = {}
+
+    async def saturate(self, server: Gunicorn, scenario: Scenario, *, warmup: bool) -> dict[str, Any]:
+        """wrk at saturation, with the server's CPU time per request."""
+        plan = self.plan
+        data_file = self.files[scenario.data]
+        if warmup and plan.warmup:
+            await run_wrk(
+                server.url, scenario.requests, data_file, run_id(), seconds=plan.warmup, connections=plan.connections
+            )
+        pid = server.worker_pid()
+        cpu_before = cpu_seconds(pid)
+        result = await run_wrk(
+            server.url, scenario.requests, data_file, run_id(), seconds=plan.seconds, connections=plan.connections
+        )
+        cpu_after = cpu_seconds(pid)
+        measured = result.to_json()
+        if cpu_before is not None and cpu_after is not None and result.requests:
+            measured["server_cpu_us"] = round((cpu_after - cpu_before) / result.requests * 1e6, 1)
+        return measured
+
+    async def half_rate(self, server: Gunicorn, scenario: Scenario, saturation_rps: float) -> dict[str, Any]:
+        requests = stream(scenario.requests, self.data, run_id())
+        result = await fixed_rate(
+            "127.0.0.1",
+            server.port,
+            requests,
+            rate=max(saturation_rps / 2, 1.0),
+            seconds=self.plan.fixed_seconds,
+            connections=self.plan.connections,
+        )
+        return result.to_json()
+
+    async def scenario(self, server: Gunicorn, scenario: Scenario, rounds: list[dict[str, Any]]) -> dict[str, Any]:
+        """Best of the saturation ``rounds`` already run, then the fixed-rate run at half of it."""
+        best = max(rounds, key=lambda measured: float(measured["rps"]))
+        return {
+            "title": scenario.title,
+            "saturation": best,
+            "rounds": [measured["rps"] for measured in rounds],
+            "half_rate": await self.half_rate(server, scenario, float(best["rps"])),
+        }
+
+    async def raw_baseline(self, calls: rawdeps.DependencyCalls, scenario: Scenario) -> None:
+        """The scenario's dependency calls in a loop, right after it, from this process on the server's core."""
+        if scenario.baseline == "mix":
+            # 9 cached reads per write, time-weighted.
+            write_share = 1 / MIX_WRITE_EVERY
+            read, write = self.raw["redis_read"]["rps"], self.raw["post_new"]["rps"]
+            self.raw["mix"] = {"tool": "derived", "rps": round(1 / ((1 - write_share) / read + write_share / write), 1)}
+            return
+        with self.cores.server_core():
+            result = await calls.measure(
+                scenario.baseline, seconds=self.plan.raw_seconds, concurrency=self.plan.connections
+            )
+        self.raw[scenario.baseline] = result.to_json()
+
+
+async def seed_dataset(client: Any, data: Dataset, seed: int) -> None:
+    """The scenarios' sessions, written straight into DynamoDB."""
+    rng = random.Random(seed)
+    items = [session_item(user, course, random_stats(rng, session)) for user, course, session in data.sessions]
+    await write_items(client, TABLE, items)
+
+
+async def prime_aggregates(base: str, data: Dataset) -> None:
+    """Read every pair's aggregate once, so the cached scenarios hit Redis."""
+    async with aiohttp.ClientSession() as http:
+        replies = await asyncio.gather(*(coldread.read_course(http, base, user, course) for user, course in data.pairs))
+    if any(status != 200 for status, _ in replies):
+        raise RuntimeError("priming the aggregates failed")
+
+
+def machine(cores: Cores) -> dict[str, Any]:
+    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
+    model = next((line.split(":", 1)[1].strip() for line in cpuinfo if "model name" in line), platform.processor())
+    memory_kib = next(
+        int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")
+    )
+    wrk = subprocess.run(["wrk", "--version"], capture_output=True, text=True, check=False)
+    return {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "memory_gib": round(memory_kib / 2**20, 1),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "wrk": (wrk.stdout or wrk.stderr).splitlines()[0] if (wrk.stdout or wrk.stderr) else "unknown",
+        "server_core": cores.server,
+        "load_core": cores.load,
+        "load_average_at_start": [round(value, 2) for value in os.getloadavg()],
+    }
+
+
+@contextlib.contextmanager
+def explain_failure(*logs: Path) -> Iterator[None]:
+    """On failure, show the end of the servers' logs before the work directory goes."""
+    try:
+        yield
+    except BaseException:
+        for log in logs:
+            if log.exists():
+                tail = "\n".join(log.read_text(errors="replace").splitlines()[-20:])
+                print(f"--- {log.name} (last lines)\n{tail}", file=sys.stderr)
+        raise
+
+
+async def measure(plan: Plan, work: Path, cores: Cores) -> dict[str, Any]:
+    data = Dataset.generate(plan.seed, plan.pairs, plan.sessions_per_pair)
+    files = data.write(work)
+    bench = Bench(plan, files, data, cores)
+    with contextlib.ExitStack() as stack:
+        redis_server, moto = TcpRedisServer(work), MotoServer()
+        env = production_env(redis_server.url, moto.url, free_port())
+        # This process reaches DynamoDB and Redis as the service does: same variables, same credentials.
+        os.environ.update(env)
+        bare = Gunicorn(BARE_APP, {**env, "STATS_PORT": str(free_port())}, work / "bare.log", cores)
+        service = Gunicorn(SERVICE_APP, env, work / "service.log", cores)
+        stack.enter_context(explain_failure(work / "bare.log", work / "service.log"))
+        progress("starting redis-server, the local DynamoDB server and gunicorn (bare app, then service)")
+        # Stopped in reverse: the servers under test first, their dependencies last.
+        stack.callback(redis_server.stop)
+        stack.callback(moto.stop)
+        stack.callback(stop_all, bare, service)
+        # The bare app needs no dependency: it starts while they do, which start side by side.
+        bare.start()
+        await asyncio.gather(asyncio.to_thread(redis_server.start), asyncio.to_thread(moto.start))
+        create_table(env)
+        service.start()
+        settings = load_settings()
+        redis = Redis.from_url(redis_server.url)
+        async with dynamodb_client(settings) as client:
+            await seed_dataset(client, data, plan.seed)
+            bare.wait_ready()
+            service.wait_ready()
+            progress("cold aggregate rebuilds and the stampede")
+            # Cold reads first, while the table holds little besides the course being rebuilt.
+            rebuild, stampede = await cold_reads(plan, service.url, redis, client)
+            await prime_aggregates(service.url, data)
+            async with rawdeps.DependencyCalls(work, run_id()) as calls:
+                results = await run_scenarios(bench, bare, service, calls)
+            results["rebuild"], results["stampede"] = rebuild, stampede
+        await redis.aclose()
+    return results
+
+
+async def run_scenarios(
+    bench: Bench, bare: Gunicorn, service: Gunicorn, calls: rawdeps.DependencyCalls
+) -> dict[str, Any]:
+    get_course = SCENARIOS[0]
+    bare_rounds: list[dict[str, Any]] = []
+    course_rounds: list[dict[str, Any]] = []
+    for index in range(bench.plan.rounds):
+        progress(f"round {index + 1} of {bench.plan.rounds}: bare aiohttp and cached GET at saturation")
+        bare_rounds.append(await bench.saturate(bare, BARE, warmup=index == 0))
+        course_rounds.append(await bench.saturate(service, get_course, warmup=index == 0))
+    await bench.raw_baseline(calls, get_course)
+    scenarios = {get_course.name: await bench.scenario(service, get_course, course_rounds)}
+    for scenario in SCENARIOS[1:]:
+        progress(f"{scenario.name}: saturation, its dependency calls, then half rate")
+        saturation = await bench.saturate(service, scenario, warmup=True)
+        await bench.raw_baseline(calls, scenario)
+        scenarios[scenario.name] = await bench.scenario(service, scenario, [saturation])
+    bare_row = await bench.scenario(bare, BARE, bare_rounds)
+    return {"baselines": {"bare": bare_row, "raw": bench.raw}, "scenarios": scenarios}
+
+
+async def cold_reads(plan: Plan, base: str, redis: Redis, client: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Rebuild times, each course alone in the table beside the scenarios' data (the local
+    server's Query reads the whole table, so other courses would slow it), then the stampede."""
+    rng = random.Random(plan.seed + 1)
+    store = SessionStore(client, TABLE)
+    points = []
+    async with aiohttp.ClientSession() as http:
+        for size in plan.rebuild_sizes:
+            course = coldread.ColdCourse(rng, size)
+            await course.write(client, TABLE)
+            repeats = plan.rebuild_repeats if size <= REPEAT_UP_TO else 1
+            points.append(await coldread.rebuild_point(http, base, redis, store, course, repeats=repeats))
+            await course.delete(client, TABLE)
+    herd = coldread.ColdCourse(rng, plan.stampede_sessions)
+    await herd.write(client, TABLE)
+    rebuild = {"points": points, "fit": coldread.linear_fit(points)}
+    return rebuild, await coldread.stampede(base, redis, herd, plan.readers)
+
+
+def add_ratios(results: dict[str, Any]) -> None:
+    bare_rps = results["baselines"]["bare"]["saturation"]["rps"]
+    raw = results["baselines"]["raw"]
+    for name, scenario in results["scenarios"].items():
+        baseline = next(s.baseline for s in SCENARIOS if s.name == name)
+        rps = scenario["saturation"]["rps"]
+        scenario["baseline"] = baseline
+        scenario["baseline_rps"] = raw[baseline]["rps"]
+        scenario["ratio_to_baseline"] = round(rps / raw[baseline]["rps"], 3)
+        scenario["ratio_to_bare"] = round(rps / bare_rps, 3)
+
+
+def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    scenarios = results["scenarios"]
+    course = scenarios["get_course"]
+    points = results["rebuild"]["points"]
+    fit = results["rebuild"]["fit"]
+    # Per-session cost at the largest size against the next: no growth means linear.
+    per_session = [point["rebuild_ms"] / point["sessions"] for point in points]
+    growth = per_session[-1] / per_session[-2] if len(points) >= 2 else 1.0
+    vs_bare = course["ratio_to_bare"]
+    rows = [
+        ("cached GET /courses/{id} vs bare aiohttp", vs_bare, ">= 0.50", vs_bare >= 0.5),
+        (
+            "cached GET /courses/{id} p99 at half of max rate (ms)",
+            round(course["half_rate"]["p99_ms"], 2),
+            "<= 10",
+            course["half_rate"]["p99_ms"] <= 10,
+        ),
+    ]
+    for name in ("post_new", "post_repost"):
+        ratio = scenarios[name]["ratio_to_baseline"]
+        rows.append((f"{scenarios[name]['title']} vs raw dependency calls", ratio, ">= 0.70", ratio >= 0.7))
+    rows += [
+        (
+            "rebuild time linear in sessions (R², per-session cost growth)",
+            f"{fit['r2']:.3f}, x{growth:.2f}",
+            "R² >= 0.95, growth <= 1.5",
+            fit["r2"] >= 0.95 and growth <= 1.5,
+        ),
+        (
+            "Query pages = one per started MB of items",
+            ", ".join(f"{p['pages']}/{p['expected_pages']}" for p in points),
+            "equal",
+            all(p["pages"] == p["expected_pages"] for p in points),
+        ),
+        (
+            f"{results['stampede']['readers']} concurrent cold reads -> rebuilds",
+            results["stampede"]["rebuilds"],
+            "== 1",
+            results["stampede"]["rebuilds"] == 1,
+        ),
+    ]
+    return [{"name": name, "value": value, "target": target, "met": met} for name, value, target, met in rows]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="scripts/bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true", help="every scenario for about a second, tiny sizes")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"results directory (default {DEFAULT_OUT})")
+    parser.add_argument("--seconds", type=int, help="override each saturation run's duration")
+    parser.add_argument("--connections", type=int, help="override wrk's and the generators' connections")
+    args = parser.parse_args(argv)
+    plan = SMOKE if args.smoke else Plan()
+    overrides = {"seconds": args.seconds, "connections": args.connections}
+    plan = dataclasses.replace(plan, **{key: value for key, value in overrides.items() if value})
+    cores = Cores.detect()
+    cores.pin_self_to_load()
+    started = time.perf_counter()
+    info = machine(cores)
+    with tempfile.TemporaryDirectory(prefix="learning-stats-bench-") as work:
+        results = uvloop.run(measure(plan, Path(work), cores))
+    add_ratios(results)
+    results["targets"] = targets(results)
+    results["meta"] = {
+        "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+        "seconds": round(time.perf_counter() - started, 1),
+        "smoke": args.smoke,
+        "plan": dataclasses.asdict(plan),
+        "machine": info,
+    }
+    progress(f"writing the results and the report to {args.out}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    write_report(results, args.out)
+    print((args.out / "report.md").read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,121 @@
+"""The benchmark's request streams, one per scenario.
+
+``bench/wrk/*.lua`` build the same streams inside wrk (saturation runs); these
+build them for the fixed-rate generator. Both read the data files written by
+:meth:`Dataset.write`, and both derive a post's values from a counter with
+:func:`post_values`' formula, so the two tools send the same kind of traffic.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.datagen import seeded_id
+
+# Every tenth request of the mixed scenario is a write.
+MIX_WRITE_EVERY = 10
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Users' sessions posted before the scenarios run: ``pairs`` have cached aggregates."""
+
+    pairs: list[tuple[str, str]]
+    sessions: list[tuple[str, str, str]]
+
+    @classmethod
+    def generate(cls, seed: int, pairs: int, sessions_per_pair: int) -> Dataset:
+        rng = random.Random(seed)
+        pair_ids = [(seeded_id(rng), seeded_id(rng)) for _ in range(pairs)]
+        sessions = [(user, course, seeded_id(rng)) for user, course in pair_ids for _ in range(sessions_per_pair)]
+        return cls(pair_ids, sessions)
+
+    def write(self, directory: Path) -> dict[str, Path]:
+        """One row per line, fields separated by spaces, for the Lua scripts."""
+        files = {"pairs": directory / "pairs.txt", "sessions": directory / "sessions.txt"}
+        files["pairs"].write_text("".join(f"{user} {course}\n" for user, course in self.pairs))
+        files["sessions"].write_text("".join(f"{u} {c} {s}\n" for u, c, s in self.sessions))
+        return files
+
+
+def post_values(counter: int) -> tuple[int, int, int]:
+    """(modules, score in hundredths, time in ms) for the ``counter``-th post; as in common.lua."""
+    return counter % 50, (counter % 100) * 100 + counter % 97, 60_000 + (counter % 1000) * 1000
+
+
+def new_session_id(run_id: str, thread: int, counter: int) -> str:
+    """Unique per run, thread and request; as in common.lua."""
+    return f"{run_id}-{thread:04x}-4000-8000-{counter:012x}"
+
+
+def get_request(path: str, user: str) -> bytes:
+    return f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nX-User-Id: {user}\r\n\r\n".encode()
+
+
+def post_request(user: str, course: str, session: str, counter: int) -> bytes:
+    modules, score, time_ms = post_values(counter)
+    body = (
+        f'{{"sessionId":"{session}","totalModulesStudied":{modules},'
+        f'"averageScore":{score // 100}.{score % 100:02d},"timeStudied":{time_ms}}}'
+    ).encode()
+    head = (
+        f"POST /courses/{course} HTTP/1.1\r\nHost: 127.0.0.1\r\nX-User-Id: {user}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+def repost_counter(counter: int, sessions: int) -> int:
+    """Values for the ``counter``-th re-post: every session alternates a change and an exact repeat."""
+    return counter // sessions // 2
+
+
+def _pairs(data: Dataset) -> Iterator[tuple[int, str, str]]:
+    for n, (user, course) in enumerate(itertools.cycle(data.pairs)):
+        yield n, user, course
+
+
+def _get_course(data: Dataset, run_id: str, thread: int) -> Iterator[bytes]:
+    for _, user, course in _pairs(data):
+        yield get_request(f"/courses/{course}", user)
+
+
+def _get_session(data: Dataset, run_id: str, thread: int) -> Iterator[bytes]:
+    for user, course, session in itertools.cycle(data.sessions):
+        yield get_request(f"/courses/{course}/sessions/{session}", user)
+
+
+def _post_new(data: Dataset, run_id: str, thread: int) -> Iterator[bytes]:
+    for n, user, course in _pairs(data):
+        yield post_request(user, course, new_session_id(run_id, thread, n), n)
+
+
+def _post_repost(data: Dataset, run_id: str, thread: int) -> Iterator[bytes]:
+    for n, (user, course, session) in enumerate(itertools.cycle(data.sessions)):
+        yield post_request(user, course, session, repost_counter(n, len(data.sessions)))
+
+
+def _mix(data: Dataset, run_id: str, thread: int) -> Iterator[bytes]:
+    for n, user, course in _pairs(data):
+        if n % MIX_WRITE_EVERY == 0:
+            yield post_request(user, course, new_session_id(run_id, thread, n), n)
+        else:
+            yield get_request(f"/courses/{course}", user)
+
+
+STREAMS: dict[str, Callable[[Dataset, str, int], Iterator[bytes]]] = {
+    "get_course": _get_course,
+    "get_session": _get_session,
+    "post_new": _post_new,
+    "post_repost": _post_repost,
+    "mix": _mix,
+}
+
+
+def stream(script: str, data: Dataset, run_id: str, thread: int = 0xFFFF) -> Iterator[bytes]:
+    """An endless request stream like ``bench/wrk/<script>.lua``'s, cycling through the data set."""
+    return STREAMS[script](data, run_id, thread)

@@ -1,0 +1,3 @@
+-- Cached course aggregates: GET /courses/{courseId} for each (user, course) row in turn.
+local common = dofile(debug.getinfo(1, "S").source:match("^@(.*/)") .. "common.lua")
+common.scenario(function(row) return common.get("/courses/" .. row[2], row[1]) end, true)

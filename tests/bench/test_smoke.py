@@ -1,0 +1,86 @@
+"""A smoke run of ``scripts/bench``: every scenario for about a second with tiny
+sizes, into a temporary directory. It checks the machinery (servers, load
+generators, baselines, rebuilds, report and plots), not the service's speed."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SCENARIOS = ("get_course", "get_session", "post_new", "post_repost", "mix")
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("bench")
+    run = subprocess.run(
+        [str(ROOT / "scripts" / "bench"), "--smoke", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=100,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr[-4000:]
+    return out
+
+
+@pytest.fixture(scope="module")
+def results(smoke: Path) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads((smoke / "results.json").read_text())
+    return loaded
+
+
+def assert_sane(measured: dict[str, Any]) -> None:
+    assert measured["requests"] > 0
+    assert measured["errors"] == 0
+    assert measured["rps"] > 0
+    assert 0 < measured["p50_ms"] <= measured["p90_ms"] <= measured["p99_ms"] <= measured["max_ms"]
+
+
+def test_every_scenario_ran_at_saturation_and_at_half_rate(results: dict[str, Any]) -> None:
+    rows = {"bare": results["baselines"]["bare"], **results["scenarios"]}
+    assert set(rows) == {"bare", *SCENARIOS}
+    for row in rows.values():
+        assert_sane(row["saturation"])
+        assert_sane(row["half_rate"])
+        assert row["half_rate"]["offered_rps"] == pytest.approx(row["saturation"]["rps"] / 2, rel=0.01)
+
+
+def test_baselines_and_ratios_are_measured(results: dict[str, Any]) -> None:
+    raw = results["baselines"]["raw"]
+    for name in ("redis_read", "dynamodb_get", "post_new", "post_repost"):
+        assert_sane(raw[name])
+    assert raw["mix"]["rps"] > 0
+    for name in SCENARIOS:
+        scenario = results["scenarios"][name]
+        assert scenario["ratio_to_baseline"] > 0
+        assert 0 < scenario["ratio_to_bare"] < 2
+
+
+def test_rebuilds_are_counted_and_one_stampede_rebuild(results: dict[str, Any]) -> None:
+    points = results["rebuild"]["points"]
+    assert [point["sessions"] for point in points] == [10, 100]
+    for point in points:
+        assert point["pages"] == point["expected_pages"] == 1
+        assert 0 < point["rebuild_ms"] <= point["cold_read_ms"]
+    stampede = results["stampede"]
+    assert stampede["rebuilds"] == 1
+    assert stampede["correct_replies"] == stampede["readers"] == 100
+
+
+def test_report_and_plots_are_written(smoke: Path, results: dict[str, Any]) -> None:
+    report = (smoke / "report.md").read_text()
+    assert "## Targets" in report
+    assert all(f"| {name}:" in report for name in SCENARIOS)
+    assert len(results["targets"]) == 7
+    for plot in ("latency.png", "throughput.png", "rebuild.png"):
+        data = (smoke / plot).read_bytes()
+        assert data.startswith(b"\x89PNG"), plot
+        assert len(data) > 10_000, plot
