@@ -19,6 +19,7 @@ from service import __version__, handlers, keys, ops
 from service.breaker import CircuitBreaker, CircuitState
 from service.cache import AggregateCache
 from service.clients import dynamodb_client, redis_client
+from service.deadlines import Deadlines
 from service.errors import CacheUnavailable
 from service.metrics import Metrics
 from service.middleware import request_envelope
@@ -122,6 +123,7 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(middlewares=[request_envelope], client_max_size=handlers.MAX_BODY_BYTES)
     app[keys.SETTINGS] = settings
     app[keys.METRICS] = Metrics()
+    app[keys.DEADLINES] = Deadlines()
     app.cleanup_ctx.extend([_dynamodb_ctx, _redis_ctx, _stats_ctx])
     handlers.add_routes(app)
     ops.add_routes(app)

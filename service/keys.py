@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from service.cache import AggregateCache
+from service.deadlines import Deadlines
 from service.metrics import Metrics
 from service.settings import Settings
 from service.stats import StatsService
@@ -23,3 +24,4 @@ REDIS: web.AppKey[Redis] = web.AppKey("redis")
 STORE = web.AppKey("store", SessionStore)
 CACHE = web.AppKey("cache", AggregateCache)
 STATS = web.AppKey("stats", StatsService)
+DEADLINES = web.AppKey("deadlines", Deadlines)

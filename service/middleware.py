@@ -7,9 +7,7 @@ import logging
 import os
 import re
 import time
-import weakref
 from collections.abc import Mapping
-from typing import Any
 
 import orjson
 from aiohttp import web
@@ -62,65 +60,6 @@ def _from_http_exception(exc: web.HTTPException) -> web.Response:
     return error_response(exc.status, code, message, headers=headers)
 
 
-class _Deadlines:
-    """Cancels the requests of one application that overrun their deadline.
-
-    A sweep every tenth of the deadline stands in for a timer per request: arming
-    and cancelling a timer on every request cost more than the rest of this
-    envelope, and a deadline of seconds needs no millisecond precision. Like
-    ``asyncio.timeout``, an overrun cancels the request's task, and only that
-    cancellation (not one from elsewhere) is reported by :meth:`overran`.
-    """
-
-    def __init__(self) -> None:
-        # Each running request: its deadline, and how many cancellations it had already.
-        self._running: dict[asyncio.Task[Any], tuple[float, int]] = {}
-        self._expired: set[asyncio.Task[Any]] = set()
-        self._period = 1.0
-        self._sweep_handle: asyncio.TimerHandle | None = None
-
-    def enter(self, seconds: float) -> asyncio.Task[Any]:
-        task = asyncio.current_task()
-        assert task is not None, "aiohttp runs every request in a task"
-        loop = asyncio.get_running_loop()
-        self._running[task] = (loop.time() + seconds, task.cancelling())
-        period = max(seconds / 10, 0.01)
-        if self._sweep_handle is None or period < self._period:
-            if self._sweep_handle is not None:
-                self._sweep_handle.cancel()
-            self._period = period
-            self._sweep_handle = loop.call_later(period, self._sweep)
-        return task
-
-    def overran(self, task: asyncio.Task[Any]) -> bool:
-        """Whether the CancelledError being handled in ``task`` came from its deadline."""
-        return task in self._expired and task.uncancel() <= self._running[task][1]
-
-    def leave(self, task: asyncio.Task[Any]) -> None:
-        del self._running[task]
-        self._expired.discard(task)
-
-    def _sweep(self) -> None:
-        loop = asyncio.get_running_loop()
-        now = loop.time()
-        for task, (deadline, _) in self._running.items():
-            if deadline <= now and task not in self._expired:
-                self._expired.add(task)
-                task.cancel()
-        self._sweep_handle = loop.call_later(self._period, self._sweep) if self._running else None
-
-
-# Per application, so that it goes with it; an application always runs in one event loop.
-_DEADLINES: weakref.WeakKeyDictionary[web.Application, _Deadlines] = weakref.WeakKeyDictionary()
-
-
-def _deadlines(app: web.Application) -> _Deadlines:
-    deadlines = _DEADLINES.get(app)
-    if deadlines is None:
-        deadlines = _DEADLINES[app] = _Deadlines()
-    return deadlines
-
-
 def _deadline_exceeded(request: web.Request, request_id: str, retry_after: int) -> web.Response:
     log.warning("request deadline exceeded", extra={"request_id": request_id, "path": request.path})
     return _from_service_error(DependencyUnavailable("a dependency", "deadline exceeded"), retry_after)
@@ -140,7 +79,7 @@ async def request_envelope(request: web.Request, handler: Handler) -> web.Stream
     request_id = incoming if _REQUEST_ID.match(incoming) else os.urandom(16).hex()
     started = time.perf_counter()
     # Inline rather than in a wrapper coroutine: every await layer costs on every resumption.
-    deadlines = _deadlines(app)
+    deadlines = app[keys.DEADLINES]
     task = deadlines.enter(settings.request_deadline_seconds)
     response: web.StreamResponse
     try:

@@ -29,14 +29,12 @@ async def create_table(endpoint: str) -> None:
 @pytest.fixture
 def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     with RedisServer(tmp_path) as server:
-        assert isinstance(server, RedisServer)
         yield server
 
 
 @pytest.fixture
 def moto_server() -> Iterator[MotoServer]:
     with MotoServer() as server:
-        assert isinstance(server, MotoServer)
         yield server
 
 
@@ -44,7 +42,6 @@ def moto_server() -> Iterator[MotoServer]:
 def shared_moto_server() -> Iterator[MotoServer]:
     """For tests that never fault DynamoDB: they override ``moto_server`` with this one."""
     with MotoServer() as server:
-        assert isinstance(server, MotoServer)
         yield server
 
 

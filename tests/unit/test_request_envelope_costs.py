@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from pytest_aiohttp import AiohttpClient
 
 from service import keys
+from service.deadlines import Deadlines
 from service.metrics import _LATENCY_BUCKETS, Metrics
 from service.middleware import request_envelope
 from service.settings import Settings
@@ -26,6 +27,7 @@ async def envelope_client(aiohttp_client: AiohttpClient, handler: Any) -> TestCl
     app = web.Application(middlewares=[request_envelope])
     app[keys.SETTINGS] = Settings(env="test", request_deadline_seconds=DEADLINE, access_log=False)
     app[keys.METRICS] = Metrics()
+    app[keys.DEADLINES] = Deadlines()
     app.router.add_get("/work", handler)
     return await aiohttp_client(app)
 
