@@ -19,9 +19,10 @@ from redis.asyncio import Redis
 
 from bench.datagen import seeded_id
 from bench.seed import delete_items, expected_pages, item_bytes, random_stats, session_item, write_items
-from service.cache import aggregate_key
-from service.model import CourseTotals
-from service.store import SessionStore
+from service.domain.model import CourseTotals
+from service.dynamodb.store import SessionStore
+from service.http.schemas import COURSE_STATS
+from service.redis.cache import aggregate_key
 
 if TYPE_CHECKING:
     from types_aiobotocore_dynamodb import DynamoDBClient
@@ -59,7 +60,7 @@ class ColdCourse:
         self.user, self.course = seeded_id(rng), seeded_id(rng)
         self.stats = [random_stats(rng) for _ in range(sessions)]
         self.items = [session_item(self.user, self.course, stats) for stats in self.stats]
-        self.expected = CourseTotals.of(self.stats).to_json()
+        self.expected = COURSE_STATS.dump(CourseTotals.of(self.stats))
 
     @property
     def key(self) -> str:

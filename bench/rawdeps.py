@@ -24,8 +24,9 @@ from bench.measure import LoadResult, closed_loop
 from bench.traffic import new_session_id, post_values, repost_counter
 from service import keys
 from service.app import create_app
-from service.cache import Hit, aggregate_key
-from service.model import SessionStats
+from service.domain.model import SessionStats
+from service.domain.ports import Hit
+from service.redis.cache import aggregate_key
 from service.settings import load_settings
 
 # What each route calls, keyed by the baseline's name.

@@ -49,10 +49,10 @@ from bench.stack import (
     stop_all,
 )
 from bench.traffic import MIX_WRITE_EVERY, Dataset, stream
-from service.clients import dynamodb_client
-from service.local import MotoServer, free_port
+from localmode.servers import MotoServer, free_port
+from service.dynamodb.client import dynamodb_client
+from service.dynamodb.store import SessionStore
 from service.settings import load_settings
-from service.store import SessionStore
 
 DEFAULT_OUT = ROOT / "bench" / "results"
 REPEAT_UP_TO = 1_000

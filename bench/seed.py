@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from bench.datagen import seeded_id
-from service.model import SessionStats
-from service.store import PARTITION_KEY, SORT_KEY, session_key
+from service.domain.model import SessionStats
+from service.dynamodb.codec import PARTITION_KEY, SORT_KEY, session_key
 
 if TYPE_CHECKING:
     from types_aiobotocore_dynamodb import DynamoDBClient

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from service.local import RedisServer, _die_with_parent, free_port
+from localmode.servers import RedisServer, _die_with_parent, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 TABLE = "learning-stats-bench"
@@ -189,9 +189,9 @@ def stop_all(*servers: Gunicorn) -> None:
 
 
 def create_table(env: dict[str, str]) -> None:
-    """``python -m service.table create``, as a deployment runs it."""
+    """``python -m service.dynamodb.table create``, as a deployment runs it."""
     subprocess.run(
-        [sys.executable, "-m", "service.table", "create"],
+        [sys.executable, "-m", "service.dynamodb.table", "create"],
         env={**os.environ, **env},
         cwd=ROOT,
         check=True,

@@ -1,39 +1,39 @@
-"""The application factory, shared by ``python -m service``, gunicorn and the tests."""
+"""The application factory, shared by ``python -m service``, gunicorn and the tests.
+
+Each backend client is opened by its own ``cleanup_ctx`` generator, so teardown
+runs even when a later start-up step fails. A request runs one way through the
+layers: ``http`` (contract, envelope) -> ``domain`` (use cases) -> ``dynamodb``
+and ``redis`` (storage).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-import re
-import warnings
 from collections.abc import AsyncIterator
-from typing import Any
 
 from aiohttp import web
-from aiohttp_apigami import setup_aiohttp_apispec
-from aiohttp_apigami.constants import SWAGGER_DICT
-from redis.asyncio import Redis
 
-from service import __version__, handlers, keys, ops
-from service.breaker import CircuitBreaker, CircuitState
-from service.cache import AggregateCache
-from service.clients import dynamodb_client, redis_client
-from service.deadlines import Deadlines
-from service.errors import CacheUnavailable
-from service.metrics import Metrics
-from service.middleware import request_envelope
+from service import keys
+from service.domain.errors import CacheUnavailable
+from service.domain.stats import StatsService
+from service.dynamodb.client import count_retries, dynamodb_client
+from service.dynamodb.store import SessionStore
+from service.dynamodb.table import ensure_table
+from service.http import courses, ops
+from service.http.contract import MAX_BODY_BYTES
+from service.http.deadlines import Deadlines
+from service.http.middleware import request_envelope
+from service.http.openapi import add_docs
+from service.redis.breaker import CircuitBreaker
+from service.redis.cache import AggregateCache
+from service.redis.client import redis_client
+from service.redis.maintenance import maintain
 from service.settings import Settings, mask_url
-from service.stats import StatsService
-from service.store import SessionStore
-from service.table import ensure_table
+from service.telemetry.metrics import Metrics
 
 log = logging.getLogger(__name__)
-
-_ATTEMPT = re.compile(r"\battempt=(\d+)")
-
-# How often the background task probes an open Redis circuit and repairs stale aggregates.
-MAINTENANCE_INTERVAL_SECONDS = 0.5
 
 
 async def _dynamodb_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -41,17 +41,7 @@ async def _dynamodb_ctx(app: web.Application) -> AsyncIterator[None]:
     async with dynamodb_client(settings) as client:
         if settings.is_local:
             await ensure_table(client, settings.dynamodb_table)
-        metrics = app[keys.METRICS]
-
-        def count_retries(request: Any, **_: Any) -> None:
-            # botocore numbers every attempt in this header; seen before each send,
-            # so retries of calls that end in an error are counted too.
-            header = request.headers.get("amz-sdk-request", "")
-            attempt = _ATTEMPT.search(header.decode() if isinstance(header, bytes) else header)
-            if attempt and attempt[1] != "1":
-                metrics.dependency_retries.labels("dynamodb").inc()
-
-        client.meta.events.register("before-send.dynamodb", count_retries)
+        count_retries(client, app[keys.METRICS].dependency_retries.labels("dynamodb"))
         store = SessionStore(client, settings.dynamodb_table)
         # Fail fast: a wrong table name or endpoint stops the start-up, not the first request.
         await store.ping()
@@ -59,27 +49,13 @@ async def _dynamodb_ctx(app: web.Application) -> AsyncIterator[None]:
             "dynamodb ready",
             extra={"endpoint": settings.dynamodb_endpoint or "aws", "table": settings.dynamodb_table},
         )
-        app[keys.DYNAMODB] = client
         app[keys.STORE] = store
         yield
 
 
-async def _maintain(cache: AggregateCache, redis: Redis) -> None:
-    while True:
-        await asyncio.sleep(MAINTENANCE_INTERVAL_SECONDS)
-        try:
-            if cache.breaker.state is not CircuitState.CLOSED:
-                await cache.ping()
-            if cache.stale_count:
-                repaired = await cache.repair()
-                log.info("repaired stale aggregates", extra={"count": repaired})
-        except CacheUnavailable:
-            continue
-
-
 async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS]
-    assert settings.redis_url is not None, "local_dependencies() provides a Redis URL"
+    assert settings.redis_url is not None, "local mode provides a Redis URL"
     redis = redis_client(settings.redis_url, settings.redis_timeout_seconds)
     cache = AggregateCache(
         redis,
@@ -87,6 +63,7 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
         max_age_seconds=settings.cache_max_age_seconds,
         lock_seconds=settings.rebuild_lock_seconds,
         breaker=CircuitBreaker(reset_seconds=1.0),
+        slow_reads=app[keys.METRICS].slow_path_reads,
     )
     try:
         await cache.ping()
@@ -94,9 +71,8 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
     except CacheUnavailable as exc:
         # Redis down means slower, not down: start and serve from DynamoDB.
         log.warning("redis unreachable at start-up", extra={"url": mask_url(settings.redis_url), "error": str(exc)})
-    app[keys.REDIS] = redis
     app[keys.CACHE] = cache
-    maintenance = asyncio.create_task(_maintain(cache, redis))
+    maintenance = asyncio.create_task(maintain(cache))
     try:
         yield
     finally:
@@ -120,31 +96,12 @@ async def _stats_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(middlewares=[request_envelope], client_max_size=handlers.MAX_BODY_BYTES)
+    app = web.Application(middlewares=[request_envelope], client_max_size=MAX_BODY_BYTES)
     app[keys.SETTINGS] = settings
     app[keys.METRICS] = Metrics()
     app[keys.DEADLINES] = Deadlines()
     app.cleanup_ctx.extend([_dynamodb_ctx, _redis_ctx, _stats_ctx])
-    handlers.add_routes(app)
+    courses.add_routes(app)
     ops.add_routes(app)
-    # aiohttp-apigami keeps its state under plain string keys; that is its business.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", web.NotAppKeyWarning)
-        setup_aiohttp_apispec(
-            app,
-            title="Learning stats service",
-            version=__version__,
-            url="/api/docs/swagger.json",
-            swagger_path="/api/docs",
-            openapi_version="3.0.3",
-            in_place=True,
-        )
-        _drop_swagger2_fields(app[SWAGGER_DICT])
+    add_docs(app)
     return app
-
-
-def _drop_swagger2_fields(spec: dict[str, Any]) -> None:
-    # aiohttp-apigami's @docs always adds Swagger 2's "produces", which OpenAPI 3 forbids.
-    for operations in spec["paths"].values():
-        for operation in operations.values():
-            operation.pop("produces", None)

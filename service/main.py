@@ -5,8 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from service.app import create_app
-from service.logs import configure_logging
 from service.settings import load_settings
+from service.telemetry.logs import configure_logging
 
 
 async def app_factory() -> web.Application:

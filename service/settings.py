@@ -45,6 +45,8 @@ class Settings:
     request_deadline_seconds: float = 5.0
     retry_after_seconds: int = 1
     shutdown_grace_seconds: float = 25.0
+    # Gunicorn worker processes (the container runs gunicorn; `python -m service` is one process).
+    workers: int = 1
     log_level: str = "INFO"
     access_log: bool = True
     git_revision: str = "unknown"
@@ -142,6 +144,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "request_deadline_seconds": _parse_seconds,
     "retry_after_seconds": lambda raw: _parse_int(raw, 1, 3600),
     "shutdown_grace_seconds": _parse_seconds,
+    "workers": lambda raw: _parse_int(raw, 1, 64),
     "log_level": _parse_choice(LOG_LEVELS),
     "access_log": _parse_bool,
     "git_revision": _parse_text,

@@ -49,7 +49,7 @@ def test_dynamodb_local_keeps_its_data_on_a_named_volume(compose: dict[str, Any]
 
 def test_bootstrap_creates_the_table_with_the_app_image(compose: dict[str, Any]) -> None:
     bootstrap, app = compose["services"]["bootstrap"], compose["services"]["app"]
-    assert bootstrap["command"] == ["python", "-m", "service.table", "create"]
+    assert bootstrap["command"] == ["python", "-m", "service.dynamodb.table", "create"]
     assert bootstrap["image"] == app["image"]
     assert bootstrap["build"] == app["build"]
     assert bootstrap["environment"] == app["environment"]

@@ -14,7 +14,7 @@ import pytest
 
 PINNED_SLIM_PYTHON = re.compile(r"python:\d+\.\d+\.\d+-slim-[a-z]+")
 # What the container runs: gunicorn's config and app factory (CMD), and the table bootstrap.
-ENTRY_POINT_IMPORTS = "import service.gunicorn_conf, service.main, service.table"
+ENTRY_POINT_IMPORTS = "import service.gunicorn_conf, service.main, service.dynamodb.table"
 
 
 def test_hadolint_passes_at_warning_level(run_tool: Callable[..., subprocess.CompletedProcess[str]]) -> None:

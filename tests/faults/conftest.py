@@ -12,11 +12,11 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from redis.asyncio import Redis
 
+from localmode.servers import MotoServer, RedisServer
 from service.app import create_app
-from service.clients import dynamodb_client
-from service.local import MotoServer, RedisServer
-from service.store import SessionStore
-from service.table import ensure_table
+from service.dynamodb.client import dynamodb_client
+from service.dynamodb.store import SessionStore
+from service.dynamodb.table import ensure_table
 from tests.faults.proxy import FaultProxy
 from tests.integration.support import TABLE, Backends, settings_for
 

@@ -19,7 +19,8 @@ from aiohttp.test_utils import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from service import keys
-from service.model import CourseTotals
+from service.domain.model import CourseTotals
+from service.http.schemas import COURSE_STATS
 from tests.integration.support import Api, Backends, Reply, new_id
 
 # Something that causes or clears a fault: a plain call or a coroutine function.
@@ -236,7 +237,7 @@ async def _mismatches(api: Api, backends: Backends, pairs: list[Pair]) -> list[s
     for pair in pairs:
         truth: CourseTotals = await backends.truth(pair.user, pair.course)
         reply = await api.course(pair.user, pair.course)
-        expected = (200, truth.to_json()) if truth.sessions else (404, None)
+        expected = (200, COURSE_STATS.dump(truth)) if truth.sessions else (404, None)
         served = (reply.status, reply.json if reply.status == 200 else None)
         if served != expected:
             mismatches.append(f"{pair}: served {served}, DynamoDB says {expected}")

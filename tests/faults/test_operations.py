@@ -13,7 +13,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from service.local import free_port
+from localmode.servers import free_port
 from tests.faults.conftest import Rig
 from tests.faults.support import until
 from tests.integration.support import TABLE, Api, new_id

@@ -11,7 +11,7 @@ import asyncio
 
 import pytest
 
-from service.local import MotoServer
+from localmode.servers import MotoServer
 from tests.faults.conftest import Rig
 from tests.faults.support import (
     Action,

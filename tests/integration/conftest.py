@@ -23,12 +23,12 @@ from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
 from redis.asyncio import Redis
 
+from localmode.servers import MotoServer, RedisServer, free_port
 from service.app import create_app
-from service.clients import dynamodb_client
-from service.local import MotoServer, RedisServer, free_port
+from service.dynamodb.client import dynamodb_client
+from service.dynamodb.store import SessionStore
+from service.dynamodb.table import ensure_table
 from service.settings import Settings
-from service.store import SessionStore
-from service.table import ensure_table
 from tests.integration.support import TABLE, Api, Backends, settings_for
 
 ROOT = Path(__file__).resolve().parents[2]

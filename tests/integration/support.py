@@ -11,10 +11,11 @@ from aiohttp.test_utils import TestClient
 from multidict import CIMultiDict
 from redis.asyncio import Redis
 
-from service.cache import aggregate_key
-from service.model import CourseTotals
+from service.domain.model import CourseTotals
+from service.dynamodb.codec import PARTITION_KEY
+from service.dynamodb.store import SessionStore
+from service.redis.cache import aggregate_key
 from service.settings import Settings, load_settings
-from service.store import PARTITION_KEY, SessionStore
 
 TABLE = "learning-stats-test"
 

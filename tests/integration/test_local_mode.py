@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from service.local import free_port
+from localmode.servers import free_port
 from tests.integration.conftest import ROOT, wait_for_http
 from tests.integration.support import new_id
 

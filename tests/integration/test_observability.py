@@ -12,8 +12,8 @@ from pytest_aiohttp import AiohttpClient
 
 from service import keys
 from service.app import create_app
-from service.logs import JsonFormatter, hash_user
 from service.settings import Settings
+from service.telemetry.logs import JsonFormatter, hash_user
 from tests.integration.support import Api, new_id
 from tests.integration.test_api import assert_error
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from openapi_spec_validator import validate
 
-from service.schemas import SESSION_BODY
+from service.http.schemas import SESSION_BODY
 from tests.integration.support import Api
 
 

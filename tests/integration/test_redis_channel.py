@@ -16,12 +16,13 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from service.breaker import CircuitBreaker
-from service.cache import AggregateCache, Claimed, Hit, aggregate_key
-from service.clients import redis_client
-from service.errors import CacheUnavailable
-from service.local import RedisServer
-from service.redis_channel import ScriptChannel
+from localmode.servers import RedisServer
+from service.domain.errors import CacheUnavailable
+from service.domain.ports import Claimed, Hit
+from service.redis.breaker import CircuitBreaker
+from service.redis.cache import AggregateCache, aggregate_key
+from service.redis.channel import ScriptChannel
+from service.redis.client import redis_client
 
 ECHO = "return {KEYS[1], ARGV[1]}"
 TIMEOUT = 0.25

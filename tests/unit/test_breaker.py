@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from service.breaker import CircuitBreaker, CircuitState
+from service.redis.breaker import CircuitBreaker, CircuitState
 
 THRESHOLD = 3
 RESET = 10.0

@@ -12,10 +12,11 @@ import fakeredis
 import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from service.breaker import CircuitBreaker
-from service.cache import REBUILD_CHUNK, AggregateCache, Busy, Claimed, Hit, aggregate_key
-from service.errors import CacheUnavailable
-from service.model import CourseTotals, SessionStats, StoredSession
+from service.domain.errors import CacheUnavailable
+from service.domain.model import CourseTotals, SessionStats, StoredSession
+from service.domain.ports import Busy, Claimed, Hit
+from service.redis.breaker import CircuitBreaker
+from service.redis.cache import REBUILD_CHUNK, AggregateCache, aggregate_key
 
 KEY = aggregate_key("user-1", "course-1")
 TTL_SECONDS = 60

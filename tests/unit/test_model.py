@@ -8,7 +8,8 @@ from fractions import Fraction
 
 import pytest
 
-from service.model import SCORE_SCALE, CourseTotals, SessionStats, score_to_cents
+from service.domain.model import SCORE_SCALE, CourseTotals, SessionStats, score_to_cents
+from service.http.schemas import COURSE_STATS, SESSION_STATS
 
 
 def stats(modules: int, score_cents: int, time_ms: int = 0, session_id: str = "s") -> SessionStats:
@@ -60,11 +61,11 @@ def test_score_to_cents_rounds_half_up_from_the_decimal_text(score: float, cents
 def test_average_is_weighted_by_modules() -> None:
     totals = CourseTotals.of([stats(1, 10000), stats(3, 5000)])
     # The plain mean would be 7500.
-    assert totals.average_score_cents() == 6250
+    assert totals.average_score_cents == 6250
 
 
 def test_sessions_without_modules_do_not_weigh_when_others_have_modules() -> None:
-    assert CourseTotals.of([stats(0, 0), stats(2, 8000)]).average_score_cents() == 8000
+    assert CourseTotals.of([stats(0, 0), stats(2, 8000)]).average_score_cents == 8000
 
 
 @pytest.mark.parametrize(
@@ -80,14 +81,19 @@ def test_sessions_without_modules_do_not_weigh_when_others_have_modules() -> Non
     ],
 )
 def test_average_rounds_half_up_to_two_decimals(sessions: list[SessionStats], cents: int) -> None:
-    assert CourseTotals.of(sessions).average_score_cents() == cents
+    assert CourseTotals.of(sessions).average_score_cents == cents
 
 
 def test_no_sessions_gives_zero_totals() -> None:
     totals = CourseTotals.of([])
     assert totals == CourseTotals()
-    assert totals.average_score_cents() == 0
-    assert totals.to_json() == {"totalModulesStudied": 0, "averageScore": 0.0, "timeStudied": 0, "sessionsCount": 0}
+    assert totals.average_score_cents == 0
+    assert COURSE_STATS.dump(totals) == {
+        "totalModulesStudied": 0,
+        "averageScore": 0.0,
+        "timeStudied": 0,
+        "sessionsCount": 0,
+    }
 
 
 def test_totals_sum_every_field() -> None:
@@ -97,7 +103,7 @@ def test_totals_sum_every_field() -> None:
 
 def test_course_totals_json_shape() -> None:
     # (1234 + 3 * 5000) / 4 = 4058.5 cents, rounded up.
-    body = CourseTotals.of([stats(1, 1234, 60_000), stats(3, 5000, 1)]).to_json()
+    body = COURSE_STATS.dump(CourseTotals.of([stats(1, 1234, 60_000), stats(3, 5000, 1)]))
     assert body == {"totalModulesStudied": 4, "averageScore": 40.59, "timeStudied": 60_001, "sessionsCount": 2}
     assert type(body["totalModulesStudied"]) is int
     assert type(body["timeStudied"]) is int
@@ -105,7 +111,7 @@ def test_course_totals_json_shape() -> None:
 
 
 def test_session_json_shape() -> None:
-    body = SessionStats("3fa85f64-5717-4562-b3fc-2c963f66afa6", 12, 1235, 90_000).to_json()
+    body = SESSION_STATS.dump(SessionStats("3fa85f64-5717-4562-b3fc-2c963f66afa6", 12, 1235, 90_000))
     assert body == {
         "sessionId": "3fa85f64-5717-4562-b3fc-2c963f66afa6",
         "totalModulesStudied": 12,
@@ -129,8 +135,8 @@ def test_aggregates_stay_exact_over_many_sessions(seed: int) -> None:
     ]
     totals = CourseTotals.of(sessions)
     expected = reference_average_cents(sessions)
-    assert totals.average_score_cents() == expected
-    assert totals.to_json()["averageScore"] == expected / SCORE_SCALE
+    assert totals.average_score_cents == expected
+    assert COURSE_STATS.dump(totals)["averageScore"] == expected / SCORE_SCALE
     assert totals.time_ms == sum(s.time_ms for s in sessions)
     # Order must not matter, which a float accumulator would not guarantee.
     assert CourseTotals.of(reversed(sessions)) == totals
@@ -140,4 +146,4 @@ def test_aggregates_stay_exact_over_many_sessions(seed: int) -> None:
 def test_plain_mean_is_exact_when_no_module_was_studied(seed: int) -> None:
     rng = random.Random(seed)
     sessions = [stats(0, rng.randint(0, 10_000)) for _ in range(2_001)]
-    assert CourseTotals.of(sessions).average_score_cents() == reference_average_cents(sessions)
+    assert CourseTotals.of(sessions).average_score_cents == reference_average_cents(sessions)

@@ -15,10 +15,10 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from pytest_aiohttp import AiohttpClient
 
 from service import keys
-from service.deadlines import Deadlines
-from service.metrics import _LATENCY_BUCKETS, Metrics
-from service.middleware import request_envelope
+from service.http.deadlines import Deadlines
+from service.http.middleware import request_envelope
 from service.settings import Settings
+from service.telemetry.metrics import _LATENCY_BUCKETS, Metrics
 
 DEADLINE = 0.3
 

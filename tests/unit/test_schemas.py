@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 from marshmallow import ValidationError
 
-from service.schemas import SESSION_BODY, canonical_uuid, field_messages
+from service.domain.model import SessionStats, score_to_cents
+from service.http.schemas import SESSION_BODY, canonical_uuid, field_messages
 
 UUID = "3fa85f64-5717-4562-b3fc-2c963f66afa6"
 VALID = {"totalModulesStudied": 3, "averageScore": 87.5, "timeStudied": 60_000}
@@ -49,14 +50,21 @@ def rejected_fields(data: Any) -> dict[str, str]:
 )
 def test_good_bodies_load(changes: dict[str, Any], expected: dict[str, Any]) -> None:
     loaded = SESSION_BODY.load(body(**changes))
-    assert loaded == {**VALID, **expected}
-    for name in INTEGER_FIELDS:
-        assert type(loaded[name]) is int
-    assert type(loaded["averageScore"]) is float
+    want = {**VALID, **expected}
+    assert loaded == SessionStats(
+        session_id=want.get("sessionId", loaded.session_id),
+        modules=want["totalModulesStudied"],
+        score_cents=score_to_cents(want["averageScore"]),
+        time_ms=want["timeStudied"],
+    )
+    for value in (loaded.modules, loaded.score_cents, loaded.time_ms):
+        assert type(value) is int
 
 
-def test_session_id_is_optional() -> None:
-    assert "sessionId" not in SESSION_BODY.load(body())
+def test_session_id_is_optional_and_generated_when_absent() -> None:
+    first, second = SESSION_BODY.load(body()), SESSION_BODY.load(body())
+    assert canonical_uuid(first.session_id) == first.session_id
+    assert first.session_id != second.session_id
 
 
 _WRONG_TYPES: list[object] = [True, False, "3", "", None, [], {}, float("nan"), float("inf"), float("-inf")]

@@ -8,13 +8,14 @@ from collections.abc import AsyncIterator
 import fakeredis
 import pytest
 
-from service.breaker import CircuitBreaker
-from service.cache import AggregateCache, Claimed, Hit, ReadResult, aggregate_key
-from service.errors import NotFound
-from service.metrics import Metrics
-from service.model import CourseTotals, SessionStats, StoredSession, WriteOutcome
-from service.stats import StatsService
-from service.store import SessionStore
+from service.domain.errors import NotFound
+from service.domain.model import CourseTotals, SessionStats, StoredSession, WriteOutcome
+from service.domain.ports import Claimed, Hit, ReadResult
+from service.domain.stats import StatsService
+from service.dynamodb.store import SessionStore
+from service.redis.breaker import CircuitBreaker
+from service.redis.cache import AggregateCache, aggregate_key
+from service.telemetry.metrics import Metrics
 
 USER, OTHER_USER = "user-1", "user-2"
 COURSE, OTHER_COURSE = "course-1", "course-2"

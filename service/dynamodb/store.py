@@ -1,35 +1,29 @@
 """DynamoDB session store: the source of truth.
 
-One table. An item is one session: partition key ``userId``, sort key
-``sessionKey = "<courseId>#<sessionId>"``, so one user's sessions in one course
-are a single ``Query`` on the key (no ``Scan`` anywhere).
+Items are keyed and encoded by ``service.dynamodb.codec``: one user's sessions
+in one course are a single ``Query`` on the key (no ``Scan`` anywhere).
 
 Every change of an item increments its ``version`` atomically in the same
 ``UpdateItem``; the Redis aggregates order contributions by it (see
-``service.cache``). Re-posting identical values is refused by a condition, so
+``service.redis.cache``). Re-posting identical values is refused by a condition, so
 it neither bumps the version nor rewrites the item.
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from service.errors import DependencyUnavailable
-from service.model import SessionStats, StoredSession, WriteOutcome
+from service.domain.errors import DependencyUnavailable
+from service.domain.model import SessionStats, StoredSession, WriteOutcome
+from service.dynamodb import codec
 
 if TYPE_CHECKING:
     from types_aiobotocore_dynamodb import DynamoDBClient
-
-log = logging.getLogger(__name__)
-
-PARTITION_KEY = "userId"
-SORT_KEY = "sessionKey"
 
 # Errors that mean "try again later" rather than "this request is wrong".
 _TRANSIENT_CODES = frozenset(
@@ -44,16 +38,10 @@ _TRANSIENT_CODES = frozenset(
     }
 )
 
-_NAMES = {"#m": "modules", "#s": "score", "#t": "timeMs", "#v": "version", "#u": "updatedAt"}
+_NAMES = {"#m": codec.MODULES, "#s": codec.SCORE, "#t": codec.TIME_MS, "#v": codec.VERSION, "#u": codec.UPDATED_AT}
 _UPSERT_EXPRESSION = "SET #m = :m, #s = :s, #t = :t, #u = :now ADD #v :one"
 # Identical values fail the condition: nothing is written and the version stays.
 _CHANGED_CONDITION = "attribute_not_exists(#v) OR #m <> :m OR #s <> :s OR #t <> :t"
-_PROJECTION = "#sk, #m, #s, #t, #v"
-_PROJECTION_NAMES = {"#sk": SORT_KEY, "#m": "modules", "#s": "score", "#t": "timeMs", "#v": "version"}
-
-
-def session_key(course_id: str, session_id: str) -> str:
-    return f"{course_id}#{session_id}"
 
 
 @contextlib.contextmanager
@@ -64,22 +52,10 @@ def dynamodb_errors(operation: str) -> Iterator[None]:
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "")
         if code in _TRANSIENT_CODES:
-            log.warning("dynamodb %s failed: %s", operation, code)
-            raise DependencyUnavailable("dynamodb", code) from exc
+            raise DependencyUnavailable("dynamodb", f"{operation}/{code}") from exc
         raise
     except BotoCoreError as exc:
-        log.warning("dynamodb %s failed: %s", operation, type(exc).__name__)
-        raise DependencyUnavailable("dynamodb", type(exc).__name__) from exc
-
-
-def _from_item(item: dict[str, Any]) -> StoredSession:
-    stats = SessionStats(
-        session_id=item[SORT_KEY]["S"].partition("#")[2],
-        modules=int(item["modules"]["N"]),
-        score_cents=int(item["score"]["N"]),
-        time_ms=int(item["timeMs"]["N"]),
-    )
-    return StoredSession(stats, int(item["version"]["N"]))
+        raise DependencyUnavailable("dynamodb", f"{operation}/{type(exc).__name__}") from exc
 
 
 class SessionStore:
@@ -89,14 +65,12 @@ class SessionStore:
 
     async def upsert(self, user_id: str, course_id: str, stats: SessionStats) -> tuple[WriteOutcome, StoredSession]:
         """Create or replace one session; identical values leave it untouched."""
-        key = {
-            PARTITION_KEY: {"S": user_id},
-            SORT_KEY: {"S": session_key(course_id, stats.session_id)},
-        }
+        key = codec.item_key(user_id, course_id, stats.session_id)
+        stored_values = codec.stats_values(stats)
         values = {
-            ":m": {"N": str(stats.modules)},
-            ":s": {"N": str(stats.score_cents)},
-            ":t": {"N": str(stats.time_ms)},
+            ":m": stored_values[codec.MODULES],
+            ":s": stored_values[codec.SCORE],
+            ":t": stored_values[codec.TIME_MS],
             ":now": {"N": str(int(time.time() * 1000))},
             ":one": {"N": "1"},
         }
@@ -115,9 +89,9 @@ class SessionStore:
             except ClientError as exc:
                 if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                     raise
-                stored = _from_item(exc.response["Item"])
+                stored = codec.decode(exc.response["Item"])
                 return WriteOutcome.UNCHANGED, stored
-        stored = _from_item(response["Attributes"])
+        stored = codec.decode(response["Attributes"])
         outcome = WriteOutcome.CREATED if stored.version == 1 else WriteOutcome.REPLACED
         return outcome, stored
 
@@ -125,31 +99,28 @@ class SessionStore:
         with dynamodb_errors("GetItem"):
             response = await self._client.get_item(
                 TableName=self._table,
-                Key={
-                    PARTITION_KEY: {"S": user_id},
-                    SORT_KEY: {"S": session_key(course_id, session_id)},
-                },
+                Key=codec.item_key(user_id, course_id, session_id),
                 ConsistentRead=True,
-                ProjectionExpression=_PROJECTION,
-                ExpressionAttributeNames=_PROJECTION_NAMES,
+                ProjectionExpression=codec.PROJECTION,
+                ExpressionAttributeNames=codec.PROJECTION_NAMES,
             )
         item = response.get("Item")
-        return _from_item(item) if item else None
+        return codec.decode(item) if item else None
 
     async def course_pages(self, user_id: str, course_id: str) -> AsyncIterator[list[StoredSession]]:
         """All of a user's sessions in a course, a strongly consistent page at a time."""
         request: dict[str, Any] = {
             "TableName": self._table,
             "KeyConditionExpression": "#pk = :u AND begins_with(#sk, :prefix)",
-            "ExpressionAttributeNames": {**_PROJECTION_NAMES, "#pk": PARTITION_KEY},
-            "ExpressionAttributeValues": {":u": {"S": user_id}, ":prefix": {"S": f"{course_id}#"}},
+            "ExpressionAttributeNames": {**codec.PROJECTION_NAMES, "#pk": codec.PARTITION_KEY},
+            "ExpressionAttributeValues": {":u": {"S": user_id}, ":prefix": {"S": codec.course_prefix(course_id)}},
             "ConsistentRead": True,
-            "ProjectionExpression": _PROJECTION,
+            "ProjectionExpression": codec.PROJECTION,
         }
         while True:
             with dynamodb_errors("Query"):
                 response = await self._client.query(**request)
-            yield [_from_item(item) for item in response.get("Items", [])]
+            yield [codec.decode(item) for item in response.get("Items", [])]
             last_key = response.get("LastEvaluatedKey")
             if not last_key:
                 return

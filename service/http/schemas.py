@@ -1,4 +1,6 @@
-"""Marshmallow schemas: they validate the requests and generate the OpenAPI document.
+"""The wire contract, declared once: these marshmallow schemas validate every
+request (headers, path ids, body), serialise every response, and generate the
+OpenAPI document (``service.http.contract`` binds them to the routes).
 
 JSON types are taken strictly: a boolean is not a number, a string is not a
 number, and an integer field accepts no fractional part.
@@ -8,9 +10,12 @@ from __future__ import annotations
 
 import math
 import re
+import uuid
 from typing import Any
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate
+from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate
+
+from service.domain.model import SCORE_SCALE, SessionStats, score_to_cents
 
 UUID_PATTERN = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
@@ -73,7 +78,7 @@ def _range(low: int, high: int, unit: str = "") -> validate.Range:
 
 
 class SessionStatsBody(Schema):
-    """A completed learning session's stats, as the platform posts them."""
+    """A completed learning session's stats, as the platform posts them; loads as :class:`SessionStats`."""
 
     class Meta:
         unknown = RAISE
@@ -93,31 +98,70 @@ class SessionStatsBody(Schema):
         metadata={"description": "Time studied in milliseconds."},
     )
 
+    @post_load
+    def _to_stats(self, data: dict[str, Any], **_: Any) -> SessionStats:
+        return SessionStats(
+            session_id=data.get("sessionId") or str(uuid.uuid4()),
+            modules=data["totalModulesStudied"],
+            score_cents=score_to_cents(data["averageScore"]),
+            time_ms=data["timeStudied"],
+        )
+
+
+class Score(fields.Float):
+    """A score held in hundredths (``score_cents``), shown as a percentage with 2 decimal places."""
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> float:
+        return int(value) / SCORE_SCALE
+
 
 class SessionStatsResponse(Schema):
-    sessionId = fields.String(required=True, metadata={"format": "uuid"})
-    totalModulesStudied = fields.Integer(required=True)
-    averageScore = fields.Float(required=True)
-    timeStudied = fields.Integer(required=True, metadata={"description": "Milliseconds."})
+    """Dumps a :class:`SessionStats`."""
+
+    sessionId = fields.String(required=True, attribute="session_id", metadata={"format": "uuid"})
+    totalModulesStudied = fields.Integer(required=True, attribute="modules")
+    averageScore = Score(required=True, attribute="score_cents", metadata={"minimum": 0, "maximum": MAX_SCORE})
+    timeStudied = fields.Integer(required=True, attribute="time_ms", metadata={"description": "Milliseconds."})
 
 
 class CourseStatsResponse(Schema):
-    totalModulesStudied = fields.Integer(required=True, metadata={"description": "Sum over sessions."})
-    averageScore = fields.Float(
-        required=True,
-        metadata={"description": "Mean session score weighted by modules studied (plain mean if none)."},
+    """Dumps a :class:`CourseTotals`."""
+
+    totalModulesStudied = fields.Integer(
+        required=True, attribute="modules", metadata={"description": "Sum over sessions."}
     )
-    timeStudied = fields.Integer(required=True, metadata={"description": "Sum over sessions, milliseconds."})
-    sessionsCount = fields.Integer(required=True, metadata={"description": "Sessions in this course."})
+    averageScore = Score(
+        required=True,
+        attribute="average_score_cents",
+        metadata={
+            "description": "Mean session score weighted by modules studied (plain mean if none).",
+            "minimum": 0,
+            "maximum": MAX_SCORE,
+        },
+    )
+    timeStudied = fields.Integer(
+        required=True, attribute="time_ms", metadata={"description": "Sum over sessions, milliseconds."}
+    )
+    sessionsCount = fields.Integer(
+        required=True, attribute="sessions", metadata={"description": "Sessions in this course."}
+    )
 
 
 class UserHeader(Schema):
-    class Meta:
-        unknown = "exclude"
-
     user_id = UUIDString(
-        required=True, data_key="X-User-Id", metadata={"description": "The learner, set by the platform's gateway."}
+        required=True,
+        data_key="X-User-Id",
+        error_messages={"required": "Required; must be the learner's UUID."},
+        metadata={"description": "The learner, set by the platform's gateway."},
     )
+
+
+class CoursePath(Schema):
+    course_id = UUIDString(required=True, data_key="courseId")
+
+
+class SessionPath(CoursePath):
+    session_id = UUIDString(required=True, data_key="sessionId")
 
 
 class ErrorDetail(Schema):
@@ -135,8 +179,23 @@ class ErrorResponse(Schema):
     error = fields.Nested(ErrorDetail, required=True)
 
 
+class HealthResponse(Schema):
+    status = fields.String(required=True, metadata={"example": "ok"})
+
+
+class ReadyResponse(Schema):
+    status = fields.String(required=True, metadata={"example": "ready"})
+    checks = fields.Dict(keys=fields.String(), values=fields.String(), required=True)
+
+
+class VersionResponse(Schema):
+    version = fields.String(required=True)
+    revision = fields.String(required=True, metadata={"description": "The git commit the image was built from."})
+
+
 SESSION_BODY = SessionStatsBody()
-USER_HEADER = UserHeader()
+SESSION_STATS = SessionStatsResponse()
+COURSE_STATS = CourseStatsResponse()
 
 
 def field_messages(error: ValidationError) -> dict[str, str]:

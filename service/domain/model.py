@@ -1,4 +1,4 @@
-"""Session stats and course aggregates, kept exactly.
+"""The domain's values: session stats and course aggregates, kept exactly.
 
 Scores are stored in fixed point (hundredths of a percent point, "cents"), so
 every sum is an integer and no aggregate drifts however many updates it sees.
@@ -10,7 +10,6 @@ import dataclasses
 import enum
 from collections.abc import Iterable
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
 
 SCORE_SCALE = 100
 
@@ -37,14 +36,6 @@ class SessionStats:
     modules: int
     score_cents: int
     time_ms: int
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "sessionId": self.session_id,
-            "totalModulesStudied": self.modules,
-            "averageScore": self.score_cents / SCORE_SCALE,
-            "timeStudied": self.time_ms,
-        }
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -76,6 +67,7 @@ class CourseTotals:
             totals[4] += stats.time_ms
         return cls(*totals)
 
+    @property
     def average_score_cents(self) -> int:
         """Mean score weighted by modules studied; the plain mean when no module was."""
         if self.modules:
@@ -83,11 +75,3 @@ class CourseTotals:
         if self.sessions:
             return _rounded_ratio(self.score_sum, self.sessions)
         return 0
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "totalModulesStudied": self.modules,
-            "averageScore": self.average_score_cents() / SCORE_SCALE,
-            "timeStudied": self.time_ms,
-            "sessionsCount": self.sessions,
-        }

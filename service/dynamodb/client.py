@@ -1,22 +1,23 @@
-"""Clients for the two backends, configured to fail fast rather than hang."""
+"""The aioboto3 DynamoDB client, configured to fail fast rather than hang."""
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import re
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 import aioboto3
 from aiobotocore.config import AioConfig
-from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
+from prometheus_client import Counter
 
 from service.settings import Settings
 
 if TYPE_CHECKING:
     from types_aiobotocore_dynamodb import DynamoDBClient
+
+_ATTEMPT = re.compile(r"\battempt=(\d+)")
 
 
 @functools.cache
@@ -48,12 +49,15 @@ async def dynamodb_client(settings: Settings) -> AsyncIterator[DynamoDBClient]:
         yield client
 
 
-def redis_client(url: str, timeout_seconds: float) -> Redis:
-    return Redis.from_url(
-        url,
-        socket_timeout=timeout_seconds,
-        socket_connect_timeout=timeout_seconds,
-        # Failing fast is the point: the breaker and the DynamoDB fallback handle outages.
-        retry=Retry(NoBackoff(), 0),
-        health_check_interval=30,
-    )
+def count_retries(client: DynamoDBClient, retries: Counter) -> None:
+    """Count every retried attempt of ``client``'s calls in ``retries``."""
+
+    def before_send(request: Any, **_: Any) -> None:
+        # botocore numbers every attempt in this header; seen before each send,
+        # so retries of calls that end in an error are counted too.
+        header = request.headers.get("amz-sdk-request", "")
+        attempt = _ATTEMPT.search(header.decode() if isinstance(header, bytes) else header)
+        if attempt and attempt[1] != "1":
+            retries.inc()
+
+    client.meta.events.register("before-send.dynamodb", before_send)

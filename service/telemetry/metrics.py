@@ -84,6 +84,11 @@ class Metrics:
         self.dependency_retries = Counter(
             "stats_dependency_retries", "Dependency calls retried", ["dependency"], registry=registry
         )
+        self.slow_path_reads = Counter(
+            "stats_cache_slow_path_reads",
+            "Cached reads sent through redis-py because the lean read channel cannot serve the Redis URL",
+            registry=registry,
+        )
         self.circuit_state = Gauge(
             "stats_redis_circuit_state", "Redis circuit: 0 closed, 1 open, 2 half-open", registry=registry
         )

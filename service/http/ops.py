@@ -9,15 +9,23 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from service import __version__, keys
-from service.errors import CacheUnavailable, DependencyUnavailable
-from service.middleware import error_response
+from service.domain.errors import CacheUnavailable, DependencyUnavailable, NotReady
+from service.http.contract import Inputs, Reply, endpoint
+from service.http.schemas import HealthResponse, ReadyResponse, VersionResponse
 
 READY_TIMEOUT_SECONDS = 1.0
 
 
-async def health(request: web.Request) -> web.Response:
-    """Liveness: the process answers. No I/O, so a slow dependency never kills the task."""
-    return web.json_response({"status": "ok"})
+@endpoint(
+    operation_id="health",
+    summary="Liveness: the process answers",
+    responses={200: (HealthResponse(), "Alive.")},
+    errors=(),
+    tag="operations",
+)
+async def health(request: web.Request, inputs: Inputs) -> Reply:
+    """No I/O, so a slow dependency never kills the task."""
+    return Reply(200, {"status": "ok"})
 
 
 async def _check(ping: Callable[[], Awaitable[None]]) -> str | None:
@@ -29,24 +37,39 @@ async def _check(ping: Callable[[], Awaitable[None]]) -> str | None:
     return None
 
 
-async def ready(request: web.Request) -> web.Response:
+@endpoint(
+    operation_id="ready",
+    summary="Readiness: DynamoDB and Redis answer",
+    responses={200: (ReadyResponse(), "Both dependencies answer.")},
+    errors=(503,),
+    tag="operations",
+)
+async def ready(request: web.Request, inputs: Inputs) -> Reply:
     app = request.app
     dynamodb, redis = await asyncio.gather(_check(app[keys.STORE].ping), _check(app[keys.CACHE].ping))
     failing = {name: reason for name, reason in (("dynamodb", dynamodb), ("redis", redis)) if reason}
     if failing:
-        return error_response(503, "not_ready", f"unavailable: {', '.join(failing)}", failing, {"Retry-After": "5"})
-    return web.json_response({"status": "ready", "checks": {"dynamodb": "ok", "redis": "ok"}})
+        raise NotReady(f"unavailable: {', '.join(failing)}", failing)
+    return Reply(200, {"status": "ready", "checks": {"dynamodb": "ok", "redis": "ok"}})
 
 
-async def version(request: web.Request) -> web.Response:
-    return web.json_response({"version": __version__, "revision": request.app[keys.SETTINGS].git_revision})
+@endpoint(
+    operation_id="version",
+    summary="The running version and the commit it was built from",
+    responses={200: (VersionResponse(), "The version.")},
+    errors=(),
+    tag="operations",
+)
+async def version(request: web.Request, inputs: Inputs) -> Reply:
+    return Reply(200, {"version": __version__, "revision": request.app[keys.SETTINGS].git_revision})
 
 
 async def metrics(request: web.Request) -> web.Response:
+    """Prometheus text format; not JSON, so not part of the OpenAPI document."""
     app = request.app
     registry = app[keys.METRICS]
     cache = app[keys.CACHE]
-    registry.circuit_state.set(int(cache.breaker.state))
+    registry.circuit_state.set(int(cache.circuit_state))
     registry.stale_aggregates.set(cache.stale_count)
     response = web.Response(body=generate_latest(registry.registry))
     response.content_type = CONTENT_TYPE_LATEST.split(";")[0]

@@ -150,7 +150,7 @@ class RedisServer(ChildServer):
 
 
 class MotoServer(ChildServer):
-    """moto's DynamoDB-compatible HTTP server (``service.local_dynamodb``) on a fixed loopback port."""
+    """moto's DynamoDB-compatible HTTP server (``localmode.dynamodb``) on a fixed loopback port."""
 
     name = "moto server"
 
@@ -163,7 +163,7 @@ class MotoServer(ChildServer):
         return f"http://127.0.0.1:{self.port}"
 
     def command(self) -> list[str]:
-        return [sys.executable, "-m", "service.local_dynamodb", "--port", str(self.port)]
+        return [sys.executable, "-m", "localmode.dynamodb", "--port", str(self.port)]
 
     def is_ready(self) -> bool:
         request = urllib.request.Request(  # noqa: S310 - a fixed loopback http URL

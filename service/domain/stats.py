@@ -12,11 +12,10 @@ import contextlib
 import logging
 import time
 
-from service.cache import AggregateCache, Busy, Claimed, Hit, ReadResult, aggregate_key
-from service.errors import CacheUnavailable, NotFound
-from service.metrics import Metrics
-from service.model import CourseTotals, SessionStats, StoredSession, WriteOutcome
-from service.store import SessionStore
+from service.domain.errors import CacheUnavailable, NotFound
+from service.domain.model import CourseTotals, SessionStats, StoredSession, WriteOutcome
+from service.domain.ports import AggregateStore, Busy, Claimed, Hit, ReadResult, SessionRepository
+from service.telemetry.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +25,7 @@ _BUSY_POLL_SECONDS = 0.02
 
 class StatsService:
     def __init__(
-        self, store: SessionStore, cache: AggregateCache, metrics: Metrics, *, busy_wait_seconds: float
+        self, store: SessionRepository, cache: AggregateStore, metrics: Metrics, *, busy_wait_seconds: float
     ) -> None:
         self._store = store
         self._cache = cache
@@ -36,7 +35,7 @@ class StatsService:
         self._flights: dict[str, asyncio.Future[CourseTotals]] = {}
 
     async def record(self, user_id: str, course_id: str, stats: SessionStats) -> tuple[WriteOutcome, SessionStats]:
-        key = aggregate_key(user_id, course_id)
+        key = self._cache.key(user_id, course_id)
         try:
             outcome, stored = await self._store.upsert(user_id, course_id, stats)
         except BaseException:
@@ -60,7 +59,7 @@ class StatsService:
         return stored.stats
 
     async def course(self, user_id: str, course_id: str) -> CourseTotals:
-        key = aggregate_key(user_id, course_id)
+        key = self._cache.key(user_id, course_id)
         flight = self._flights.get(key)
         if flight is None:
             result = await self._read_cache(key)

@@ -1,4 +1,4 @@
-"""Create the sessions table: ``python -m service.table create``.
+"""Create the sessions table: ``python -m service.dynamodb.table create``.
 
 The service never creates it implicitly in production; local mode calls
 :func:`ensure_table` at start-up, and deployments run this module once.
@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
-from service.clients import dynamodb_client
+from service.dynamodb.client import dynamodb_client
+from service.dynamodb.codec import PARTITION_KEY, SORT_KEY
 from service.settings import load_settings
-from service.store import PARTITION_KEY, SORT_KEY
 
 if TYPE_CHECKING:
     from types_aiobotocore_dynamodb import DynamoDBClient
@@ -63,7 +63,7 @@ async def _create() -> None:
 
 def main(argv: list[str]) -> int:
     if argv != ["create"]:
-        print("usage: python -m service.table create", file=sys.stderr)
+        print("usage: python -m service.dynamodb.table create", file=sys.stderr)
         return 2
     asyncio.run(_create())
     return 0

@@ -5,7 +5,7 @@ its usual threaded server lets a concurrent ``Query`` see a half-updated item,
 which DynamoDB never shows. Serving requests serially restores DynamoDB's
 per-item atomicity, which the aggregates rely on.
 
-``python -m service.local_dynamodb --port 8000``
+``python -m localmode.dynamodb --port 8000``
 """
 
 from __future__ import annotations

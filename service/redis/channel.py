@@ -136,18 +136,26 @@ class ScriptChannel:
         self._connecting: asyncio.Task[_Protocol] | None = None
         self._watchdog: asyncio.TimerHandle | None = None
 
+    @staticmethod
+    def _connection_options(redis: Redis) -> dict[str, Any]:
+        pool = redis.connection_pool
+        return {key: value for key, value in pool.connection_kwargs.items() if key not in _CLIENT_ONLY}
+
+    @classmethod
+    def unsupported(cls, redis: Redis) -> str | None:
+        """Why no channel can be made for ``redis`` (for the log line), or None when one can."""
+        connection_class = redis.connection_pool.connection_class
+        if connection_class not in (Connection, SSLConnection, UnixDomainSocketConnection):
+            return f"connection class {connection_class.__name__}"
+        unknown = sorted(set(cls._connection_options(redis)) - _UNDERSTOOD)
+        return f"URL options {', '.join(unknown)}" if unknown else None
+
     @classmethod
     def for_client(cls, redis: Redis) -> ScriptChannel | None:
         """A channel to the same Redis as ``redis``, or None when its options are beyond this channel."""
-        pool = redis.connection_pool
-        options = {key: value for key, value in pool.connection_kwargs.items() if key not in _CLIENT_ONLY}
-        if not set(options) <= _UNDERSTOOD or pool.connection_class not in (
-            Connection,
-            SSLConnection,
-            UnixDomainSocketConnection,
-        ):
+        if cls.unsupported(redis) is not None:
             return None
-        return cls(options, tls=pool.connection_class is SSLConnection)
+        return cls(cls._connection_options(redis), tls=redis.connection_pool.connection_class is SSLConnection)
 
     def evalsha(self, sha: str, key: str, args: Sequence[EncodableT]) -> Awaitable[Any]:
         packed = _pack("EVALSHA", sha, 1, key, *args)

@@ -47,28 +47,28 @@ divergence. The idle TTL alone would not bound it, since reads renew it.
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 import logging
 import os
 from collections.abc import Awaitable, Sequence
 from typing import Any, TypeVar
 
+from prometheus_client import Counter
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, RedisError
 from redis.typing import EncodableT
 
-from service.breaker import CircuitBreaker
-from service.errors import CacheUnavailable
-from service.model import CourseTotals, StoredSession
-from service.redis_channel import ScriptChannel
+from service.domain.errors import CacheUnavailable
+from service.domain.model import CourseTotals, StoredSession
+from service.domain.ports import Busy, Claimed, Hit, ReadResult
+from service.redis.breaker import CircuitBreaker, CircuitState
+from service.redis.channel import ScriptChannel
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# Arguments per session in the apply script, and sessions per script call.
-_SESSION_ARGS = 5
+# Sessions per apply-script call in a rebuild.
 REBUILD_CHUNK = 500
 
 _APPLY_FUNCTION = """
@@ -149,24 +149,6 @@ return {0, incarnation}
 """
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Hit:
-    totals: CourseTotals
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Claimed:
-    incarnation: str
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Busy:
-    pass
-
-
-ReadResult = Hit | Claimed | Busy
-
-
 def aggregate_key(user_id: str, course_id: str) -> str:
     return f"stats:agg:{user_id}:{course_id}"
 
@@ -202,35 +184,54 @@ class AggregateCache:
         max_age_seconds: int,
         lock_seconds: float,
         breaker: CircuitBreaker,
+        slow_reads: Counter | None = None,
     ) -> None:
         self._redis = redis
         self._ttl_ms = ttl_seconds * 1000
         self._max_age_ms = max_age_seconds * 1000
         self._lock_ms = int(lock_seconds * 1000)
-        self.breaker = breaker
+        self._breaker = breaker
         self._apply = redis.register_script(APPLY_SCRIPT)
         self._read = redis.register_script(READ_SCRIPT)
         # Reads are the hot path: a lean connection of their own when the URL allows it.
         self._read_channel = ScriptChannel.for_client(redis)
+        self._slow_reads = slow_reads
+        if self._read_channel is None:
+            log.warning(
+                "cached reads go through redis-py, which costs more CPU per read",
+                extra={"reason": ScriptChannel.unsupported(redis)},
+            )
         # Aggregates whose update this process could not deliver: they must not
         # be served again until deleted (then rebuilt from DynamoDB).
         self._stale: set[str] = set()
+
+    def key(self, user_id: str, course_id: str) -> str:
+        return aggregate_key(user_id, course_id)
 
     @property
     def stale_count(self) -> int:
         return len(self._stale)
 
+    @property
+    def circuit_state(self) -> CircuitState:
+        return self._breaker.state
+
+    @property
+    def healthy(self) -> bool:
+        """Whether Redis answered the last call (the circuit is closed)."""
+        return self._breaker.state is CircuitState.CLOSED
+
     async def _call(self, operation: Awaitable[T]) -> T:
-        if not self.breaker.allows():
+        if not self._breaker.allows():
             if inspect.iscoroutine(operation):
                 operation.close()
             raise CacheUnavailable("circuit open")
         try:
             result = await operation
         except (RedisError, OSError, TimeoutError) as exc:
-            self.breaker.record_failure()
+            self._breaker.record_failure()
             raise CacheUnavailable(type(exc).__name__) from exc
-        self.breaker.record_success()
+        self._breaker.record_success()
         return result
 
     async def _delete_stale(self, key: str) -> None:
@@ -260,6 +261,8 @@ class AggregateCache:
                 return await self._read_channel.evalsha(self._read.sha, key, args)
             except NoScriptError:
                 pass  # Redis lost its scripts (restart, SCRIPT FLUSH): redis-py loads it again.
+        elif self._slow_reads is not None:
+            self._slow_reads.inc()
         return await self._read(keys=[key], args=args)
 
     async def aclose(self) -> None:

@@ -1,0 +1,61 @@
+"""What the use cases need from storage, as small Protocols.
+
+``service.dynamodb.store.SessionStore`` and ``service.redis.cache.AggregateCache``
+implement them; the unit tests use in-memory ones.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator, Sequence
+from typing import Protocol
+
+from service.domain.model import CourseTotals, SessionStats, StoredSession, WriteOutcome
+
+
+class SessionRepository(Protocol):
+    """The source of truth for sessions (DynamoDB)."""
+
+    async def upsert(self, user_id: str, course_id: str, stats: SessionStats) -> tuple[WriteOutcome, StoredSession]: ...
+
+    async def get(self, user_id: str, course_id: str, session_id: str) -> StoredSession | None: ...
+
+    def course_pages(self, user_id: str, course_id: str) -> AsyncIterator[list[StoredSession]]: ...
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Hit:
+    """The aggregate is cached and complete."""
+
+    totals: CourseTotals
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Claimed:
+    """A miss, and this caller now holds the rebuild lock of this incarnation of the aggregate."""
+
+    incarnation: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Busy:
+    """A miss while another caller rebuilds the aggregate."""
+
+
+ReadResult = Hit | Claimed | Busy
+
+
+class AggregateStore(Protocol):
+    """Course aggregates kept exactly in a cache (Redis); every failure raises ``CacheUnavailable``."""
+
+    def key(self, user_id: str, course_id: str) -> str: ...
+
+    async def read(self, key: str) -> ReadResult: ...
+
+    def mark_stale(self, key: str) -> None: ...
+
+    async def apply_write(self, key: str, stored: StoredSession) -> None: ...
+
+    async def complete(self, key: str, incarnation: str, sessions: Sequence[StoredSession]) -> CourseTotals | None: ...
+
+    async def release(self, key: str) -> None: ...

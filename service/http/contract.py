@@ -1,0 +1,168 @@
+"""Routes bound to their wire contract.
+
+``@endpoint(...)`` declares, once, what a route takes and gives: its header,
+path and body schemas, the schema of each success status, and the error
+statuses it can answer. The same declaration
+
+- registers the schemas with aiohttp-apigami, which generates the OpenAPI
+  operation (``operationId``, parameters typed by their fields, one response
+  per status, errors in the one envelope);
+- validates the request before the handler runs, so a handler only ever sees
+  canonical values (``Inputs``) or never runs;
+- serialises the handler's domain value with the response schema of the
+  status it answers (``Reply``).
+
+Headers and path parameters are validated field by field with the schema's
+own field objects (``Field.deserialize``: the same type check, validators and
+messages as ``Schema.load``). ``Schema.load`` itself costs about 12 µs per call
+(measured), which on the cached aggregate read, a route of about 130 µs of
+server CPU, would be two loads per request for flat one-field schemas; a
+field's ``deserialize`` costs about 4 µs. Bodies go through ``Schema.load``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import orjson
+from aiohttp import web
+from aiohttp.typedefs import Handler
+from aiohttp_apigami import docs, headers_schema, match_info_schema, request_schema, response_schema
+from marshmallow import Schema, ValidationError, missing
+
+from service.domain.errors import PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+from service.http.schemas import ErrorResponse, field_messages
+
+MAX_BODY_BYTES = 64 * 1024
+
+# What each error status means, as the OpenAPI document tells integrators.
+ERROR_DESCRIPTIONS = {
+    400: "Invalid header, id in the path, or body.",
+    404: "Not found for this user.",
+    413: "Body over 64 KiB.",
+    415: "Body is not application/json.",
+    503: "A dependency is unavailable; see Retry-After.",
+}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Inputs:
+    """A request's validated values: header and path fields by attribute name, and the loaded body."""
+
+    params: dict[str, Any]
+    body: Any = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Reply:
+    """A handler's answer: the status, the domain value its response schema dumps, extra headers."""
+
+    status: int
+    value: Any = None
+    headers: Mapping[str, str] | None = None
+
+
+RouteHandler = Callable[[web.Request, Inputs], Awaitable[Reply]]
+
+
+class _FlatReader:
+    """Validates one location (headers or path) against a schema of scalar fields."""
+
+    def __init__(self, schema: Schema, source: Callable[[web.Request], Mapping[str, str]]) -> None:
+        self._fields = [(field.data_key or name, name, field) for name, field in schema.load_fields.items()]
+        self.source = source
+
+    def read(self, source: Mapping[str, str], into: dict[str, Any], errors: dict[str, str]) -> None:
+        for key, name, field in self._fields:
+            try:
+                into[name] = field.deserialize(source.get(key, missing))
+            except ValidationError as exc:
+                errors[key] = " ".join(field_messages(exc).values())
+
+
+async def read_json_object(request: web.Request, limit: int = MAX_BODY_BYTES) -> dict[str, Any]:
+    """The request body as a JSON object, or the 4xx that says why it is not one."""
+    if request.content_type != "application/json" and not request.content_type.endswith("+json"):
+        raise UnsupportedMediaType("Content-Type must be application/json")
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(limit)
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise PayloadTooLarge(limit) from None
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise ValidationFailed("body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise ValidationFailed("body must be a JSON object")
+    return data
+
+
+def endpoint(
+    *,
+    operation_id: str,
+    summary: str,
+    responses: Mapping[int, tuple[Schema | None, str]],
+    errors: tuple[int, ...],
+    headers: Schema | None = None,
+    path: Schema | None = None,
+    body: Schema | None = None,
+    tag: str = "stats",
+) -> Callable[[RouteHandler], Handler]:
+    """Bind a handler to its contract; see the module docstring."""
+    readers: list[_FlatReader] = []
+    if headers is not None:
+        readers.append(_FlatReader(headers, lambda request: request.headers))
+    if path is not None:
+        readers.append(_FlatReader(path, lambda request: request.match_info))
+    dumpers = dict(responses)
+
+    def bind(handler: RouteHandler) -> Handler:
+        async def handle(request: web.Request) -> web.StreamResponse:
+            params: dict[str, Any] = {}
+            invalid: dict[str, str] = {}
+            for reader in readers:
+                reader.read(reader.source(request), params, invalid)
+            if invalid:
+                raise ValidationFailed(f"invalid {', '.join(invalid)}", invalid)
+            loaded = None
+            if body is not None:
+                try:
+                    loaded = body.load(await read_json_object(request))
+                except ValidationError as exc:
+                    raise ValidationFailed("invalid request body", field_messages(exc)) from None
+            reply = await handler(request, Inputs(params, loaded))
+            schema = dumpers[reply.status][0]
+            if schema is None:
+                return web.Response(status=reply.status, headers=reply.headers)
+            return web.Response(
+                body=orjson.dumps(schema.dump(reply.value)),
+                status=reply.status,
+                content_type="application/json",
+                headers=reply.headers,
+            )
+
+        handle.__name__ = handler.__name__
+        handle.__doc__ = handler.__doc__
+        other_docs: dict[int, dict[str, Any]] = {
+            status: {"schema": ErrorResponse, "description": ERROR_DESCRIPTIONS[status]} for status in errors
+        }
+        other_docs.update(
+            {status: {"description": description} for status, (schema, description) in responses.items() if not schema}
+        )
+        documented: Any = docs(tags=[tag], summary=summary, operation_id=operation_id, responses=other_docs)(handle)
+        if headers is not None:
+            documented = headers_schema(headers)(documented)
+        if path is not None:
+            documented = match_info_schema(path)(documented)
+        if body is not None:
+            documented = request_schema(body, required=True)(documented)
+        for status, (schema, description) in responses.items():
+            if schema is not None:
+                documented = response_schema(schema, status, description=description)(documented)
+        return documented  # type: ignore[no-any-return]
+
+    return bind

@@ -1,0 +1,66 @@
+"""The stats routes of API v1: a learner's sessions and course aggregate."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from service import keys
+from service.domain.model import WriteOutcome
+from service.http.contract import Inputs, Reply, endpoint
+from service.http.schemas import COURSE_STATS, SESSION_BODY, SESSION_STATS, CoursePath, SessionPath, UserHeader
+
+_USER = UserHeader()
+_COURSE = CoursePath()
+_SESSION = SessionPath()
+
+
+@endpoint(
+    operation_id="postSession",
+    summary="Persists a session study event",
+    headers=_USER,
+    path=_COURSE,
+    body=SESSION_BODY,
+    responses={
+        201: (SESSION_STATS, "Session created."),
+        200: (SESSION_STATS, "Session replaced, or posted again unchanged."),
+    },
+    errors=(400, 413, 415, 503),
+)
+async def post_session(request: web.Request, inputs: Inputs) -> Reply:
+    user_id, course_id = inputs.params["user_id"], inputs.params["course_id"]
+    outcome, stored = await request.app[keys.STATS].record(user_id, course_id, inputs.body)
+    location = f"/courses/{course_id}/sessions/{stored.session_id}"
+    return Reply(201 if outcome is WriteOutcome.CREATED else 200, stored, {"Location": location})
+
+
+@endpoint(
+    operation_id="getCourseStats",
+    summary="Fetches course lifetime statistics",
+    headers=_USER,
+    path=_COURSE,
+    responses={200: (COURSE_STATS, "Aggregate over all of the user's sessions in the course.")},
+    errors=(400, 404, 503),
+)
+async def get_course(request: web.Request, inputs: Inputs) -> Reply:
+    params = inputs.params
+    return Reply(200, await request.app[keys.STATS].course(params["user_id"], params["course_id"]))
+
+
+@endpoint(
+    operation_id="getSession",
+    summary="Fetches a single study session",
+    headers=_USER,
+    path=_SESSION,
+    responses={200: (SESSION_STATS, "The session as stored.")},
+    errors=(400, 404, 503),
+)
+async def get_session(request: web.Request, inputs: Inputs) -> Reply:
+    params = inputs.params
+    stats = await request.app[keys.STATS].session(params["user_id"], params["course_id"], params["session_id"])
+    return Reply(200, stats)
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/courses/{courseId}", post_session)
+    app.router.add_get("/courses/{courseId}", get_course, allow_head=False)
+    app.router.add_get("/courses/{courseId}/sessions/{sessionId}", get_session, allow_head=False)
