@@ -14,10 +14,10 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
-from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 
 from bench.datagen import seeded_id
+from bench.measure import metric_samples
 from bench.seed import delete_items, expected_pages, item_bytes, random_stats, session_item, write_items
 from service.domain.model import CourseTotals
 from service.dynamodb.store import SessionStore
@@ -32,15 +32,8 @@ REBUILD_SECONDS = "stats_cache_rebuild_duration_seconds_sum"
 
 
 async def scrape(http: aiohttp.ClientSession, base: str) -> dict[str, float]:
-    """The service's unlabelled metric samples by name."""
     async with http.get(f"{base}/metrics") as response:
-        text = await response.text()
-    return {
-        sample.name: sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-        if not sample.labels
-    }
+        return metric_samples(await response.text())
 
 
 async def read_course(http: aiohttp.ClientSession, base: str, user: str, course: str) -> tuple[int, Any]:

@@ -10,6 +10,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from prometheus_client.parser import text_string_to_metric_families
+
 
 @dataclass(frozen=True)
 class LoadResult:
@@ -58,6 +60,16 @@ def percentile(ordered: Sequence[float], pct: float) -> float:
         return 0.0
     rank = max(1, math.ceil(pct / 100 * len(ordered)))
     return ordered[rank - 1]
+
+
+def metric_samples(text: str) -> dict[str, float]:
+    """Prometheus text as ``{'name{label="v"}': value}``, labels sorted, unlabelled samples by bare name."""
+    values: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = ",".join(f'{key}="{value}"' for key, value in sorted(sample.labels.items()))
+            values[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
+    return values
 
 
 async def closed_loop(

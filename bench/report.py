@@ -14,6 +14,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 
 PERCENTILES = ("p50_ms", "p90_ms", "p99_ms")
 COLOURS = ("#4c72b0", "#dd8452", "#c44e52")
@@ -21,6 +22,12 @@ COLOURS = ("#4c72b0", "#dd8452", "#c44e52")
 
 def _ms(value: float) -> str:
     return f"{value:.2f}" if value < 10 else f"{value:.0f}"
+
+
+def _save(figure: Figure, path: Path) -> None:
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
 
 
 def _rows(results: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
@@ -51,9 +58,7 @@ def plot_latency(results: dict[str, Any], path: Path) -> None:
     axes[0].set_ylabel("latency (ms, log scale)")
     axes[0].legend(title="percentile")
     figure.suptitle("Latency per scenario: moto's serial DynamoDB dominates the dependency-bound ones")
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    _save(figure, path)
 
 
 def plot_throughput(results: dict[str, Any], path: Path) -> None:
@@ -81,9 +86,7 @@ def plot_throughput(results: dict[str, Any], path: Path) -> None:
     axis.set_title("Saturation throughput against the raw dependency calls (percentage = ratio)")
     axis.legend(loc="upper right")
     axis.grid(axis="y", which="both", alpha=0.3)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    _save(figure, path)
 
 
 def plot_rebuild(results: dict[str, Any], path: Path) -> None:
@@ -120,9 +123,7 @@ def plot_rebuild(results: dict[str, Any], path: Path) -> None:
     axis.set_title("Cold aggregate rebuild time against session count")
     axis.grid(which="both", alpha=0.3)
     axis.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    _save(figure, path)
 
 
 def _load_table(results: dict[str, Any]) -> list[str]:

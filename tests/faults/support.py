@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-import math
 import random
 import time
 from collections import Counter
@@ -16,8 +15,8 @@ from typing import Any
 
 import orjson
 from aiohttp.test_utils import TestClient
-from prometheus_client.parser import text_string_to_metric_families
 
+from bench.measure import metric_samples, percentile
 from service import keys
 from service.domain.model import CourseTotals
 from service.http.schemas import COURSE_STATS
@@ -51,17 +50,10 @@ def new_pairs(users: int, courses: int) -> list[Pair]:
     return [Pair(new_id(), course) for _ in range(users) for course in course_ids]
 
 
-def percentile(values: Iterable[float], fraction: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return 0.0
-    return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
-
-
 def summarize(samples: list[Sample]) -> str:
     statuses = Counter(sample.status for sample in samples)
     counts = " ".join(f"{status}x{count}" for status, count in sorted(statuses.items()))
-    p99 = percentile((sample.seconds for sample in samples), 0.99)
+    p99 = percentile(sorted(sample.seconds for sample in samples), 99)
     return f"{len(samples)} requests [{counts}] p99 {p99:.3f}s max {max((s.seconds for s in samples), default=0):.3f}s"
 
 
@@ -253,12 +245,7 @@ async def scrape(api: Api) -> dict[str, float]:
     """GET /metrics, as ``{'name{label="v"}': value}``."""
     reply = await api.call("GET", "/metrics")
     assert reply.status == 200
-    values: dict[str, float] = {}
-    for family in text_string_to_metric_families(reply.body.decode()):
-        for sample in family.samples:
-            labels = ",".join(f'{key}="{value}"' for key, value in sorted(sample.labels.items()))
-            values[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
-    return values
+    return metric_samples(reply.body.decode())
 
 
 async def until(predicate: Callable[[], Awaitable[bool]], within: float, interval: float = 0.1) -> None:

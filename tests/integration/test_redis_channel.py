@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import fakeredis
 import pytest
+from prometheus_client import CollectorRegistry, Counter
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
@@ -141,6 +143,32 @@ async def test_the_cache_reloads_its_read_script_after_redis_lost_it(own_redis: 
         with contextlib.suppress(CacheUnavailable):
             await cache.read(key)
         assert isinstance(await cache.read(key), Claimed)  # a fresh server: rebuilt, as after any flush
+    finally:
+        await cache.aclose()
+        await redis.aclose()
+
+
+async def test_a_url_the_channel_cannot_serve_is_logged_once_and_its_reads_counted(
+    own_redis: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # client_name is a valid redis-py option that the lean channel does not implement.
+    redis = redis_client(f"{own_redis.url}?client_name=stats", TIMEOUT)
+    registry = CollectorRegistry()
+    slow_reads = Counter("slow_reads", "reads through redis-py", registry=registry)
+    with caplog.at_level(logging.WARNING, logger="service.redis.cache"):
+        cache = AggregateCache(
+            redis, ttl_seconds=60, max_age_seconds=60, lock_seconds=5, breaker=CircuitBreaker(), slow_reads=slow_reads
+        )
+    try:
+        [warning] = [record for record in caplog.records if record.name == "service.redis.cache"]
+        assert "client_name" in warning.reason  # type: ignore[attr-defined]
+        key = aggregate_key("user", "course")
+        first = await cache.read(key)
+        assert isinstance(first, Claimed)
+        assert await cache.complete(key, first.incarnation, []) is not None
+        assert isinstance(await cache.read(key), Hit)
+        assert registry.get_sample_value("slow_reads_total") == 2
+        assert len([record for record in caplog.records if record.name == "service.redis.cache"]) == 1
     finally:
         await cache.aclose()
         await redis.aclose()

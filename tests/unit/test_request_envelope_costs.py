@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from pytest_aiohttp import AiohttpClient
 
 from service import keys
+from service.domain.errors import DependencyUnavailable
 from service.http.deadlines import Deadlines
 from service.http.middleware import request_envelope
 from service.settings import Settings
@@ -118,3 +119,29 @@ def test_request_metrics_expose_what_prometheus_client_would() -> None:
         return {line for line in lines if line.startswith("stats_http_") and "_created" not in line}
 
     assert http_samples(metrics.registry) == http_samples(reference)
+
+
+async def test_a_dependency_failure_names_its_cause_in_the_log_and_the_metric_never_to_the_client(
+    aiohttp_client: AiohttpClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def throttled(request: web.Request) -> web.Response:
+        raise DependencyUnavailable("dynamodb", "UpdateItem/ThrottlingException")
+
+    client = await envelope_client(aiohttp_client, throttled)
+    response = await client.get("/work", headers={"X-Request-Id": "req-1"})
+    assert response.status == 503
+    assert response.headers["Retry-After"] == "1"
+    body = await response.text()
+    assert "Throttling" not in body
+    assert "UpdateItem" not in body
+    [record] = [record for record in caplog.records if record.getMessage() == "dependency unavailable"]
+    assert (record.dependency, record.reason, record.request_id) == (  # type: ignore[attr-defined]
+        "dynamodb",
+        "UpdateItem/ThrottlingException",
+        "req-1",
+    )
+    metrics = client.app[keys.METRICS]
+    sample = metrics.registry.get_sample_value(
+        "stats_dependency_errors_total", {"dependency": "dynamodb", "reason": "UpdateItem/ThrottlingException"}
+    )
+    assert sample == 1
