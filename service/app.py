@@ -29,6 +29,7 @@ from service.http.openapi import add_docs
 from service.redis.breaker import CircuitBreaker
 from service.redis.cache import AggregateCache
 from service.redis.client import redis_client
+from service.redis.failover import PrimaryWatch
 from service.redis.maintenance import maintain
 from service.settings import Settings, mask_url
 from service.telemetry.metrics import Metrics
@@ -56,7 +57,8 @@ async def _dynamodb_ctx(app: web.Application) -> AsyncIterator[None]:
 async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS]
     assert settings.redis_url is not None, "local mode provides a Redis URL"
-    redis = redis_client(settings.redis_url, settings.redis_timeout_seconds)
+    watch = PrimaryWatch()
+    redis = redis_client(settings.redis_url, settings.redis_timeout_seconds, watch)
     cache = AggregateCache(
         redis,
         ttl_seconds=settings.cache_ttl_seconds,
@@ -64,6 +66,7 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
         lock_seconds=settings.rebuild_lock_seconds,
         breaker=CircuitBreaker(reset_seconds=1.0),
         slow_reads=app[keys.METRICS].slow_path_reads,
+        watch=watch,
     )
     try:
         await cache.ping()

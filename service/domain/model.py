@@ -28,6 +28,8 @@ class WriteOutcome(enum.Enum):
     CREATED = "created"
     REPLACED = "replaced"
     UNCHANGED = "unchanged"
+    # A newer write of the same session was already stored; it stands.
+    SUPERSEDED = "superseded"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

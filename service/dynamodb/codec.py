@@ -4,7 +4,9 @@ One table. An item is one session: partition key ``userId``, sort key
 ``sessionKey = "<courseId>#<sessionId>"``, so one user's sessions in one course
 are a single ``Query`` on the key. Attributes: ``modules``, ``score`` (hundredths
 of a percent point), ``timeMs``, ``version`` (grows by one per change) and
-``updatedAt`` (ms since the epoch).
+``writtenAtUs``: when the request that wrote it began, in µs since the epoch
+(``service.dynamodb.store`` explains why). Items written before that attribute
+existed carry ``updatedAt`` (ms) instead, which nothing reads.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ PARTITION_KEY = "userId"
 SORT_KEY = "sessionKey"
 
 # Attribute of each stored value, under the placeholder names the expressions use.
-MODULES, SCORE, TIME_MS, VERSION, UPDATED_AT = "modules", "score", "timeMs", "version", "updatedAt"
+MODULES, SCORE, TIME_MS, VERSION, WRITTEN_AT = "modules", "score", "timeMs", "version", "writtenAtUs"
 # What reads project: the key and the values a session is decoded from.
 PROJECTION = "#sk, #m, #s, #t, #v"
 PROJECTION_NAMES = {"#sk": SORT_KEY, "#m": MODULES, "#s": SCORE, "#t": TIME_MS, "#v": VERSION}
@@ -46,14 +48,14 @@ def stats_values(stats: SessionStats) -> dict[str, Any]:
     }
 
 
-def encode(user_id: str, course_id: str, stored: StoredSession, updated_at_ms: int | None = None) -> dict[str, Any]:
+def encode(user_id: str, course_id: str, stored: StoredSession, written_at_us: int | None = None) -> dict[str, Any]:
     """A whole item, attribute for attribute as an upsert leaves it (for bulk loads and tests)."""
-    now = int(time.time() * 1000) if updated_at_ms is None else updated_at_ms
+    now = time.time_ns() // 1000 if written_at_us is None else written_at_us
     return {
         **item_key(user_id, course_id, stored.stats.session_id),
         **stats_values(stored.stats),
         VERSION: {"N": str(stored.version)},
-        UPDATED_AT: {"N": str(now)},
+        WRITTEN_AT: {"N": str(now)},
     }
 
 

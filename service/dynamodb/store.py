@@ -7,6 +7,23 @@ Every change of an item increments its ``version`` atomically in the same
 ``UpdateItem``; the Redis aggregates order contributions by it (see
 ``service.redis.cache``). Re-posting identical values is refused by a condition, so
 it neither bumps the version nor rewrites the item.
+
+**No late attempt replaces a newer write.** A request's ``UpdateItem`` can reach
+the table after its caller gave up on it (botocore retries after a read
+timeout; a client retries over HTTP), and land after a newer write of the same
+session was acknowledged. Each call therefore carries one write stamp, taken
+when it starts and identical in all its botocore attempts: the time in µs,
+never going backwards within a process. The condition admits a write only if
+the stored stamp is older, so a late attempt (whose stamp is older than the
+acknowledged write it would overwrite) changes nothing, and its refusal reaches
+nobody. This keeps a POST at one round trip.
+
+Clock skew between tasks: of two writes to one session whose stamps are less
+than the skew apart, the one stamped later wins, whichever reached the table
+last; the other answers 200 with the winner's values (``SUPERSEDED``), so each
+client sees what is stored. Fargate tasks keep time with the Amazon Time Sync
+Service, so that window is about a millisecond; sequential writes of one
+client are further apart than that.
 """
 
 from __future__ import annotations
@@ -38,10 +55,24 @@ _TRANSIENT_CODES = frozenset(
     }
 )
 
-_NAMES = {"#m": codec.MODULES, "#s": codec.SCORE, "#t": codec.TIME_MS, "#v": codec.VERSION, "#u": codec.UPDATED_AT}
-_UPSERT_EXPRESSION = "SET #m = :m, #s = :s, #t = :t, #u = :now ADD #v :one"
-# Identical values fail the condition: nothing is written and the version stays.
-_CHANGED_CONDITION = "attribute_not_exists(#v) OR #m <> :m OR #s <> :s OR #t <> :t"
+_NAMES = {"#m": codec.MODULES, "#s": codec.SCORE, "#t": codec.TIME_MS, "#v": codec.VERSION, "#w": codec.WRITTEN_AT}
+_UPSERT_EXPRESSION = "SET #m = :m, #s = :s, #t = :t, #w = :now ADD #v :one"
+# Identical values fail the first clause: nothing is written and the version stays.
+# A stamp no newer than the stored one fails the second: a late attempt writes nothing.
+_UPSERT_CONDITION = (
+    "(attribute_not_exists(#v) OR #m <> :m OR #s <> :s OR #t <> :t) AND (attribute_not_exists(#w) OR #w < :now)"
+)
+
+
+class _WriteClock:
+    """Microseconds since the epoch, strictly increasing within the process (wall clocks step back)."""
+
+    def __init__(self) -> None:
+        self._last = 0
+
+    def stamp(self) -> int:
+        self._last = max(time.time_ns() // 1000, self._last + 1)
+        return self._last
 
 
 @contextlib.contextmanager
@@ -62,16 +93,17 @@ class SessionStore:
     def __init__(self, client: DynamoDBClient, table: str) -> None:
         self._client = client
         self._table = table
+        self._clock = _WriteClock()
 
     async def upsert(self, user_id: str, course_id: str, stats: SessionStats) -> tuple[WriteOutcome, StoredSession]:
-        """Create or replace one session; identical values leave it untouched."""
+        """Create or replace one session; identical values, or a newer stored write, leave it untouched."""
         key = codec.item_key(user_id, course_id, stats.session_id)
         stored_values = codec.stats_values(stats)
         values = {
             ":m": stored_values[codec.MODULES],
             ":s": stored_values[codec.SCORE],
             ":t": stored_values[codec.TIME_MS],
-            ":now": {"N": str(int(time.time() * 1000))},
+            ":now": {"N": str(self._clock.stamp())},
             ":one": {"N": "1"},
         }
         with dynamodb_errors("UpdateItem"):
@@ -80,7 +112,7 @@ class SessionStore:
                     TableName=self._table,
                     Key=key,
                     UpdateExpression=_UPSERT_EXPRESSION,
-                    ConditionExpression=_CHANGED_CONDITION,
+                    ConditionExpression=_UPSERT_CONDITION,
                     ExpressionAttributeNames=_NAMES,
                     ExpressionAttributeValues=values,
                     ReturnValues="ALL_NEW",
@@ -90,7 +122,8 @@ class SessionStore:
                 if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                     raise
                 stored = codec.decode(exc.response["Item"])
-                return WriteOutcome.UNCHANGED, stored
+                same = stored.stats == stats
+                return (WriteOutcome.UNCHANGED if same else WriteOutcome.SUPERSEDED), stored
         stored = codec.decode(response["Attributes"])
         outcome = WriteOutcome.CREATED if stored.version == 1 else WriteOutcome.REPLACED
         return outcome, stored

@@ -101,6 +101,70 @@ async def read_json_object(request: web.Request, limit: int = MAX_BODY_BYTES) ->
     return data
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Contract:
+    """What one route takes and gives; ``endpoint`` builds it."""
+
+    operation_id: str
+    summary: str
+    tag: str
+    responses: Mapping[int, tuple[Schema | None, str]]
+    errors: tuple[int, ...]
+    headers: Schema | None
+    path: Schema | None
+    body: Schema | None
+    readers: tuple[_FlatReader, ...]
+
+    async def inputs(self, request: web.Request) -> Inputs:
+        """The request's validated values, or ``ValidationFailed`` naming every bad field."""
+        params: dict[str, Any] = {}
+        invalid: dict[str, str] = {}
+        for reader in self.readers:
+            reader.read(reader.source(request), params, invalid)
+        if invalid:
+            raise ValidationFailed(f"invalid {', '.join(invalid)}", invalid)
+        if self.body is None:
+            return Inputs(params)
+        try:
+            return Inputs(params, self.body.load(await read_json_object(request)))
+        except ValidationError as exc:
+            raise ValidationFailed("invalid request body", field_messages(exc)) from None
+
+    def respond(self, reply: Reply) -> web.Response:
+        schema = self.responses[reply.status][0]
+        if schema is None:
+            return web.Response(status=reply.status, headers=reply.headers)
+        return web.Response(
+            body=orjson.dumps(schema.dump(reply.value)),
+            status=reply.status,
+            content_type="application/json",
+            headers=reply.headers,
+        )
+
+    def document(self, handle: Handler) -> Handler:
+        """Register the schemas with aiohttp-apigami, which builds the OpenAPI operation from them."""
+        other: dict[int, dict[str, Any]] = {
+            status: {"schema": ErrorResponse, "description": ERROR_DESCRIPTIONS[status]} for status in self.errors
+        }
+        other.update({status: {"description": text} for status, (schema, text) in self.responses.items() if not schema})
+        decorators = [docs(tags=[self.tag], summary=self.summary, operation_id=self.operation_id, responses=other)]
+        if self.headers is not None:
+            decorators.append(headers_schema(self.headers))
+        if self.path is not None:
+            decorators.append(match_info_schema(self.path))
+        if self.body is not None:
+            decorators.append(request_schema(self.body, required=True))
+        decorators += [
+            response_schema(schema, status, description=text)
+            for status, (schema, text) in self.responses.items()
+            if schema is not None
+        ]
+        documented: Any = handle
+        for decorate in decorators:
+            documented = decorate(documented)
+        return documented  # type: ignore[no-any-return]
+
+
 def endpoint(
     *,
     operation_id: str,
@@ -118,51 +182,14 @@ def endpoint(
         readers.append(_FlatReader(headers, lambda request: request.headers))
     if path is not None:
         readers.append(_FlatReader(path, lambda request: request.match_info))
-    dumpers = dict(responses)
+    contract = Contract(operation_id, summary, tag, dict(responses), errors, headers, path, body, tuple(readers))
 
     def bind(handler: RouteHandler) -> Handler:
         async def handle(request: web.Request) -> web.StreamResponse:
-            params: dict[str, Any] = {}
-            invalid: dict[str, str] = {}
-            for reader in readers:
-                reader.read(reader.source(request), params, invalid)
-            if invalid:
-                raise ValidationFailed(f"invalid {', '.join(invalid)}", invalid)
-            loaded = None
-            if body is not None:
-                try:
-                    loaded = body.load(await read_json_object(request))
-                except ValidationError as exc:
-                    raise ValidationFailed("invalid request body", field_messages(exc)) from None
-            reply = await handler(request, Inputs(params, loaded))
-            schema = dumpers[reply.status][0]
-            if schema is None:
-                return web.Response(status=reply.status, headers=reply.headers)
-            return web.Response(
-                body=orjson.dumps(schema.dump(reply.value)),
-                status=reply.status,
-                content_type="application/json",
-                headers=reply.headers,
-            )
+            return contract.respond(await handler(request, await contract.inputs(request)))
 
         handle.__name__ = handler.__name__
         handle.__doc__ = handler.__doc__
-        other_docs: dict[int, dict[str, Any]] = {
-            status: {"schema": ErrorResponse, "description": ERROR_DESCRIPTIONS[status]} for status in errors
-        }
-        other_docs.update(
-            {status: {"description": description} for status, (schema, description) in responses.items() if not schema}
-        )
-        documented: Any = docs(tags=[tag], summary=summary, operation_id=operation_id, responses=other_docs)(handle)
-        if headers is not None:
-            documented = headers_schema(headers)(documented)
-        if path is not None:
-            documented = match_info_schema(path)(documented)
-        if body is not None:
-            documented = request_schema(body, required=True)(documented)
-        for status, (schema, description) in responses.items():
-            if schema is not None:
-                documented = response_schema(schema, status, description=description)(documented)
-        return documented  # type: ignore[no-any-return]
+        return contract.document(handle)
 
     return bind

@@ -10,6 +10,7 @@ last applied contribution with its DynamoDB version::
     i               incarnation: a random nonce written when the hash is created
     c               "1" once the hash is known to hold every session
     a               when it was completed, ms since the epoch
+    e               the primary's epoch it was completed in (``service.redis.failover``)
     l               rebuild lock, expiry in ms since the epoch
 
 **Apply rule** (one Lua script, atomic): a contribution is applied only if its
@@ -23,26 +24,43 @@ update and a rebuild's update of the same session commute.
 missing, the write creates it *incomplete*; an incomplete hash is never served,
 so a partial aggregate can never be read.
 
-**Reads** are one script: a complete hash is returned (and its TTL renewed);
-otherwise the reader claims the rebuild lock and learns the incarnation. The
-rebuilder queries DynamoDB (strongly consistent), applies every session through
-the same rule and marks the hash complete *only if the incarnation is
+**Reads** are one script: a hash complete *in the current primary epoch* and
+younger than the maximum age is returned (and its TTL renewed); otherwise the
+reader claims the rebuild: the script deletes whatever the hash held and
+starts it again, empty, under a fresh incarnation nonce and the rebuild lock.
+The rebuilder queries DynamoDB (strongly consistent), applies every session
+through the same rule and marks the hash complete *only if the incarnation is
 unchanged*. Every write that finished in DynamoDB after the claim applies its
 Lua after the claim too, so it either landed in this same hash or the hash was
-flushed/evicted/expired in between, which changes the incarnation and
-cancels the completion. Every write that finished before the claim is in the
-query. Hence a completed hash equals DynamoDB's state; no sequence of flushes,
-retries or concurrent writes can make it double count or miss a write.
+flushed/evicted/expired (or claimed again) in between, which changes the
+incarnation and cancels the completion. Every write that finished before the
+claim is in the query. Because the rebuild starts from nothing, a session the
+table no longer holds (deleted, or gone with a restore to an earlier point)
+is not counted, and an item re-created at version 1 is. Hence a completed
+hash equals DynamoDB's state; no sequence of flushes, retries or concurrent
+writes can make it double count or miss a write.
 
 Each creating call carries a fresh nonce, so a hash recreated after a flush
 never reuses an old incarnation. Rebuilds for large courses are applied in
-chunks; only the last chunk asks for completion.
+chunks; only the last chunk asks for completion. A reader that joined a rebuild
+whose completion was refused gets that rebuild's query result: DynamoDB's
+state when the query ran.
 
-**What no process can know about** (a write whose Redis update was lost by
-another task, or a timed-out write that DynamoDB applied late) is bounded by a
-maximum age: a hash completed longer ago than that is rebuilt on its next
-read, which re-applies every session through the same rule and so repairs any
-divergence. The idle TTL alone would not bound it, since reads renew it.
+**Failover.** A promoted replica may hold a complete hash that lacks updates
+the old primary acknowledged. Completions record the primary's epoch, which
+moves on whenever a connection finds a new primary (``service.redis.failover``),
+and only a hash completed in the current epoch is served: every older one is
+rebuilt, from DynamoDB, which holds every acknowledged write.
+
+**Updates that did not arrive.** When this process cannot deliver a write's
+update, because Redis failed or the request was cancelled (deadline,
+shutdown) after DynamoDB took the write, it marks the aggregate stale: it is
+deleted before this process serves it again, and the maintenance loop deletes
+it as soon as Redis answers. What no process can know about (a write whose
+process died between the two writes, or a timed-out write that DynamoDB
+applied late and nobody saw) is bounded by the maximum age: a hash completed
+longer ago than that is rebuilt on its next read. The idle TTL alone would not
+bound it, since reads renew it.
 """
 
 from __future__ import annotations
@@ -63,6 +81,7 @@ from service.domain.model import CourseTotals, StoredSession
 from service.domain.ports import Busy, Claimed, Hit, ReadResult
 from service.redis.breaker import CircuitBreaker, CircuitState
 from service.redis.channel import ScriptChannel
+from service.redis.failover import PrimaryWatch
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +121,7 @@ end
 """
 
 # KEYS[1] hash; ARGV: ttl_ms, nonce, expected incarnation ('' = do not complete),
-# then 5 values per session. Returns {1, n, m, w, ss, t} when completed, else {0}.
+# primary epoch, then 5 values per session. Returns {1, n, m, w, ss, t} when completed, else {0}.
 APPLY_SCRIPT = (
     _APPLY_FUNCTION
     + """
@@ -110,11 +129,12 @@ local key = KEYS[1]
 if redis.call('EXISTS', key) == 0 then
   redis.call('HSET', key, 'i', ARGV[2])
 end
-apply(key, ARGV, 4)
+apply(key, ARGV, 5)
 redis.call('PEXPIRE', key, ARGV[1])
 if ARGV[3] ~= '' and redis.call('HGET', key, 'i') == ARGV[3] then
   local now = redis.call('TIME')
-  redis.call('HSET', key, 'c', '1', 'a', now[1] .. string.format('%03d', math.floor(tonumber(now[2]) / 1000)))
+  local at = now[1] .. string.format('%03d', math.floor(tonumber(now[2]) / 1000))
+  redis.call('HSET', key, 'c', '1', 'a', at, 'e', ARGV[4])
   redis.call('HDEL', key, 'l')
   local h = redis.call('HMGET', key, 'n', 'm', 'w', 'ss', 't')
   return {1, h[1], h[2], h[3], h[4], h[5]}
@@ -123,29 +143,26 @@ return {0}
 """
 )
 
-# KEYS[1] hash; ARGV: ttl_ms, nonce, lock_ms, max_age_ms.
+# KEYS[1] hash; ARGV: ttl_ms, nonce, lock_ms, max_age_ms, primary epoch.
 # Returns {1, n, m, w, ss, t} on a hit, {0, incarnation} when this caller now
 # holds the rebuild lock, {2} when another caller is rebuilding.
 READ_SCRIPT = """
 local key = KEYS[1]
-local h = redis.call('HMGET', key, 'c', 'n', 'm', 'w', 'ss', 't', 'i', 'l', 'a')
+local h = redis.call('HMGET', key, 'c', 'n', 'm', 'w', 'ss', 't', 'i', 'l', 'a', 'e')
 local now = redis.call('TIME')
 local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-if h[1] == '1' and now_ms - tonumber(h[9] or 0) < tonumber(ARGV[4]) then
+if h[1] == '1' and h[10] == ARGV[5] and now_ms - tonumber(h[9] or 0) < tonumber(ARGV[4]) then
   redis.call('PEXPIRE', key, ARGV[1])
   return {1, h[2], h[3], h[4], h[5], h[6]}
 end
 if h[8] and tonumber(h[8]) > now_ms then
   return {2}
 end
-local incarnation = h[7]
-if not incarnation then
-  incarnation = ARGV[2]
-  redis.call('HSET', key, 'i', incarnation)
-end
-redis.call('HSET', key, 'l', string.format('%d', now_ms + tonumber(ARGV[3])))
+-- A rebuild starts from nothing: what the hash held may count sessions the table no longer has.
+redis.call('DEL', key)
+redis.call('HSET', key, 'i', ARGV[2], 'l', string.format('%d', now_ms + tonumber(ARGV[3])))
 redis.call('PEXPIRE', key, ARGV[1])
-return {0, incarnation}
+return {0, ARGV[2]}
 """
 
 
@@ -185,6 +202,7 @@ class AggregateCache:
         lock_seconds: float,
         breaker: CircuitBreaker,
         slow_reads: Counter | None = None,
+        watch: PrimaryWatch | None = None,
     ) -> None:
         self._redis = redis
         self._ttl_ms = ttl_seconds * 1000
@@ -194,7 +212,9 @@ class AggregateCache:
         self._apply = redis.register_script(APPLY_SCRIPT)
         self._read = redis.register_script(READ_SCRIPT)
         # Reads are the hot path: a lean connection of their own when the URL allows it.
-        self._read_channel = ScriptChannel.for_client(redis)
+        # The same watch as the redis-py client's connections (see service.redis.client).
+        self._primary = watch or PrimaryWatch()
+        self._read_channel = ScriptChannel.for_client(redis, watch)
         self._slow_reads = slow_reads
         if self._read_channel is None:
             log.warning(
@@ -239,14 +259,15 @@ class AggregateCache:
         self._stale.discard(key)
         try:
             await self._call(self._redis.delete(key))
-        except CacheUnavailable:
+        except BaseException:
+            # Cancelled (deadline, shutdown) or failed: the delete may not have happened.
             self._stale.add(key)
             raise
 
     async def read(self, key: str) -> ReadResult:
         if key in self._stale:
             await self._delete_stale(key)
-        args: list[int | str] = [self._ttl_ms, _nonce(), self._lock_ms, self._max_age_ms]
+        args: list[int | str] = [self._ttl_ms, _nonce(), self._lock_ms, self._max_age_ms, self._primary.epoch]
         reply = await self._call(self._read_script(key, args))
         status = int(reply[0])
         if status == 1:
@@ -274,11 +295,13 @@ class AggregateCache:
         self._stale.add(key)
 
     async def apply_write(self, key: str, stored: StoredSession) -> None:
-        """Apply one session's stored state; on failure remember the aggregate as stale."""
+        """Apply one session's stored state; if that fails or is cancelled, remember the aggregate as stale."""
         try:
-            args = [self._ttl_ms, _nonce(), "", *_session_args([stored])]
+            args = [self._ttl_ms, _nonce(), "", self._primary.epoch, *_session_args([stored])]
             await self._call(self._apply(keys=[key], args=args))
-        except CacheUnavailable:
+        except BaseException:
+            # A cancellation (request deadline, shutdown) may come after DynamoDB took
+            # the write and before Redis did: the aggregate may now miss it.
             self.mark_stale(key)
             raise
 
@@ -288,7 +311,7 @@ class AggregateCache:
         reply: Sequence[Any] = [0]
         for index, chunk in enumerate(chunks):
             expected = incarnation if index == len(chunks) - 1 else ""
-            args = [self._ttl_ms, _nonce(), expected, *_session_args(chunk)]
+            args = [self._ttl_ms, _nonce(), expected, self._primary.epoch, *_session_args(chunk)]
             reply = await self._call(self._apply(keys=[key], args=args))
         return _totals(reply) if int(reply[0]) == 1 else None
 

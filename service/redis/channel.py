@@ -31,6 +31,8 @@ from redis.asyncio import Redis
 from redis.asyncio.connection import Connection, SSLConnection, UnixDomainSocketConnection
 from redis.typing import EncodableT
 
+from service.redis.failover import PrimaryWatch
+
 # Options a URL may set that the channel honours; any other makes it step aside for redis-py.
 _UNDERSTOOD = frozenset(
     {"host", "port", "path", "db", "username", "password", "socket_timeout", "socket_connect_timeout"}
@@ -40,6 +42,7 @@ _CLIENT_ONLY = frozenset(
     {
         "retry",
         "health_check_interval",
+        "redis_connect_func",
         "himport_registry",
         "maint_notifications_pool_handler",
         "maint_notifications_config",
@@ -127,9 +130,10 @@ class ScriptChannel:
     The call is written when ``evalsha`` is called, not when it is awaited.
     """
 
-    def __init__(self, options: dict[str, Any], *, tls: bool) -> None:
+    def __init__(self, options: dict[str, Any], *, tls: bool, watch: PrimaryWatch | None = None) -> None:
         self._options = options
         self._tls = tls
+        self._primary = watch
         self._timeout = float(options.get("socket_timeout") or _DEFAULT_TIMEOUT)
         self._connect_timeout = float(options.get("socket_connect_timeout") or self._timeout)
         self._protocol: _Protocol | None = None
@@ -151,11 +155,15 @@ class ScriptChannel:
         return f"URL options {', '.join(unknown)}" if unknown else None
 
     @classmethod
-    def for_client(cls, redis: Redis) -> ScriptChannel | None:
-        """A channel to the same Redis as ``redis``, or None when its options are beyond this channel."""
+    def for_client(cls, redis: Redis, watch: PrimaryWatch | None = None) -> ScriptChannel | None:
+        """A channel to the same Redis as ``redis``, or None when its options are beyond this channel.
+
+        With ``watch``, each new connection checks the primary's epoch before it carries a call.
+        """
         if cls.unsupported(redis) is not None:
             return None
-        return cls(cls._connection_options(redis), tls=redis.connection_pool.connection_class is SSLConnection)
+        tls = redis.connection_pool.connection_class is SSLConnection
+        return cls(cls._connection_options(redis), tls=tls, watch=watch)
 
     def evalsha(self, sha: str, key: str, args: Sequence[EncodableT]) -> Awaitable[Any]:
         packed = _pack("EVALSHA", sha, 1, key, *args)
@@ -214,6 +222,8 @@ class ScriptChannel:
         try:
             for reply in replies:
                 await reply
+            if self._primary is not None:
+                await self._primary.check(lambda *command: protocol.call(_pack(*command)))
         except errors.ResponseError as exc:
             refused = errors.ConnectionError(f"Redis refused the connection: {exc}")
             protocol.abort(refused)

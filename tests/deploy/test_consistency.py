@@ -86,3 +86,13 @@ def test_kill_comes_only_after_the_grace_period(
 ) -> None:
     assert container["StopTimeout"] == 30 > gunicorn_settings["graceful_timeout"]
     assert compose["services"]["app"]["stop_grace_period"] == f"{container['StopTimeout']}s"
+
+
+def test_one_worker_per_task_everywhere(
+    template: dict[str, Any], container_env: dict[str, Any], compose: dict[str, Any], gunicorn_settings: dict[str, Any]
+) -> None:
+    # Each worker keeps its own metrics: one per task keeps /metrics one view of the task.
+    assert template["Parameters"]["Workers"]["Default"] == 1
+    assert container_env["STATS_WORKERS"] == {"Ref": "Workers"}
+    assert compose["services"]["app"]["environment"]["STATS_WORKERS"] == "1"
+    assert gunicorn_settings["workers"] == 1

@@ -8,6 +8,10 @@ path. The mode can be switched while traffic flows:
   bandwidth cap: chunks queue behind each other but are not slowed further);
 - ``blackhole``: accept and read, never forward nor answer;
 - ``reset``: drop every connection with a TCP reset, the open ones included.
+
+Independently, ``hold_next()`` holds what the next accepted connection sends
+upstream until ``release()``, as a network path can hold one request while
+later ones pass: the request then arrives after its sender gave up on it.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ class _Link:
     def __init__(self, client: asyncio.StreamWriter) -> None:
         self.client = client
         self.upstream: asyncio.StreamWriter | None = None
+        self.gate: asyncio.Event | None = None
 
     def abort(self) -> None:
         _abort(self.client)
@@ -67,6 +72,10 @@ class FaultProxy:
         self._server: asyncio.Server | None = None
         self._links: set[_Link] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._hold_next = False
+        self._gate = asyncio.Event()
+        # Set when the held connection has closed, its request delivered and answered.
+        self.held_finished = asyncio.Event()
 
     @property
     def port(self) -> int:
@@ -109,6 +118,14 @@ class FaultProxy:
     def blackhole(self) -> None:
         self.mode = Mode.BLACKHOLE
 
+    def hold_next(self) -> None:
+        self._hold_next = True
+        self._gate.clear()
+        self.held_finished.clear()
+
+    def release(self) -> None:
+        self._gate.set()
+
     def reset(self) -> None:
         self.mode = Mode.RESET
         for link in list(self._links):
@@ -120,6 +137,8 @@ class FaultProxy:
         self._tasks.add(task)
         self.connections_accepted += 1
         link = _Link(writer)
+        if self._hold_next:
+            link.gate, self._hold_next = self._gate, False
         self._links.add(link)
         try:
             await self._serve(link, reader)
@@ -129,6 +148,8 @@ class FaultProxy:
             self._links.discard(link)
             link.abort()
             self._tasks.discard(task)
+            if link.gate is not None:
+                self.held_finished.set()
 
     async def _serve(self, link: _Link, reader: asyncio.StreamReader) -> None:
         if self.mode is Mode.RESET:
@@ -138,10 +159,10 @@ class FaultProxy:
             while await reader.read(_CHUNK):
                 pass
             return
-        if isinstance(self.upstream, Path):
-            up_reader, link.upstream = await asyncio.open_unix_connection(str(self.upstream))
-        else:
-            up_reader, link.upstream = await asyncio.open_connection(*self.upstream)
+        if link.gate is not None:
+            await self._serve_held(link, reader, link.gate)
+            return
+        up_reader, link.upstream = await self._connect_upstream()
         to_upstream = asyncio.ensure_future(self._pump(reader, link.upstream, count=True))
         to_client = asyncio.ensure_future(self._pump(up_reader, link.client, count=False))
         try:
@@ -151,6 +172,36 @@ class FaultProxy:
             for pump in (to_upstream, to_client):
                 pump.cancel()
             await asyncio.gather(to_upstream, to_client, return_exceptions=True)
+
+    async def _connect_upstream(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        if isinstance(self.upstream, Path):
+            return await asyncio.open_unix_connection(str(self.upstream))
+        return await asyncio.open_connection(*self.upstream)
+
+    async def _serve_held(self, link: _Link, reader: asyncio.StreamReader, gate: asyncio.Event) -> None:
+        """Keep what the client sends, and connect upstream only on release: a server that
+        serves one connection at a time must not wait on a request that is not there yet."""
+        held = bytearray()
+
+        async def collect() -> None:
+            with contextlib.suppress(OSError):
+                while data := await reader.read(_CHUNK):
+                    held.extend(data)
+
+        collector = asyncio.ensure_future(collect())
+        try:
+            await gate.wait()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(collector), 0.1)
+        finally:
+            collector.cancel()
+        up_reader, link.upstream = await self._connect_upstream()
+        self.bytes_from_clients += len(held)
+        link.upstream.write(bytes(held))
+        await link.upstream.drain()
+        # The sender has long gone; read the answer to its end so the request is served whole.
+        while await up_reader.read(_CHUNK):
+            pass
 
     async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, count: bool) -> None:
         queue: asyncio.Queue[tuple[float, bytes] | None] = asyncio.Queue()

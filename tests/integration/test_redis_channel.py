@@ -25,6 +25,7 @@ from service.redis.breaker import CircuitBreaker
 from service.redis.cache import AggregateCache, aggregate_key
 from service.redis.channel import ScriptChannel
 from service.redis.client import redis_client
+from service.redis.failover import EPOCH_KEY, PrimaryWatch
 
 ECHO = "return {KEYS[1], ARGV[1]}"
 TIMEOUT = 0.25
@@ -171,4 +172,27 @@ async def test_a_url_the_channel_cannot_serve_is_logged_once_and_its_reads_count
         assert len([record for record in caplog.records if record.name == "service.redis.cache"]) == 1
     finally:
         await cache.aclose()
+        await redis.aclose()
+
+
+async def test_the_primary_epoch_moves_on_only_when_another_node_set_it(own_redis: RedisServer) -> None:
+    watch = PrimaryWatch()
+    redis = redis_client(own_redis.url, TIMEOUT, watch)
+    try:
+        await redis.ping()  # the first connection checks
+        assert watch.epoch == 1
+        channel = ScriptChannel.for_client(redis, watch)
+        assert channel is not None
+        sha = str(await redis.script_load(ECHO))
+        await channel.evalsha(sha, "k", [1])  # the channel's own connection checks too: same node
+        assert watch.epoch == 1
+        await channel.aclose()
+        # What a promoted replica holds: the old primary's run_id, replicated.
+        await redis.set(EPOCH_KEY, "0123456789abcdef0123456789abcdef01234567:7")
+        fresh = PrimaryWatch()
+        other = redis_client(own_redis.url, TIMEOUT, fresh)
+        await other.ping()
+        assert fresh.epoch == 8
+        await other.aclose()
+    finally:
         await redis.aclose()

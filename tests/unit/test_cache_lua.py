@@ -7,6 +7,7 @@ import dataclasses
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
+from unittest.mock import ANY
 
 import fakeredis
 import pytest
@@ -100,7 +101,24 @@ async def test_a_write_on_a_missing_key_creates_an_incomplete_hash(cache: Aggreg
     assert fields[b"s:a"] == b"1:3:5000:100"
     result = await cache.read(KEY)
     # Never served: the hash may be missing every session written before it existed.
-    assert result == Claimed(fields[b"i"].decode())
+    assert isinstance(result, Claimed)
+    # The rebuild starts from nothing, under an incarnation of its own: the query it
+    # runs next holds A1, and whatever the hash held is not merged into it.
+    assert result.incarnation != fields[b"i"].decode()
+    assert await redis.hgetall(KEY) == {b"i": result.incarnation.encode(), b"l": ANY}
+
+
+async def test_a_rebuild_drops_sessions_the_table_no_longer_holds(cache: AggregateCache, redis: Any) -> None:
+    # What a max-age rebuild after a table restore sees: b vanished, a re-created at version 1.
+    await rebuild(cache, [A1, B1])
+    a_again = stored("a", 1, 1, 2500, 50)
+    claim = await cache.read(KEY)
+    assert isinstance(claim, Hit)
+    await redis.hset(KEY, "a", "0")  # completed long ago: past the max age
+    expired = await cache.read(KEY)
+    assert isinstance(expired, Claimed)
+    assert await cache.complete(KEY, expired.incarnation, [a_again]) == totals_of(a_again)
+    assert await served(cache) == totals_of(a_again)
 
 
 async def test_completion_serves_exact_totals(cache: AggregateCache) -> None:
@@ -164,7 +182,11 @@ async def test_a_second_reader_is_busy_while_the_lock_is_held(cache: AggregateCa
     incarnation = await claim(cache)
     assert await cache.read(KEY) == Busy()
     await cache.release(KEY)
-    assert await claim(cache) == incarnation
+    # A new claim starts a new rebuild from nothing; the released one can no longer complete.
+    again = await claim(cache)
+    assert again != incarnation
+    assert await cache.complete(KEY, incarnation, [A1]) is None
+    assert await cache.complete(KEY, again, [A1]) == totals_of(A1)
 
 
 async def test_an_expired_lock_can_be_claimed_again(redis: Any) -> None:
@@ -226,7 +248,7 @@ async def test_chunked_completion_is_exact(cache: AggregateCache, redis: Any) ->
     ]
     assert await rebuild(cache, sessions) == totals_of(*sessions)
     assert await served(cache) == totals_of(*sessions)
-    assert await redis.hlen(KEY) == len(sessions) + 8  # plus n m w ss t i c a
+    assert await redis.hlen(KEY) == len(sessions) + 9  # plus n m w ss t i c a e
 
 
 async def test_a_flush_between_chunks_cancels_completion(cache: AggregateCache, redis: Any) -> None:

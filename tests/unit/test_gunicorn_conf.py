@@ -28,7 +28,7 @@ def test_bind_workers_and_grace_follow_the_settings(monkeypatch: pytest.MonkeyPa
     assert (conf["bind"], conf["workers"], conf["graceful_timeout"]) == ("127.0.0.2:9001", 3, 7)
 
 
-def test_the_production_profile_runs_two_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_production_profile_runs_one_worker_per_task(monkeypatch: pytest.MonkeyPatch) -> None:
     conf = gunicorn_conf(
         monkeypatch,
         STATS_ENV="production",
@@ -36,7 +36,8 @@ def test_the_production_profile_runs_two_workers(monkeypatch: pytest.MonkeyPatch
         STATS_DYNAMODB_TABLE="stats",
         AWS_REGION="eu-west-1",
     )
-    assert conf["workers"] == 2
+    # One worker per task keeps /metrics one coherent view of the task.
+    assert conf["workers"] == 1
 
 
 @pytest.mark.parametrize("bad", ["0", "two", "65"])
