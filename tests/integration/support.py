@@ -1,21 +1,45 @@
-"""Helpers shared by the integration tests: an HTTP client and a view of the backends."""
+"""Helpers shared by the integration tests: an HTTP client that holds every reply to the
+served OpenAPI document, and a view of the backends."""
 
 from __future__ import annotations
 
-import uuid
+import asyncio
+import copy
+import functools
+import re
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import aiohttp
 import orjson
 from aiohttp.test_utils import TestClient
+from jsonschema import Draft4Validator, FormatChecker  # type: ignore[import-untyped]
+from jsonschema.exceptions import best_match  # type: ignore[import-untyped]
 from multidict import CIMultiDict
 from redis.asyncio import Redis
+from referencing import Registry
+from referencing.jsonschema import DRAFT4
 
+from bench.datagen import new_id
 from service.domain.model import CourseTotals
 from service.dynamodb.codec import PARTITION_KEY
 from service.dynamodb.store import SessionStore
+from service.http.openapi import SPEC_PATH
 from service.redis.cache import aggregate_key
 from service.settings import Settings, load_settings
+
+# new_id is re-exported: the integration and failure tests take their ids from here.
+__all__ = [
+    "SPEC_PATH",
+    "TABLE",
+    "Api",
+    "Backends",
+    "Contract",
+    "ContractViolation",
+    "Reply",
+    "new_id",
+    "settings_for",
+]
 
 TABLE = "learning-stats-test"
 
@@ -41,11 +65,201 @@ class Reply:
         return orjson.loads(self.body)
 
 
+class ContractViolation(AssertionError):
+    """A reply that the served OpenAPI document does not allow."""
+
+
+# GET routes the service serves outside its OpenAPI document: Prometheus text, and the
+# document and Swagger UI themselves (test_openapi validates the document as OpenAPI 3).
+_OFF_CONTRACT = re.compile(r"/metrics|/api/docs(/.*)?")
+_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
+# The document is registered under this URI so that any schema in it can be compiled on its own.
+_DOC_URI = "urn:served-openapi"
+_ERROR_SCHEMA = "#/components/schemas/ErrorResponse"
+_FORMATS = FormatChecker()
+
+
+def _is_json(media_type: str) -> bool:
+    return media_type == "application/json" or media_type.endswith("+json")
+
+
+def _media_matches(documented: str, served: str) -> bool:
+    kind, _, subtype = documented.partition("/")
+    served_kind, _, served_subtype = served.partition("/")
+    return kind in ("*", served_kind) and subtype in ("*", served_subtype)
+
+
+def _as_json_schema(node: Any) -> Any:
+    """OpenAPI 3.0 schemas as draft 4 JSON Schema: absolute ``$ref``s, ``nullable`` as a type."""
+    if isinstance(node, list):
+        return [_as_json_schema(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    converted = {key: _as_json_schema(value) for key, value in node.items()}
+    ref = converted.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#"):
+        converted["$ref"] = _DOC_URI + ref
+    if converted.pop("nullable", False) is True:
+        if "$ref" in converted or "type" not in converted:
+            # Draft 4 ignores the siblings of a $ref, so null has to be allowed around it.
+            return {"anyOf": [converted, {"type": "null"}]}
+        types = converted["type"] if isinstance(converted["type"], list) else [converted["type"]]
+        converted["type"] = [*types, "null"]
+        if "enum" in converted:
+            converted["enum"] = [*converted["enum"], None]
+    return converted
+
+
+def _target(document: Mapping[str, Any], ref: str) -> Any:
+    """What a local ``$ref`` (``#/...``, or absolute under the document's URI) points at."""
+    target: Any = document
+    for token in ref.partition("#")[2].split("/")[1:]:
+        target = target[token.replace("~1", "/").replace("~0", "~")]
+    return target
+
+
+def _inline(document: Mapping[str, Any], node: Any, seen: frozenset[str] = frozenset()) -> Any:
+    """``node`` with its ``$ref``s replaced by their targets, so that validating looks nothing up.
+
+    A recursive schema keeps its ``$ref`` where it recurs; the registry resolves that one.
+    """
+    if isinstance(node, list):
+        return [_inline(document, item, seen) for item in node]
+    if not isinstance(node, dict):
+        return node
+    ref = node.get("$ref")
+    if isinstance(ref, str) and ref.startswith(_DOC_URI + "#") and ref not in seen:
+        return _inline(document, _target(document, ref), seen | {ref})
+    return {key: _inline(document, value, seen) for key, value in node.items()}
+
+
+def _template_pattern(template: str) -> re.Pattern[str]:
+    # A path parameter is one non-empty segment, as in aiohttp's router.
+    parts = re.split(r"(\{[^}]+\})", template)
+    return re.compile("".join("[^/]+" if part.startswith("{") else re.escape(part) for part in parts))
+
+
+class _Mismatch(Exception):
+    """What is wrong with one reply; :meth:`Contract.check` says which request it answered."""
+
+
+class Contract:
+    """The served OpenAPI document as a checker of replies; validators are compiled once."""
+
+    def __init__(self, spec: Mapping[str, Any]) -> None:
+        document = _as_json_schema(copy.deepcopy(dict(spec)))
+        registry: Registry[Any] = Registry().with_resource(_DOC_URI, DRAFT4.create_resource(document))
+
+        def compile_schema(schema: Any) -> Draft4Validator:
+            return Draft4Validator(_inline(document, schema), registry=registry, format_checker=_FORMATS)
+
+        def media(response: Mapping[str, Any]) -> dict[str, Draft4Validator | None]:
+            content = _inline(document, response).get("content", {})
+            return {
+                kind: compile_schema(item["schema"]) if "schema" in item else None for kind, item in content.items()
+            }
+
+        # Per path template: method -> (operation name, documented status -> media type -> validator).
+        self._routes: list[tuple[re.Pattern[str], dict[str, tuple[str, dict[str, Any]]]]] = [
+            (
+                _template_pattern(template),
+                {
+                    method.upper(): (
+                        f"{method.upper()} {template}",
+                        {status: media(response) for status, response in operation["responses"].items()},
+                    )
+                    for method, operation in item.items()
+                    if method in _METHODS
+                },
+            )
+            for template, item in document["paths"].items()
+        ]
+        self._envelope = {"application/json": compile_schema({"$ref": _DOC_URI + _ERROR_SCHEMA})}
+
+    @staticmethod
+    @functools.lru_cache(maxsize=8)
+    def of(raw: bytes) -> Contract:
+        """The contract of a served document; every Api over the same document shares one."""
+        return Contract(orjson.loads(raw))
+
+    def check(self, method: str, path: str, reply: Reply, *, undocumented: Collection[int] = ()) -> None:
+        """Raise :class:`ContractViolation` unless the document allows ``reply`` to this request.
+
+        ``undocumented`` names statuses a test provokes on purpose that no operation lists (the
+        500 of a genuine bug); their bodies must still be the error envelope.
+        """
+        method, path = method.upper(), path.partition("?")[0]
+        try:
+            expected = self._expected(method, path, reply.status, undocumented)
+            if expected is not None:
+                _check_body(reply, *expected)
+        except _Mismatch as exc:
+            raise ContractViolation(
+                f"{method} {path} answered {reply.status}, which the served OpenAPI document does not allow: "
+                f"{exc}\n  body: {reply.body[:500]!r}"
+            ) from None
+
+    def _expected(
+        self, method: str, path: str, status: int, undocumented: Collection[int]
+    ) -> tuple[str, Mapping[str, Any]] | None:
+        """Whose response this is and its media types, or None for a route outside the contract."""
+        if status in undocumented:
+            return "the error envelope", self._envelope
+        matching = [operations for pattern, operations in self._routes if pattern.fullmatch(path)]
+        for operations in matching:
+            if method in operations:
+                name, responses = operations[method]
+                key = next((key for key in (str(status), f"{status // 100}XX", "default") if key in responses), None)
+                if key is None:
+                    raise _Mismatch(f"status {status} is not documented for {name} (only {', '.join(responses)})")
+                return f"{name} {key}", responses[key]
+        if method == "GET" and _OFF_CONTRACT.fullmatch(path):
+            return None
+        # Outside the document the router answers: 405 on a documented path, 404 elsewhere.
+        if status != (wanted := 405 if matching else 404):
+            raise _Mismatch(f"the route or method is not documented, so the answer must be {wanted}")
+        return "the error envelope", self._envelope
+
+
+def _check_body(reply: Reply, what: str, documented: Mapping[str, Any]) -> None:
+    media_type = reply.headers.get("Content-Type", "").partition(";")[0].strip().lower()
+    if not documented:
+        if reply.body:
+            raise _Mismatch(f"{what} documents no body, yet one was sent")
+        return
+    validators = [validator for kind, validator in documented.items() if _media_matches(kind, media_type)]
+    if not validators:
+        raise _Mismatch(f"Content-Type {media_type!r} is not documented for {what} (only {', '.join(documented)})")
+    if validators[0] is None or not _is_json(media_type):
+        return
+    try:
+        body = orjson.loads(reply.body)
+    except orjson.JSONDecodeError as exc:
+        raise _Mismatch(f"the body is not JSON: {exc}") from None
+    error = best_match(validators[0].iter_errors(body))
+    if error is not None:
+        where = "/".join(str(part) for part in error.absolute_path) or "(root)"
+        raise _Mismatch(f"the body does not match the schema of {what}: at {where}: {error.message}")
+
+
 class Api:
-    """The service's HTTP API, whichever way the service runs."""
+    """The service's HTTP API, whichever way the service runs; every reply is checked
+    against the OpenAPI document the service serves."""
 
     def __init__(self, client: TestClient[Any, Any] | aiohttp.ClientSession) -> None:
         self._client = client
+        self._contract: Contract | None = None
+        # Concurrent first calls (the fault tests' traffic) fetch the document once.
+        self._contract_lock = asyncio.Lock()
+
+    async def contract(self) -> Contract:
+        """The served document, fetched on first use (call it early to keep that request out of a measurement)."""
+        async with self._contract_lock:
+            if self._contract is None:
+                async with self._client.get(SPEC_PATH) as response:
+                    assert response.status == 200, f"{SPEC_PATH} answered {response.status}"
+                    self._contract = Contract.of(await response.read())
+        return self._contract
 
     async def call(
         self,
@@ -56,7 +270,13 @@ class Api:
         json: Any = None,
         data: bytes | str | None = None,
         headers: dict[str, str] | None = None,
+        undocumented: Collection[int] = (),
     ) -> Reply:
+        """One request; fails with :class:`ContractViolation` if the document does not allow the reply.
+
+        ``undocumented``: statuses this call provokes on purpose that the document does not list
+        (a genuine bug's 500); their bodies must still be the error envelope.
+        """
         all_headers = dict(headers or {})
         if user is not None:
             all_headers["X-User-Id"] = user
@@ -66,7 +286,9 @@ class Api:
         if data is not None:
             kwargs["data"] = data
         async with self._client.request(method, path, **kwargs) as response:
-            return Reply(response.status, CIMultiDict(response.headers), await response.read())
+            reply = Reply(response.status, CIMultiDict(response.headers), await response.read())
+        (await self.contract()).check(method, path, reply, undocumented=undocumented)
+        return reply
 
     async def post(self, user: str, course: str, body: Any) -> Reply:
         return await self.call("POST", f"/courses/{course}", user=user, json=body)
@@ -107,7 +329,3 @@ class Backends:
     async def assert_nothing_stored(self, user: str) -> None:
         assert await self.items(user) == []
         assert await self.cache_keys(user) == []
-
-
-def new_id() -> str:
-    return str(uuid.uuid4())

@@ -31,7 +31,10 @@ async def test_an_unhandled_error_is_a_bare_500_and_is_logged(
 
     monkeypatch.setattr(client.app[keys.STATS], "course", broken)
     with caplog.at_level(logging.ERROR, logger="service.request"):
-        reply = await Api(client).call("GET", f"/courses/{new_id()}", user=new_id(), headers={"X-Request-Id": "r-1"})
+        # A genuine bug's 500 is in no operation's responses; its body must still be the envelope.
+        reply = await Api(client).call(
+            "GET", f"/courses/{new_id()}", user=new_id(), headers={"X-Request-Id": "r-1"}, undocumented=(500,)
+        )
     assert_error(reply, 500, "internal_error")
     assert b"secret" not in reply.body
     assert b"Traceback" not in reply.body
@@ -46,8 +49,11 @@ async def test_each_request_logs_one_json_line_with_the_user_hashed(
     client = await aiohttp_client(create_app(dataclasses.replace(settings, access_log=True)))
     user, course = new_id(), new_id()
     body = {"totalModulesStudied": 7, "averageScore": 12.34, "timeStudied": 4321}
+    api = Api(client)
+    # Fetched now, the OpenAPI document the replies are checked against leaves no log line below.
+    await api.contract()
     with caplog.at_level(logging.INFO, logger="service.request"):
-        reply = await Api(client).call("POST", f"/courses/{course}", user=user.upper(), json=body)
+        reply = await api.call("POST", f"/courses/{course}", user=user.upper(), json=body)
     assert reply.status == 201
     [record] = [record for record in caplog.records if record.name == "service.request"]
     line = JsonFormatter().format(record)

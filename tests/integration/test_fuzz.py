@@ -1,0 +1,144 @@
+"""Property-based run of schemathesis over the served OpenAPI document.
+
+The application runs in this process on a real port (real redis-server and moto, the
+``settings`` fixture); schemathesis's CLI runs in a child process against it. The CLI
+rather than ``schema.parametrize()``: only a CLI run computes schemathesis's warnings
+(a "validation mismatch" says most requests the document calls valid were refused) and
+the per-operation valid rates, and its JSON report gives the counts quoted below. Being
+a separate process it also keeps hypothesis's settings and warnings out of this one.
+
+Deterministic generation: the same document always yields the same cases, so a failure
+reproduces and the run takes the same few seconds every time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from service.app import create_app
+from service.settings import Settings
+from tests.integration.support import SPEC_PATH
+
+# Every check that applies to a document without security schemes; the first four are the
+# contract's core (no 5xx, only documented statuses, bodies and content types as documented).
+CHECKS = (
+    "not_a_server_error",
+    "status_code_conformance",
+    "response_schema_conformance",
+    "content_type_conformance",
+    "response_headers_conformance",
+    "positive_data_acceptance",
+    "negative_data_rejection",
+    "missing_required_header",
+    "unsupported_method",
+    "allow_header_conformance",
+    "use_after_free",
+    "ensure_resource_availability",
+)
+MAX_EXAMPLES = 25
+RUN_TIMEOUT_SECONDS = 90
+
+
+@pytest.fixture
+async def live_server(settings: Settings) -> AsyncIterator[str]:
+    """The application on a free port of 127.0.0.1, as a base URL."""
+    runner = web.AppRunner(create_app(settings), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        await runner.cleanup()
+
+
+async def run_schemathesis(base_url: str, workdir: Path) -> tuple[int, str, dict[str, Any]]:
+    """Exit code, console output and JSON report of one ``schemathesis run``."""
+    report_path = workdir / "schemathesis.json"
+    command = [
+        sys.executable,
+        "-m",
+        "schemathesis.cli",
+        "run",
+        base_url + SPEC_PATH,
+        "--checks",
+        ",".join(CHECKS),
+        "--max-examples",
+        str(MAX_EXAMPLES),
+        "--generation-deterministic",
+        "--request-timeout",
+        "10",
+        "--no-color",
+        "--report",
+        "json",
+        "--report-json-path",
+        str(report_path),
+    ]
+    # In a scratch directory: nothing (a .hypothesis folder, a stray schemathesis.toml) in the repo applies.
+    process = await asyncio.create_subprocess_exec(
+        *command, cwd=workdir, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+    try:
+        output, _ = await asyncio.wait_for(process.communicate(), RUN_TIMEOUT_SECONDS)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        raise
+    text = output.decode(errors="replace")
+    assert report_path.exists(), f"schemathesis wrote no report (exit {process.returncode}):\n{text}"
+    report: dict[str, Any] = json.loads(report_path.read_text())
+    assert process.returncode is not None
+    return process.returncode, text, report
+
+
+def rejected_valid_requests(report: dict[str, Any]) -> dict[str, int]:
+    """Per operation, the requests the document calls valid that the service answered with a 400-class refusal."""
+    rejected = {
+        operation: sum(phase["rejected"] for phase in phases.values())
+        for operation, phases in report["valid_rates"].items()
+    }
+    return {operation: count for operation, count in rejected.items() if count}
+
+
+def summary(report: dict[str, Any], seconds: float) -> str:
+    cases, operations = report["test_cases"], report["operations"]
+    warnings = {name: labels for name, labels in report["warnings"].items() if labels}
+    return (
+        f"schemathesis {report['schemathesis_version']}: {operations['tested']}/{operations['total']} operations, "
+        f"{cases['generated']} test cases, {cases['with_failures']} with failures, "
+        f"{len(report['failures'])} failures, {len(report['errors'])} errors, "
+        f"warnings: {warnings or 'none'}, in {seconds:.1f}s"
+    )
+
+
+async def test_served_document_holds_under_fuzzing(
+    live_server: str, tmp_path: Path, record_property: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    started = time.monotonic()
+    exit_code, output, report = await run_schemathesis(live_server, tmp_path)
+    line = summary(report, time.monotonic() - started)
+    record_property("schemathesis", line)
+    with capsys.disabled():
+        print(f"\n{line}")
+
+    assert report["complete"], output
+    assert report["failures"] == [], output
+    assert report["errors"] == [], output
+    assert report["operations"]["tested"] == report["operations"]["total"] >= 6, output
+    assert report["test_cases"]["generated"] > 0, output
+    # A warning means the run did not test what it claims, e.g. "validation mismatch":
+    # most requests generated as valid were refused, so the document and the service disagree.
+    warnings = {name: labels for name, labels in report["warnings"].items() if labels}
+    assert warnings == {}, output
+    assert rejected_valid_requests(report) == {}, output
+    assert exit_code == 0, output
