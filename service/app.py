@@ -16,9 +16,11 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from service import keys
+from service.changes.applier import ChangeApplier
+from service.changes.poller import StreamPoller
 from service.domain.errors import CacheUnavailable
 from service.domain.stats import StatsService
-from service.dynamodb.client import count_retries, dynamodb_client
+from service.dynamodb.client import count_retries, dynamodb_client, streams_client
 from service.dynamodb.store import SessionStore
 from service.dynamodb.table import ensure_table
 from service.http import courses, ops
@@ -98,12 +100,33 @@ async def _stats_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
 
 
+async def _changes_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[keys.SETTINGS]
+    if not settings.change_capture:
+        yield
+        return
+    async with streams_client(settings) as streams:
+        stream_arn = await app[keys.STORE].stream_arn()
+        if stream_arn is None:
+            log.warning("change capture is on but the table has no stream", extra={"table": settings.dynamodb_table})
+            yield
+            return
+        poller = asyncio.create_task(StreamPoller(streams, stream_arn, ChangeApplier(app[keys.CACHE])).run())
+        log.info("change capture polling the table's stream", extra={"stream": stream_arn})
+        try:
+            yield
+        finally:
+            poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await poller
+
+
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(middlewares=[request_envelope], client_max_size=MAX_BODY_BYTES)
     app[keys.SETTINGS] = settings
     app[keys.METRICS] = Metrics()
     app[keys.DEADLINES] = Deadlines()
-    app.cleanup_ctx.extend([_dynamodb_ctx, _redis_ctx, _stats_ctx])
+    app.cleanup_ctx.extend([_dynamodb_ctx, _redis_ctx, _stats_ctx, _changes_ctx])
     courses.add_routes(app)
     ops.add_routes(app)
     add_docs(app)

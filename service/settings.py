@@ -48,6 +48,8 @@ class Settings:
     # Gunicorn worker processes (the container runs gunicorn; `python -m service` is one process).
     workers: int = 1
     log_level: str = "INFO"
+    # Poll the table's stream in this process (local mode; production reads it with Lambda).
+    change_capture: bool = False
     access_log: bool = True
     git_revision: str = "unknown"
 
@@ -146,6 +148,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "shutdown_grace_seconds": _parse_seconds,
     "workers": lambda raw: _parse_int(raw, 1, 64),
     "log_level": _parse_choice(LOG_LEVELS),
+    "change_capture": _parse_bool,
     "access_log": _parse_bool,
     "git_revision": _parse_text,
 }

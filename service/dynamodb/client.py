@@ -27,7 +27,7 @@ def _aws_session() -> aioboto3.Session:
 
 
 @contextlib.asynccontextmanager
-async def dynamodb_client(settings: Settings) -> AsyncIterator[DynamoDBClient]:
+async def _aws_client(settings: Settings, service: str) -> AsyncIterator[Any]:
     config = AioConfig(
         connect_timeout=settings.dynamodb_timeout_seconds,
         read_timeout=settings.dynamodb_timeout_seconds,
@@ -40,12 +40,25 @@ async def dynamodb_client(settings: Settings) -> AsyncIterator[DynamoDBClient]:
         # A local endpoint accepts any credentials; none need exist on the machine.
         credentials = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
     async with _aws_session().client(
-        "dynamodb",
+        service,
         region_name=settings.aws_region,
         endpoint_url=settings.dynamodb_endpoint,
         config=config,
         **credentials,
     ) as client:
+        yield client
+
+
+@contextlib.asynccontextmanager
+async def dynamodb_client(settings: Settings) -> AsyncIterator[DynamoDBClient]:
+    async with _aws_client(settings, "dynamodb") as client:
+        yield client
+
+
+@contextlib.asynccontextmanager
+async def streams_client(settings: Settings) -> AsyncIterator[Any]:
+    """The table's stream API, at the same endpoint (DynamoDB Local and moto serve both)."""
+    async with _aws_client(settings, "dynamodbstreams") as client:
         yield client
 
 

@@ -159,6 +159,12 @@ class SessionStore:
                 return
             request["ExclusiveStartKey"] = last_key
 
+    async def stream_arn(self) -> str | None:
+        """The table's stream, if it has one."""
+        with dynamodb_errors("DescribeTable"):
+            table = (await self._client.describe_table(TableName=self._table))["Table"]
+        return table.get("LatestStreamArn") if table.get("StreamSpecification", {}).get("StreamEnabled") else None
+
     async def ping(self) -> None:
         with dynamodb_errors("DescribeTable"):
             await self._client.describe_table(TableName=self._table)

@@ -43,6 +43,8 @@ async def ensure_table(client: DynamoDBClient, table: str) -> bool:
                 {"AttributeName": SORT_KEY, "KeyType": "RANGE"},
             ],
             BillingMode="PAY_PER_REQUEST",
+            # Change capture (service.changes) reads every change from the table's stream.
+            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
         )
     except ClientError as exc:
         # Another task created it between our two calls.

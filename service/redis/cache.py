@@ -120,13 +120,15 @@ local function apply(key, argv, first)
 end
 """
 
-# KEYS[1] hash; ARGV: ttl_ms, nonce, expected incarnation ('' = do not complete),
-# primary epoch, then 5 values per session. Returns {1, n, m, w, ss, t} when completed, else {0}.
+# KEYS[1] hash; ARGV: ttl_ms, nonce ('' = only update a hash that exists),
+# expected incarnation ('' = do not complete), primary epoch, then 5 values per
+# session. Returns {1, n, m, w, ss, t} when completed, else {0}.
 APPLY_SCRIPT = (
     _APPLY_FUNCTION
     + """
 local key = KEYS[1]
 if redis.call('EXISTS', key) == 0 then
+  if ARGV[2] == '' then return {0} end
   redis.call('HSET', key, 'i', ARGV[2])
 end
 apply(key, ARGV, 5)
@@ -304,6 +306,17 @@ class AggregateCache:
             # the write and before Redis did: the aggregate may now miss it.
             self.mark_stale(key)
             raise
+
+    async def apply_change(self, key: str, stored: StoredSession) -> None:
+        """Apply a change seen in the table's stream, to a cached aggregate only: an absent
+        one is rebuilt from DynamoDB when next read, so nothing is cached for nobody."""
+        await self._call(
+            self._apply(keys=[key], args=[self._ttl_ms, "", "", self._primary.epoch, *_session_args([stored])])
+        )
+
+    async def forget(self, key: str) -> None:
+        """Drop an aggregate: its next read rebuilds it from nothing."""
+        await self._call(self._redis.delete(key))
 
     async def complete(self, key: str, incarnation: str, sessions: Sequence[StoredSession]) -> CourseTotals | None:
         """Apply a rebuild's sessions; the totals if the aggregate is now complete."""

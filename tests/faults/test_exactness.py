@@ -6,9 +6,12 @@ behind the service's back."""
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from redis.asyncio import Redis
 
@@ -20,6 +23,7 @@ from service.redis.cache import aggregate_key
 from tests.faults.conftest import Rig
 from tests.faults.proxy import FaultProxy
 from tests.faults.support import until
+from tests.integration.conftest import ROOT, wait_for_http
 from tests.integration.support import TABLE, Api, new_id
 
 pytestmark = pytest.mark.slow
@@ -174,3 +178,52 @@ async def failover_drill(rig: Rig, endpoint: FaultProxy, link: FaultProxy, repli
             reply = await api.course(user, course)
             assert (reply.status, reply.json) == (200, expected)
         await asyncio.sleep(0.05)
+
+
+async def test_a_writer_killed_between_dynamodb_and_redis_is_repaired_from_the_table_stream(
+    rig: Rig, tmp_path: Path
+) -> None:
+    # A scripts/run process writes with its Redis black-holed and is SIGKILLed after
+    # DynamoDB took the write: no process is left that knows the aggregate is wrong.
+    # Another task, reading the table's stream, applies the change.
+    reader = Api(await rig.start_app(rig.redis.url, rig.moto.url, change_capture=True))
+    port = free_port()
+    env = {
+        **os.environ,
+        "STATS_ENV": "local",
+        "STATS_PORT": str(port),
+        "STATS_REDIS_URL": rig.redis_via_proxy,
+        "STATS_DYNAMODB_ENDPOINT": rig.moto.url,
+        "STATS_DYNAMODB_TABLE": TABLE,
+        "STATS_CHANGE_CAPTURE": "false",
+        "STATS_REDIS_TIMEOUT_SECONDS": "30",
+        "STATS_REQUEST_DEADLINE_SECONDS": "60",
+        "STATS_ACCESS_LOG": "false",
+    }
+    log_path = tmp_path / "writer.log"
+    with log_path.open("wb") as log:
+        writer = subprocess.Popen([str(ROOT / "scripts" / "run")], env=env, stdout=log, stderr=log)  # noqa: ASYNC220
+    try:
+        base = f"http://127.0.0.1:{port}"
+        await asyncio.to_thread(wait_for_http, f"{base}/health", writer, log_path)
+        async with aiohttp.ClientSession(base_url=base) as session:
+            user, course = new_id(), new_id()
+            writer_api = Api(session)
+            assert (await writer_api.post(user, course, body(new_id(), 2, 40, 100))).status == 201
+            assert (await reader.course(user, course)).json["sessionsCount"] == 1  # cached, complete
+            rig.redis_proxy.blackhole()
+            in_flight = asyncio.ensure_future(writer_api.post(user, course, body(new_id(), 5, 80, 500)))
+
+            async def stored_in_dynamodb() -> bool:
+                return (await rig.backends.truth(user, course)).sessions == 2
+
+            await until(stored_in_dynamodb, within=10)
+            writer.kill()
+            writer.wait()
+            in_flight.cancel()
+            await asyncio.gather(in_flight, return_exceptions=True)
+        await until(lambda: served_equals_truth(reader, rig, user, course), within=3)
+    finally:
+        if writer.poll() is None:
+            writer.kill()
+            writer.wait()

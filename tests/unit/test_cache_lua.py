@@ -71,18 +71,6 @@ async def served(cache: AggregateCache, key: str = KEY) -> CourseTotals:
 
 
 @pytest.fixture
-def server() -> fakeredis.FakeServer:
-    return fakeredis.FakeServer()
-
-
-@pytest.fixture
-async def redis(server: fakeredis.FakeServer) -> AsyncIterator[Any]:
-    client = fakeredis.FakeAsyncRedis(server=server)
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
 def cache(redis: Any) -> AggregateCache:
     return make_cache(redis)
 

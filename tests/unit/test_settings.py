@@ -104,6 +104,7 @@ def test_environment_variables_override_the_profile() -> None:
         rebuild_lock_seconds=2.5,
         log_level="DEBUG",
         access_log=False,
+        change_capture=True,  # the local profile's, not overridden
     )
 
 
