@@ -14,7 +14,9 @@ import pytest
 
 PINNED_SLIM_PYTHON = re.compile(r"python:\d+\.\d+\.\d+-slim-[a-z]+")
 # What the container runs: gunicorn's config and app factory (CMD), and the table bootstrap.
-ENTRY_POINT_IMPORTS = "import service.gunicorn_conf, service.main, service.dynamodb.table"
+ENTRY_POINT_IMPORTS = (
+    "import service.gunicorn_conf, service.main, service.dynamodb.table, service.changes.lambda_handler"
+)
 
 
 def test_hadolint_passes_at_warning_level(run_tool: Callable[..., subprocess.CompletedProcess[str]]) -> None:

@@ -52,15 +52,50 @@ def test_no_iam_statement_uses_wildcards(resources: dict[str, Resource]) -> None
         assert all(resource != "*" for resource in _as_list(statement.get("Resource", [])))
 
 
-def test_managed_policies_are_only_the_ecs_execution_policy(resources_of_type: OfType) -> None:
-    attached = [
-        arn
-        for role in resources_of_type("AWS::IAM::Role").values()
-        for arn in role["Properties"].get("ManagedPolicyArns", [])
-    ]
-    assert attached == [
-        {"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"}
-    ]
+def test_managed_policies_are_only_aws_execution_policies_on_their_roles(resources_of_type: OfType) -> None:
+    # Only where an action cannot be scoped to a resource (ECR login; Lambda's VPC interfaces).
+    attached = {
+        name: role["Properties"].get("ManagedPolicyArns", [])
+        for name, role in resources_of_type("AWS::IAM::Role").items()
+    }
+    managed = "arn:${AWS::Partition}:iam::aws:policy/service-role/"
+    assert {name: arns for name, arns in attached.items() if arns} == {
+        "ExecutionRole": [{"Fn::Sub": managed + "AmazonECSTaskExecutionRolePolicy"}],
+        "ChangeCaptureRole": [{"Fn::Sub": managed + "AWSLambdaVPCAccessExecutionRole"}],
+    }
+
+
+def test_change_capture_reads_only_the_table_stream(resources: dict[str, Resource], only_resource: Only) -> None:
+    table = only_resource("AWS::DynamoDB::Table")
+    assert table["StreamSpecification"] == {"StreamViewType": "NEW_AND_OLD_IMAGES"}
+    stream = {"Fn::GetAtt": ["Table", "StreamArn"]}
+    role = resources["ChangeCaptureRole"]["Properties"]
+    statements = [statement for policy in role["Policies"] for statement in _statements(policy)]
+    actions = {action for statement in statements for action in _as_list(statement["Action"])}
+    assert actions == {
+        "dynamodb:DescribeStream",
+        "dynamodb:GetRecords",
+        "dynamodb:GetShardIterator",
+        "dynamodb:ListStreams",
+    }
+    assert all(statement["Resource"] == stream for statement in statements)
+    mapping = only_resource("AWS::Lambda::EventSourceMapping")
+    assert mapping["EventSourceArn"] == stream
+    assert mapping["FunctionName"] == {"Ref": "ChangeCaptureFunction"}
+    assert mapping["BisectBatchOnFunctionError"] is True
+
+
+def test_change_capture_runs_the_service_image_against_the_tasks_redis(
+    only_resource: Only, container: Resource, container_env: dict[str, Any]
+) -> None:
+    function = only_resource("AWS::Lambda::Function")
+    assert function["PackageType"] == "Image"
+    assert function["Code"]["ImageUri"] == container["Image"]
+    assert function["ImageConfig"]["Command"] == ["service.changes.lambda_handler.handler"]
+    variables = function["Environment"]["Variables"]
+    assert variables["STATS_REDIS_URL"] == container_env["STATS_REDIS_URL"]
+    assert variables["STATS_DYNAMODB_TABLE"] == container_env["STATS_DYNAMODB_TABLE"]
+    assert function["VpcConfig"]["SubnetIds"] == {"Ref": "PrivateSubnetIds"}
 
 
 def test_task_role_allows_exactly_the_table_operations_on_the_table(
@@ -119,17 +154,24 @@ def test_only_the_load_balancer_is_reachable_from_the_internet(
     assert open_ports <= {(80, 80), (443, 443)}
 
 
-def test_private_groups_admit_only_their_single_upstream(resources: dict[str, Resource], only_resource: Only) -> None:
+def test_private_groups_admit_only_their_upstreams(resources: dict[str, Resource], only_resource: Only) -> None:
     load_balancer_group = _load_balancer_group(only_resource)
     service = only_resource("AWS::ECS::Service")["NetworkConfiguration"]["AwsvpcConfiguration"]
     (task_group,) = map(_group_id, service["SecurityGroups"])
     (redis_group,) = map(_group_id, only_resource("AWS::ElastiCache::ReplicationGroup")["SecurityGroupIds"])
+    function = only_resource("AWS::Lambda::Function")["VpcConfig"]
+    (change_capture_group,) = map(_group_id, function["SecurityGroupIds"])
     admitted = {
         (group, _source(rule), rule["FromPort"], rule["ToPort"])
         for group, rule in _ingress_rules(resources)
         if group != load_balancer_group
     }
-    assert admitted == {(task_group, load_balancer_group, 8080, 8080), (redis_group, task_group, 6379, 6379)}
+    # Redis admits the tasks and the change-capture function; nothing admits the function.
+    assert admitted == {
+        (task_group, load_balancer_group, 8080, 8080),
+        (redis_group, task_group, 6379, 6379),
+        (redis_group, change_capture_group, 6379, 6379),
+    }
 
 
 def test_table_is_on_demand_recoverable_and_protected(
