@@ -28,10 +28,7 @@ from service.http.contract import MAX_BODY_BYTES
 from service.http.deadlines import Deadlines
 from service.http.middleware import request_envelope
 from service.http.openapi import add_docs
-from service.redis.breaker import CircuitBreaker
-from service.redis.cache import AggregateCache
-from service.redis.client import redis_client
-from service.redis.failover import PrimaryWatch
+from service.redis.client import open_cache
 from service.redis.maintenance import maintain
 from service.settings import Settings, mask_url
 from service.telemetry.metrics import Metrics
@@ -58,18 +55,8 @@ async def _dynamodb_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS]
-    assert settings.redis_url is not None, "local mode provides a Redis URL"
-    watch = PrimaryWatch()
-    redis = redis_client(settings.redis_url, settings.redis_timeout_seconds, watch)
-    cache = AggregateCache(
-        redis,
-        ttl_seconds=settings.cache_ttl_seconds,
-        max_age_seconds=settings.cache_max_age_seconds,
-        lock_seconds=settings.rebuild_lock_seconds,
-        breaker=CircuitBreaker(reset_seconds=1.0),
-        slow_reads=app[keys.METRICS].slow_path_reads,
-        watch=watch,
-    )
+    assert settings.redis_url is not None
+    redis, cache = open_cache(settings, app[keys.METRICS].slow_path_reads)
     try:
         await cache.ping()
         log.info("redis ready", extra={"url": mask_url(settings.redis_url)})

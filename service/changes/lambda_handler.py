@@ -19,28 +19,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from service.changes.applier import ChangeApplier
-from service.redis.breaker import CircuitBreaker
-from service.redis.cache import AggregateCache
-from service.redis.client import redis_client
-from service.redis.failover import PrimaryWatch
+from service.redis.client import open_cache
 from service.settings import load_settings
 
 
 class _Runtime:
     def __init__(self) -> None:
-        settings = load_settings()
-        assert settings.redis_url is not None, "production settings require STATS_REDIS_URL"
         self.loop = asyncio.new_event_loop()
-        watch = PrimaryWatch()
-        self.redis = redis_client(settings.redis_url, settings.redis_timeout_seconds, watch)
-        self.cache = AggregateCache(
-            self.redis,
-            ttl_seconds=settings.cache_ttl_seconds,
-            max_age_seconds=settings.cache_max_age_seconds,
-            lock_seconds=settings.rebuild_lock_seconds,
-            breaker=CircuitBreaker(),
-            watch=watch,
-        )
+        self.redis, self.cache = open_cache(load_settings())
         self.applier = ChangeApplier(self.cache)
 
 

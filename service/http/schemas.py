@@ -37,11 +37,15 @@ class UUIDString(fields.String):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(metadata={"format": "uuid", **kwargs.pop("metadata", {})}, **kwargs)
 
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+    def parse(self, value: object) -> str:
+        """The canonical form of ``value``, or this field's ``invalid`` error."""
         canonical = canonical_uuid(value)
         if canonical is None:
             raise self.make_error("invalid")
         return canonical
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        return self.parse(value)
 
 
 def _json_number(field: fields.Field, value: Any) -> int | float:
@@ -111,8 +115,12 @@ class SessionStatsBody(Schema):
 class Score(fields.Float):
     """A score held in hundredths (``score_cents``), shown as a percentage with 2 decimal places."""
 
-    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> float:
+    @staticmethod
+    def to_wire(value: Any) -> float:
         return int(value) / SCORE_SCALE
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> float:
+        return self.to_wire(value)
 
 
 class SessionStatsResponse(Schema):
