@@ -13,9 +13,11 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
+import aiohttp
 from aiohttp import web
 
 from service import keys
+from service.auth.tokens import TokenVerifier
 from service.changes.applier import ChangeApplier
 from service.changes.poller import StreamPoller
 from service.domain.errors import CacheUnavailable
@@ -87,6 +89,28 @@ async def _stats_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
 
 
+async def _auth_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[keys.SETTINGS]
+    jwks_url = settings.jwks_url
+    if settings.auth_issuer is None or settings.auth_client_id is None or jwks_url is None:
+        app[keys.VERIFIER] = None
+        yield
+        return
+    timeout = aiohttp.ClientTimeout(total=settings.dynamodb_timeout_seconds)
+    async with aiohttp.ClientSession(timeout=timeout) as http:
+        verifier = TokenVerifier(
+            http, jwks_url=jwks_url, issuer=settings.auth_issuer, client_id=settings.auth_client_id
+        )
+        try:
+            await verifier.refresh_keys()
+            log.info("identity provider keys loaded", extra={"jwks": jwks_url})
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            # Tokens are refused until the keys load (retried on use, at most once a minute).
+            log.warning("identity provider keys unavailable", extra={"jwks": jwks_url, "error": repr(exc)})
+        app[keys.VERIFIER] = verifier
+        yield
+
+
 async def _changes_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS]
     if not settings.change_capture:
@@ -113,7 +137,7 @@ def create_app(settings: Settings) -> web.Application:
     app[keys.SETTINGS] = settings
     app[keys.METRICS] = Metrics()
     app[keys.DEADLINES] = Deadlines()
-    app.cleanup_ctx.extend([_dynamodb_ctx, _redis_ctx, _stats_ctx, _changes_ctx])
+    app.cleanup_ctx.extend([_dynamodb_ctx, _redis_ctx, _stats_ctx, _auth_ctx, _changes_ctx])
     courses.add_routes(app)
     ops.add_routes(app)
     add_docs(app)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from service.auth.tokens import TokenVerifier
 from service.domain.stats import StatsService
 from service.dynamodb.store import SessionStore
 from service.http.deadlines import Deadlines
@@ -17,3 +18,5 @@ STORE = web.AppKey("store", SessionStore)
 CACHE = web.AppKey("cache", AggregateCache)
 STATS = web.AppKey("stats", StatsService)
 DEADLINES = web.AppKey("deadlines", Deadlines)
+# None where no identity provider is configured: tokens are then refused.
+VERIFIER: web.AppKey[TokenVerifier | None] = web.AppKey("verifier")

@@ -48,6 +48,12 @@ class Settings:
     # Gunicorn worker processes (the container runs gunicorn; `python -m service` is one process).
     workers: int = 1
     log_level: str = "INFO"
+    # The original contract: a request without a token acts for the learner X-User-Id names.
+    trust_user_header: bool = False
+    # Access tokens: the identity provider's issuer, its JWKS (default: the issuer's), the app client.
+    auth_issuer: str | None = None
+    auth_jwks_url: str | None = None
+    auth_client_id: str | None = None
     # Poll the table's stream in this process (local mode; production reads it with Lambda).
     change_capture: bool = False
     access_log: bool = True
@@ -56,6 +62,12 @@ class Settings:
     @property
     def is_local(self) -> bool:
         return self.env == "local"
+
+    @property
+    def jwks_url(self) -> str | None:
+        if self.auth_jwks_url is not None or self.auth_issuer is None:
+            return self.auth_jwks_url
+        return f"{self.auth_issuer}/.well-known/jwks.json"
 
 
 def _env_name(field: str) -> str:
@@ -149,6 +161,10 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "workers": lambda raw: _parse_int(raw, 1, 64),
     "log_level": _parse_choice(LOG_LEVELS),
     "change_capture": _parse_bool,
+    "trust_user_header": _parse_bool,
+    "auth_issuer": _parse_http_url,
+    "auth_jwks_url": _parse_http_url,
+    "auth_client_id": _parse_text,
     "access_log": _parse_bool,
     "git_revision": _parse_text,
 }
@@ -210,3 +226,8 @@ def _require_production_endpoints(values: Mapping[str, Any]) -> None:
         raise ConfigError("STATS_DYNAMODB_TABLE: required in production")
     if values.get("aws_region") is None:
         raise ConfigError("AWS_REGION: required in production")
+    if not values.get("trust_user_header"):
+        # Without a gateway's header nobody could be authenticated.
+        for name in ("auth_issuer", "auth_client_id"):
+            if values.get(name) is None:
+                raise ConfigError(f"{_env_name(name)}: required in production unless STATS_TRUST_USER_HEADER is true")

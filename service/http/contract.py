@@ -38,13 +38,19 @@ from marshmallow import Schema, ValidationError, fields, missing
 from marshmallow.fields import Field
 
 from service.domain.errors import PayloadTooLarge, UnsupportedMediaType, ValidationFailed
-from service.http.schemas import ErrorResponse, Score, UUIDString, field_messages
+from service.http.identity import identify
+from service.http.schemas import ErrorResponse, Score, UserHeader, UUIDString, field_messages
 
 MAX_BODY_BYTES = 64 * 1024
+
+# The OpenAPI security scheme of access tokens.
+BEARER = "bearerAuth"
 
 # What each error status means, as the OpenAPI document tells integrators.
 ERROR_DESCRIPTIONS = {
     400: "Invalid header, id in the path, or body.",
+    401: "No valid bearer token (and no trusted X-User-Id); see WWW-Authenticate.",
+    403: "The token's user may not do this, or X-User-Id names another user.",
     404: "Not found for this user.",
     413: "Body over 64 KiB.",
     415: "Body is not application/json.",
@@ -158,10 +164,14 @@ class Contract:
     body: Schema | None
     readers: tuple[_FlatReader, ...]
     dumpers: Mapping[int, Dumper]
+    learner: bool
 
     async def inputs(self, request: web.Request) -> Inputs:
         """The request's validated values, or ``ValidationFailed`` naming every bad field."""
         params: dict[str, Any] = {}
+        if self.learner:
+            identity = await identify(request)
+            params["user_id"], params["identity"] = identity.user_id, identity
         invalid: dict[str, str] = {}
         for reader in self.readers:
             reader.read(reader.source(request), params, invalid)
@@ -191,7 +201,13 @@ class Contract:
             status: {"schema": ErrorResponse, "description": ERROR_DESCRIPTIONS[status]} for status in self.errors
         }
         other.update({status: {"description": text} for status, (schema, text) in self.responses.items() if not schema})
-        decorators = [docs(tags=[self.tag], summary=self.summary, operation_id=self.operation_id, responses=other)]
+        described: dict[str, Any] = {"tags": [self.tag], "summary": self.summary, "operation_id": self.operation_id}
+        if self.learner:
+            # A bearer token, or (no requirement) the X-User-Id of a trusted gateway.
+            described["security"] = [{BEARER: []}, {}]
+        decorators = [docs(responses=other, **described)]
+        if self.learner:
+            decorators.append(headers_schema(UserHeader))
         if self.headers is not None:
             decorators.append(headers_schema(self.headers))
         if self.path is not None:
@@ -219,6 +235,7 @@ def endpoint(
     path: Schema | None = None,
     body: Schema | None = None,
     tag: str = "stats",
+    learner: bool = False,
 ) -> Callable[[RouteHandler], Handler]:
     """Bind a handler to its contract; see the module docstring."""
     readers: list[_FlatReader] = []
@@ -228,7 +245,7 @@ def endpoint(
         readers.append(_FlatReader(path, lambda request: request.match_info))
     dumpers = {status: Dumper(schema) for status, (schema, _) in responses.items() if schema is not None}
     contract = Contract(
-        operation_id, summary, tag, dict(responses), errors, headers, path, body, tuple(readers), dumpers
+        operation_id, summary, tag, dict(responses), errors, headers, path, body, tuple(readers), dumpers, learner
     )
 
     def bind(handler: RouteHandler) -> Handler:

@@ -7,9 +7,8 @@ from aiohttp import web
 from service import keys
 from service.domain.model import WriteOutcome
 from service.http.contract import Inputs, Reply, endpoint
-from service.http.schemas import COURSE_STATS, SESSION_BODY, SESSION_STATS, CoursePath, SessionPath, UserHeader
+from service.http.schemas import COURSE_STATS, SESSION_BODY, SESSION_STATS, CoursePath, SessionPath
 
-_USER = UserHeader()
 _COURSE = CoursePath()
 _SESSION = SessionPath()
 
@@ -17,14 +16,14 @@ _SESSION = SessionPath()
 @endpoint(
     operation_id="postSession",
     summary="Persists a session study event",
-    headers=_USER,
+    learner=True,
     path=_COURSE,
     body=SESSION_BODY,
     responses={
         201: (SESSION_STATS, "Session created."),
         200: (SESSION_STATS, "Session replaced, or posted again unchanged."),
     },
-    errors=(400, 413, 415, 503),
+    errors=(400, 401, 403, 413, 415, 503),
 )
 async def post_session(request: web.Request, inputs: Inputs) -> Reply:
     user_id, course_id = inputs.params["user_id"], inputs.params["course_id"]
@@ -36,10 +35,10 @@ async def post_session(request: web.Request, inputs: Inputs) -> Reply:
 @endpoint(
     operation_id="getCourseStats",
     summary="Fetches course lifetime statistics",
-    headers=_USER,
+    learner=True,
     path=_COURSE,
     responses={200: (COURSE_STATS, "Aggregate over all of the user's sessions in the course.")},
-    errors=(400, 404, 503),
+    errors=(400, 401, 403, 404, 503),
 )
 async def get_course(request: web.Request, inputs: Inputs) -> Reply:
     params = inputs.params
@@ -49,10 +48,10 @@ async def get_course(request: web.Request, inputs: Inputs) -> Reply:
 @endpoint(
     operation_id="getSession",
     summary="Fetches a single study session",
-    headers=_USER,
+    learner=True,
     path=_SESSION,
     responses={200: (SESSION_STATS, "The session as stored.")},
-    errors=(400, 404, 503),
+    errors=(400, 401, 403, 404, 503),
 )
 async def get_session(request: web.Request, inputs: Inputs) -> Reply:
     params = inputs.params

@@ -22,6 +22,7 @@ from service.domain.errors import (
     UnsupportedMediaType,
     ValidationFailed,
 )
+from service.domain.identity import Forbidden, Unauthenticated
 from service.http.contract import MAX_BODY_BYTES
 from service.telemetry.metrics import Metrics
 
@@ -30,6 +31,8 @@ log = logging.getLogger("service.request")
 # Domain error -> (status, machine code). Subclasses map as their nearest listed base.
 STATUS: dict[type[ServiceError], tuple[int, str]] = {
     ValidationFailed: (400, "validation_error"),
+    Unauthenticated: (401, "unauthenticated"),
+    Forbidden: (403, "forbidden"),
     NotFound: (404, "not_found"),
     PayloadTooLarge: (413, "payload_too_large"),
     UnsupportedMediaType: (415, "unsupported_media_type"),
@@ -71,6 +74,8 @@ def _status_of(exc: ServiceError) -> tuple[int, str]:
 def from_service_error(exc: ServiceError, *, retry_after: int, metrics: Metrics, request_id: str) -> web.Response:
     status, code = _status_of(exc)
     headers = {"Retry-After": str(retry_after)} if status == 503 else None
+    if status == 401:
+        headers = {"WWW-Authenticate": 'Bearer realm="learning-stats"'}
     if isinstance(exc, DependencyUnavailable):
         # The cause goes to operators (log line, metric), never to the client.
         metrics.dependency_errors.labels(exc.dependency, exc.reason).inc()

@@ -11,6 +11,7 @@ from aiohttp_apigami import setup_aiohttp_apispec
 from aiohttp_apigami.constants import SWAGGER_DICT
 
 from service import __version__
+from service.http.contract import BEARER
 
 SPEC_PATH = "/api/docs/swagger.json"
 
@@ -30,6 +31,14 @@ def add_docs(app: web.Application) -> None:
             in_place=True,
         )
         _drop_swagger2_fields(app[SWAGGER_DICT])
+        app[SWAGGER_DICT].setdefault("components", {})["securitySchemes"] = {
+            BEARER: {
+                "type": "http",
+                "scheme": "bearer",
+                "bearerFormat": "JWT",
+                "description": "A Cognito access token.",
+            }
+        }
 
 
 def _drop_swagger2_fields(spec: dict[str, Any]) -> None:

@@ -156,12 +156,23 @@ class CourseStatsResponse(Schema):
 
 
 class UserHeader(Schema):
+    """Documents the learner's header; ``service.http.identity`` reads it, beside a bearer token."""
+
     user_id = UUIDString(
-        required=True,
         data_key="X-User-Id",
-        error_messages={"required": "Required; must be the learner's UUID."},
-        metadata={"description": "The learner, set by the platform's gateway."},
+        metadata={
+            "description": (
+                "The learner, as the platform's gateway names them. Where the gateway is trusted it "
+                "is required without a bearer token; with a token it must name the token's user."
+            )
+        },
     )
+
+    @classmethod
+    def user_field(cls) -> UUIDString:
+        field = cls._declared_fields["user_id"]
+        assert isinstance(field, UUIDString)
+        return field
 
 
 class CoursePath(Schema):

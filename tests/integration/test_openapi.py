@@ -48,16 +48,26 @@ async def test_request_body_is_the_validating_schema(api: Api) -> None:
     assert set(post["responses"]) >= {"200", "201", "400", "413", "415", "503"}
 
 
-async def test_every_stats_route_documents_the_user_header(api: Api) -> None:
+async def test_every_stats_route_documents_the_bearer_token_or_the_user_header(api: Api) -> None:
     spec = await fetch_spec(api)
+    assert spec["components"]["securitySchemes"]["bearerAuth"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+        "description": "A Cognito access token.",
+    }
     operations = [
         spec["paths"]["/courses/{courseId}"]["post"],
         spec["paths"]["/courses/{courseId}"]["get"],
         spec["paths"]["/courses/{courseId}/sessions/{sessionId}"]["get"],
     ]
     for operation in operations:
+        # A token, or no requirement where a trusted gateway sets X-User-Id.
+        assert operation["security"] == [{"bearerAuth": []}, {}]
         headers = [param for param in operation["parameters"] if param["in"] == "header"]
-        assert [(param["name"], param["required"]) for param in headers] == [("X-User-Id", True)]
+        assert [(param["name"], param.get("required", False)) for param in headers] == [("X-User-Id", False)]
+        assert headers[0]["schema"]["format"] == "uuid"
+        assert {"401", "403"} <= set(operation["responses"])
 
 
 async def test_swagger_ui_is_served(api: Api) -> None:

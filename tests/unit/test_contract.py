@@ -11,7 +11,7 @@ from marshmallow import Schema, ValidationError, fields
 
 from service.domain.model import CourseTotals, SessionStats
 from service.http.contract import Dumper, _FlatReader
-from service.http.schemas import COURSE_STATS, SESSION_STATS, CoursePath, UserHeader
+from service.http.schemas import COURSE_STATS, SESSION_STATS, CoursePath, UUIDString
 
 UUID = "3FA85F64-5717-4562-B3FC-2C963F66AFA6"
 
@@ -62,5 +62,8 @@ def test_the_short_parse_equals_field_deserialize(value: str) -> None:
     assert read(CoursePath(), {"courseId": value}) == expected
 
 
-def test_a_missing_header_gets_its_required_message() -> None:
-    assert read(UserHeader(), {}) == ({}, {"X-User-Id": "Required; must be the learner's UUID."})
+def test_a_missing_required_field_gets_its_required_message() -> None:
+    class Required(Schema):
+        thing = UUIDString(required=True, data_key="Thing", error_messages={"required": "Needed."})
+
+    assert read(Required(), {}) == ({}, {"Thing": "Needed."})

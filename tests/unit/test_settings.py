@@ -18,6 +18,8 @@ PRODUCTION = {
     "STATS_REDIS_URL": "rediss://cache.internal:6379/0",
     "STATS_DYNAMODB_TABLE": "learning-stats-prod",
     "AWS_REGION": "eu-west-1",
+    "STATS_AUTH_ISSUER": "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Pool1",
+    "STATS_AUTH_CLIENT_ID": "app-client-1",
 }
 
 
@@ -64,6 +66,20 @@ def test_production_with_its_endpoints_loads() -> None:
     assert settings.dynamodb_endpoint is None
 
 
+def test_production_verifies_tokens_at_the_issuers_jwks_and_trusts_no_header() -> None:
+    settings = load_settings(environ=PRODUCTION)
+    assert settings.trust_user_header is False
+    assert settings.jwks_url == f"{PRODUCTION['STATS_AUTH_ISSUER']}/.well-known/jwks.json"
+
+
+@pytest.mark.parametrize("missing", ["STATS_AUTH_ISSUER", "STATS_AUTH_CLIENT_ID"])
+def test_production_refuses_to_start_unable_to_authenticate_anyone(missing: str) -> None:
+    message = config_error(without(PRODUCTION, missing))
+    assert message.startswith(f"{missing}: required in production unless STATS_TRUST_USER_HEADER is true")
+    trusting = {**without(PRODUCTION, missing), "STATS_TRUST_USER_HEADER": "true"}
+    assert load_settings(environ=trusting).trust_user_header is True
+
+
 @pytest.mark.parametrize("missing", ["STATS_REDIS_URL", "STATS_DYNAMODB_TABLE", "AWS_REGION"])
 def test_production_refuses_to_start_without_an_endpoint(missing: str) -> None:
     message = config_error(without(PRODUCTION, missing))
@@ -105,6 +121,7 @@ def test_environment_variables_override_the_profile() -> None:
         log_level="DEBUG",
         access_log=False,
         change_capture=True,  # the local profile's, not overridden
+        trust_user_header=True,  # likewise
     )
 
 

@@ -1,0 +1,244 @@
+"""Access tokens from the embedded Cognito-compatible IdP (moto's cognito-idp, over HTTP),
+verified by the real verifier; every attack answers 401/403 in the envelope and stores nothing."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import gzip
+import hashlib
+import hmac
+import json
+import time
+import uuid
+from importlib import resources
+from typing import Any
+
+import aioboto3
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from pytest_aiohttp import AiohttpClient
+
+from service.app import create_app
+from service.settings import Settings
+from tests.integration.support import Api, Backends, Reply, new_id
+
+REGION = "us-east-1"
+PASSWORD = "Learner-Passw0rd!"
+BODY = {"totalModulesStudied": 3, "averageScore": 80, "timeStudied": 1000}
+
+
+def _moto_key(name: str) -> dict[str, Any]:
+    raw = resources.files("moto.cognitoidp").joinpath("resources", name).read_bytes()
+    key: dict[str, Any] = json.loads(gzip.decompress(raw))
+    return key
+
+
+# The embedded IdP's own signing key: tokens signed with it are the IdP's tokens.
+IDP_KEY = jwt.PyJWK(_moto_key("jwks-private.json.gz"), algorithm="RS256")
+
+
+class Idp:
+    def __init__(self, endpoint: str, pool_id: str, client_id: str) -> None:
+        self.endpoint = endpoint
+        self.pool_id = pool_id
+        self.client_id = client_id
+        self.issuer = f"https://cognito-idp.{REGION}.amazonaws.com/{pool_id}"
+
+    def sign(self, **claims: Any) -> str:
+        """A token of this IdP's key with the claims of a valid access token, overridden by ``claims``."""
+        now = int(time.time())
+        payload = {
+            "iss": self.issuer,
+            "sub": str(uuid.uuid4()),
+            "client_id": self.client_id,
+            "token_use": "access",
+            "iat": now,
+            "exp": now + 600,
+            **claims,
+        }
+        return jwt.encode({k: v for k, v in payload.items() if v is not None}, IDP_KEY.key, "RS256", {"kid": "dummy"})
+
+
+def cognito(settings: Settings) -> Any:
+    """moto's cognito-idp, served by the same local server as DynamoDB."""
+    return aioboto3.Session().client(
+        "cognito-idp",
+        region_name=REGION,
+        endpoint_url=settings.dynamodb_endpoint,
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
+
+
+@pytest.fixture
+async def idp(settings: Settings) -> Idp:
+    """A user pool with an app client and the role groups, as local mode creates them."""
+    async with cognito(settings) as idp_api:
+        pool = (await idp_api.create_user_pool(PoolName=f"learners-{new_id()}"))["UserPool"]["Id"]
+        client = await idp_api.create_user_pool_client(
+            UserPoolId=pool,
+            ClientName="app",
+            ExplicitAuthFlows=["ALLOW_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"],
+        )
+        for group in ("teacher", "admin"):
+            await idp_api.create_group(UserPoolId=pool, GroupName=group)
+    return Idp(settings.dynamodb_endpoint or "", pool, client["UserPoolClient"]["ClientId"])
+
+
+async def log_in(settings: Settings, idp: Idp) -> dict[str, str]:
+    """A new learner registered with the IdP and logged in: their access and ID tokens."""
+    email = f"{new_id()}@example.com"
+    async with cognito(settings) as idp_api:
+        pool = idp.pool_id
+        await idp_api.admin_create_user(UserPoolId=pool, Username=email, MessageAction="SUPPRESS")
+        await idp_api.admin_set_user_password(UserPoolId=pool, Username=email, Password=PASSWORD, Permanent=True)
+        auth = await idp_api.initiate_auth(
+            ClientId=idp.client_id,
+            AuthFlow="USER_PASSWORD_AUTH",
+            AuthParameters={"USERNAME": email, "PASSWORD": PASSWORD},
+        )
+    result: dict[str, str] = auth["AuthenticationResult"]
+    return result
+
+
+@pytest.fixture
+async def api(aiohttp_client: AiohttpClient, settings: Settings, idp: Idp) -> Api:
+    verifying = dataclasses.replace(
+        settings,
+        trust_user_header=False,
+        auth_issuer=idp.issuer,
+        auth_jwks_url=f"{idp.endpoint}/{idp.pool_id}/.well-known/jwks.json",
+        auth_client_id=idp.client_id,
+    )
+    return Api(await aiohttp_client(create_app(verifying)))
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def assert_refused(reply: Reply, status: int) -> None:
+    assert reply.status == status, reply.body
+    code = {401: "unauthenticated", 403: "forbidden"}[status]
+    assert reply.json["error"]["code"] == code
+    if status == 401:
+        assert reply.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def sub_of(token: str) -> str:
+    return str(jwt.decode(token, options={"verify_signature": False})["sub"])
+
+
+async def test_a_logged_in_learner_writes_and_reads_their_own_stats(api: Api, settings: Settings, idp: Idp) -> None:
+    tokens = await log_in(settings, idp)
+    course = new_id()
+    created = await api.call("POST", f"/courses/{course}", json=BODY, headers=bearer(tokens["AccessToken"]))
+    assert created.status == 201, created.body
+    again = await api.call("GET", f"/courses/{course}", headers=bearer(tokens["AccessToken"]))
+    assert (again.status, again.json["sessionsCount"]) == (200, 1)
+    # The learner is the token's subject, whatever header a client adds, if it agrees.
+    same = {**bearer(tokens["AccessToken"]), "X-User-Id": sub_of(tokens["AccessToken"]).upper()}
+    assert (await api.call("GET", f"/courses/{course}", headers=same)).status == 200
+
+
+async def test_a_token_naming_someone_else_in_x_user_id_is_forbidden_and_stores_nothing(
+    api: Api, settings: Settings, idp: Idp, backends: Backends
+) -> None:
+    tokens = await log_in(settings, idp)
+    victim = new_id()
+    headers = {**bearer(tokens["AccessToken"]), "X-User-Id": victim}
+    assert_refused(await api.call("POST", f"/courses/{new_id()}", json=BODY, headers=headers), 403)
+    await backends.assert_nothing_stored(victim)
+    await backends.assert_nothing_stored(sub_of(tokens["AccessToken"]))
+
+
+async def test_without_header_trust_a_request_needs_a_token(api: Api, backends: Backends) -> None:
+    user = new_id()
+    assert_refused(await api.post(user, new_id(), BODY), 401)
+    await backends.assert_nothing_stored(user)
+
+
+@pytest.mark.parametrize("authorization", ["Bearer", "Bearer ", "Basic dXNlcjpwdw==", "Bearer not.a.jwt", "Bearer a"])
+async def test_a_malformed_authorization_header_is_refused(api: Api, authorization: str) -> None:
+    assert_refused(await api.call("GET", f"/courses/{new_id()}", headers={"Authorization": authorization}), 401)
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def hs256_by_hand(claims: dict[str, Any], secret: bytes) -> str:
+    """The classic key-confusion forgery, which PyJWT itself refuses to produce."""
+    header = _b64(json.dumps({"alg": "HS256", "typ": "JWT", "kid": "dummy"}).encode())
+    body = _b64(json.dumps(claims).encode())
+    signature = hmac.new(secret, f"{header}.{body}".encode(), hashlib.sha256).digest()
+    return f"{header}.{body}.{_b64(signature)}"
+
+
+def forged(idp: Idp) -> dict[str, str]:
+    """Tokens that must all be refused with 401, by what is wrong with them."""
+    now = int(time.time())
+    public = jwt.PyJWK(_moto_key("jwks-public.json.gz")["keys"][0], algorithm="RS256").key
+    pem = public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    claims = jwt.decode(idp.sign(), options={"verify_signature": False})
+    return {
+        "expired": idp.sign(exp=now - 60),
+        "not yet valid": idp.sign(nbf=now + 120),
+        "alg none": jwt.encode(claims, None, "none"),  # type: ignore[arg-type]
+        "HS256 keyed with the public key": hs256_by_hand(claims, pem),
+        "another pool": idp.sign(iss=f"https://cognito-idp.{REGION}.amazonaws.com/{REGION}_Other"),
+        "another client": idp.sign(client_id="another-app-client"),
+        "an ID token": idp.sign(token_use="id", client_id=None, aud=idp.client_id),
+        "a subject that is not a user id": idp.sign(sub="admin"),
+        "an unknown key": jwt.encode(claims, IDP_KEY.key, "RS256", {"kid": "rotated-away"}),
+        "no expiry": idp.sign(exp=None),
+    }
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "expired",
+        "not yet valid",
+        "alg none",
+        "HS256 keyed with the public key",
+        "another pool",
+        "another client",
+        "an ID token",
+        "a subject that is not a user id",
+        "an unknown key",
+        "no expiry",
+    ],
+)
+async def test_a_forged_or_wrong_token_is_refused_and_stores_nothing(
+    api: Api, idp: Idp, kind: str, backends: Backends
+) -> None:
+    token = forged(idp)[kind]
+    course = new_id()
+    assert_refused(await api.call("POST", f"/courses/{course}", json=BODY, headers=bearer(token)), 401)
+    assert_refused(await api.call("GET", f"/courses/{course}", headers=bearer(token)), 401)
+    subject = jwt.decode(token, options={"verify_signature": False}).get("sub")
+    if isinstance(subject, str) and len(subject) == 36:
+        await backends.assert_nothing_stored(subject)
+
+
+async def test_the_leeway_admits_a_token_just_past_its_expiry(api: Api, idp: Idp) -> None:
+    token = idp.sign(exp=int(time.time()) - 10)
+    assert (await api.call("GET", f"/courses/{new_id()}", headers=bearer(token))).status == 404  # known, no data
+
+
+async def test_the_idps_own_id_token_is_not_an_access_token(api: Api, settings: Settings, idp: Idp) -> None:
+    tokens = await log_in(settings, idp)
+    assert_refused(await api.call("GET", f"/courses/{new_id()}", headers=bearer(tokens["IdToken"])), 401)
+
+
+async def test_a_learner_cannot_read_another_learners_session_by_id(api: Api, idp: Idp) -> None:
+    alice, bob = idp.sign(), idp.sign()
+    course = new_id()
+    created = await api.call("POST", f"/courses/{course}", json=BODY, headers=bearer(alice))
+    session = created.json["sessionId"]
+    assert (await api.call("GET", f"/courses/{course}/sessions/{session}", headers=bearer(alice))).status == 200
+    assert (await api.call("GET", f"/courses/{course}/sessions/{session}", headers=bearer(bob))).status == 404
+    assert (await api.call("GET", f"/courses/{course}", headers=bearer(bob))).status == 404
