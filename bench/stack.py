@@ -22,6 +22,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.traffic import AUTH_CLIENT, AUTH_POOL
+from localmode import idp
 from localmode.servers import RedisServer, _die_with_parent, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -107,8 +109,12 @@ def production_env(redis_url: str, dynamodb_endpoint: str, port: int) -> dict[st
         "AWS_EC2_METADATA_DISABLED": "true",
         "STATS_ACCESS_LOG": "false",
         "STATS_WORKERS": "1",
-        # The benchmark's learners are named by X-User-Id, as a trusted gateway names them.
+        # Learners are named by X-User-Id, as a trusted gateway names them, or by the access
+        # tokens of the bench's pool, whose keys the local server serves (localmode.idp).
         "STATS_TRUST_USER_HEADER": "true",
+        "STATS_AUTH_ISSUER": idp.issuer(AUTH_POOL),
+        "STATS_AUTH_JWKS_URL": idp.jwks_url(dynamodb_endpoint, AUTH_POOL),
+        "STATS_AUTH_CLIENT_ID": AUTH_CLIENT,
         # The local DynamoDB server needs seconds for a 10 000-session Query that DynamoDB answers in
         # milliseconds: these two leave it the time. No other scenario comes near either limit.
         "STATS_DYNAMODB_TIMEOUT_SECONDS": "60",

@@ -15,30 +15,40 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.datagen import seeded_id
+from localmode import idp
 
 # Every tenth request of the mixed scenario is a write.
 MIX_WRITE_EVERY = 10
 
 
+# The user pool and app client whose access tokens the benchmarked service accepts.
+AUTH_POOL = "us-east-1_Bench"
+AUTH_CLIENT = "bench-client"
+
+
 @dataclass(frozen=True)
 class Dataset:
-    """Users' sessions posted before the scenarios run: ``pairs`` have cached aggregates."""
+    """Users' sessions posted before the scenarios run: ``pairs`` have cached aggregates,
+    and each pair's user an access token (``tokens``, one per user)."""
 
     pairs: list[tuple[str, str]]
     sessions: list[tuple[str, str, str]]
+    tokens: dict[str, str]
 
     @classmethod
     def generate(cls, seed: int, pairs: int, sessions_per_pair: int) -> Dataset:
         rng = random.Random(seed)
         pair_ids = [(seeded_id(rng), seeded_id(rng)) for _ in range(pairs)]
         sessions = [(user, course, seeded_id(rng)) for user, course in pair_ids for _ in range(sessions_per_pair)]
-        return cls(pair_ids, sessions)
+        tokens = {user: idp.access_token(AUTH_POOL, AUTH_CLIENT, user) for user, _ in pair_ids}
+        return cls(pair_ids, sessions, tokens)
 
     def write(self, directory: Path) -> dict[str, Path]:
         """One row per line, fields separated by spaces, for the Lua scripts."""
-        files = {"pairs": directory / "pairs.txt", "sessions": directory / "sessions.txt"}
+        files = {name: directory / f"{name}.txt" for name in ("pairs", "sessions", "tokens")}
         files["pairs"].write_text("".join(f"{user} {course}\n" for user, course in self.pairs))
         files["sessions"].write_text("".join(f"{u} {c} {s}\n" for u, c, s in self.sessions))
+        files["tokens"].write_text("".join(f"{u} {c} {self.tokens[u]}\n" for u, c in self.pairs))
         return files
 
 
@@ -52,8 +62,10 @@ def new_session_id(run_id: str, thread: int, counter: int) -> str:
     return f"{run_id}-{thread:04x}-4000-8000-{counter:012x}"
 
 
-def get_request(path: str, user: str) -> bytes:
-    return f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nX-User-Id: {user}\r\n\r\n".encode()
+def get_request(path: str, user: str, token: str | None = None) -> bytes:
+    """As a trusted gateway sends it (X-User-Id), or as a learner's app does (a bearer token)."""
+    credentials = f"Authorization: Bearer {token}" if token else f"X-User-Id: {user}"
+    return f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{credentials}\r\n\r\n".encode()
 
 
 def post_request(user: str, course: str, session: str, counter: int) -> bytes:
@@ -84,6 +96,11 @@ def _get_course(data: Dataset, run_id: str, thread: int) -> Iterator[bytes]:
         yield get_request(f"/courses/{course}", user)
 
 
+def _get_course_token(data: Dataset, run_id: str, thread: int) -> Iterator[bytes]:
+    for _, user, course in _pairs(data):
+        yield get_request(f"/courses/{course}", user, data.tokens[user])
+
+
 def _get_session(data: Dataset, run_id: str, thread: int) -> Iterator[bytes]:
     for user, course, session in itertools.cycle(data.sessions):
         yield get_request(f"/courses/{course}/sessions/{session}", user)
@@ -109,6 +126,7 @@ def _mix(data: Dataset, run_id: str, thread: int) -> Iterator[bytes]:
 
 STREAMS: dict[str, Callable[[Dataset, str, int], Iterator[bytes]]] = {
     "get_course": _get_course,
+    "get_course_token": _get_course_token,
     "get_session": _get_session,
     "post_new": _post_new,
     "post_repost": _post_repost,

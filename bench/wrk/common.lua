@@ -19,6 +19,11 @@ function M.get(path, user)
   return wrk.format("GET", path, { ["X-User-Id"] = user })
 end
 
+-- As a learner's app sends it: the learner is the bearer token's subject.
+function M.get_bearer(path, token)
+  return wrk.format("GET", path, { ["Authorization"] = "Bearer " .. token })
+end
+
 -- The n-th post's values: as post_values() in bench/traffic.py.
 function M.post(user, course, session, n)
   local body = string.format(

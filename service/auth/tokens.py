@@ -41,12 +41,14 @@ class TokenVerifier:
         issuer: str,
         client_id: str,
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._http = http
         self._jwks_url = jwks_url
         self._issuer = issuer
         self._client_id = client_id
         self._clock = clock
+        self._monotonic = monotonic
         self._keys: dict[str, jwt.PyJWK] = {}
         self._fetched_at = float("-inf")
         self._fetching: asyncio.Task[None] | None = None
@@ -63,7 +65,7 @@ class TokenVerifier:
             self._fetching = None
 
     async def _fetch(self) -> None:
-        self._fetched_at = time.monotonic()
+        self._fetched_at = self._monotonic()
         async with self._http.get(self._jwks_url) as response:
             response.raise_for_status()
             document = await response.json(content_type=None)
@@ -74,7 +76,7 @@ class TokenVerifier:
         self._keys = keys
 
     async def _key(self, kid: str) -> jwt.PyJWK:
-        if kid not in self._keys and time.monotonic() - self._fetched_at >= JWKS_REFRESH_SECONDS:
+        if kid not in self._keys and self._monotonic() - self._fetched_at >= JWKS_REFRESH_SECONDS:
             # An unreachable provider leaves the token unverifiable, hence refused.
             with contextlib.suppress(aiohttp.ClientError, TimeoutError, ValueError):
                 await self.refresh_keys()

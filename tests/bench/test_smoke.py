@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SCENARIOS = ("get_course", "get_session", "post_new", "post_repost", "mix")
+SCENARIOS = ("get_course", "get_course_token", "get_session", "post_new", "post_repost", "mix")
 
 pytestmark = pytest.mark.slow
 
@@ -79,7 +79,7 @@ def test_report_and_plots_are_written(smoke: Path, results: dict[str, Any]) -> N
     report = (smoke / "report.md").read_text()
     assert "## Targets" in report
     assert all(f"| {name}:" in report for name in SCENARIOS)
-    assert len(results["targets"]) == 7
+    assert len(results["targets"]) == 8
     for plot in ("latency.png", "throughput.png", "rebuild.png"):
         data = (smoke / plot).read_bytes()
         assert data.startswith(b"\x89PNG"), plot

@@ -5,22 +5,27 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import gzip
 import hashlib
 import hmac
 import json
 import time
 import uuid
-from importlib import resources
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aioboto3
+import aiohttp
 import jwt
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 from cryptography.hazmat.primitives import serialization
 from pytest_aiohttp import AiohttpClient
 
+from localmode import idp as idp_keys
 from service.app import create_app
+from service.auth.tokens import TokenVerifier
+from service.domain.identity import Unauthenticated
 from service.settings import Settings
 from tests.integration.support import Api, Backends, Reply, new_id
 
@@ -29,36 +34,18 @@ PASSWORD = "Learner-Passw0rd!"
 BODY = {"totalModulesStudied": 3, "averageScore": 80, "timeStudied": 1000}
 
 
-def _moto_key(name: str) -> dict[str, Any]:
-    raw = resources.files("moto.cognitoidp").joinpath("resources", name).read_bytes()
-    key: dict[str, Any] = json.loads(gzip.decompress(raw))
-    return key
-
-
-# The embedded IdP's own signing key: tokens signed with it are the IdP's tokens.
-IDP_KEY = jwt.PyJWK(_moto_key("jwks-private.json.gz"), algorithm="RS256")
-
-
 class Idp:
     def __init__(self, endpoint: str, pool_id: str, client_id: str) -> None:
         self.endpoint = endpoint
         self.pool_id = pool_id
         self.client_id = client_id
-        self.issuer = f"https://cognito-idp.{REGION}.amazonaws.com/{pool_id}"
+        self.issuer = idp_keys.issuer(pool_id)
 
     def sign(self, **claims: Any) -> str:
         """A token of this IdP's key with the claims of a valid access token, overridden by ``claims``."""
-        now = int(time.time())
-        payload = {
-            "iss": self.issuer,
-            "sub": str(uuid.uuid4()),
-            "client_id": self.client_id,
-            "token_use": "access",
-            "iat": now,
-            "exp": now + 600,
-            **claims,
-        }
-        return jwt.encode({k: v for k, v in payload.items() if v is not None}, IDP_KEY.key, "RS256", {"kid": "dummy"})
+        sub = claims.pop("sub", str(uuid.uuid4()))
+        client_id = claims.pop("client_id", self.client_id)
+        return idp_keys.access_token(self.pool_id, client_id, sub, lifetime=600, **claims)
 
 
 def cognito(settings: Settings) -> Any:
@@ -109,7 +96,7 @@ async def api(aiohttp_client: AiohttpClient, settings: Settings, idp: Idp) -> Ap
         settings,
         trust_user_header=False,
         auth_issuer=idp.issuer,
-        auth_jwks_url=f"{idp.endpoint}/{idp.pool_id}/.well-known/jwks.json",
+        auth_jwks_url=idp_keys.jwks_url(idp.endpoint, idp.pool_id),
         auth_client_id=idp.client_id,
     )
     return Api(await aiohttp_client(create_app(verifying)))
@@ -180,7 +167,7 @@ def hs256_by_hand(claims: dict[str, Any], secret: bytes) -> str:
 def forged(idp: Idp) -> dict[str, str]:
     """Tokens that must all be refused with 401, by what is wrong with them."""
     now = int(time.time())
-    public = jwt.PyJWK(_moto_key("jwks-public.json.gz")["keys"][0], algorithm="RS256").key
+    public = jwt.PyJWK(idp_keys.PUBLIC_JWKS["keys"][0], algorithm="RS256").key
     pem = public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     claims = jwt.decode(idp.sign(), options={"verify_signature": False})
     return {
@@ -192,7 +179,7 @@ def forged(idp: Idp) -> dict[str, str]:
         "another client": idp.sign(client_id="another-app-client"),
         "an ID token": idp.sign(token_use="id", client_id=None, aud=idp.client_id),
         "a subject that is not a user id": idp.sign(sub="admin"),
-        "an unknown key": jwt.encode(claims, IDP_KEY.key, "RS256", {"kid": "rotated-away"}),
+        "an unknown key": jwt.encode(claims, idp_keys.SIGNING_KEY.key, "RS256", {"kid": "rotated-away"}),
         "no expiry": idp.sign(exp=None),
     }
 
@@ -242,3 +229,41 @@ async def test_a_learner_cannot_read_another_learners_session_by_id(api: Api, id
     assert (await api.call("GET", f"/courses/{course}/sessions/{session}", headers=bearer(alice))).status == 200
     assert (await api.call("GET", f"/courses/{course}/sessions/{session}", headers=bearer(bob))).status == 404
     assert (await api.call("GET", f"/courses/{course}", headers=bearer(bob))).status == 404
+
+
+async def test_unknown_keys_refetch_the_jwks_at_most_once_a_minute(
+    aiohttp_server: Callable[[web.Application], Awaitable[TestServer]],
+) -> None:
+    fetches = 0
+    now = [1000.0]
+
+    async def jwks(request: web.Request) -> web.Response:
+        nonlocal fetches
+        fetches += 1
+        return web.json_response(idp_keys.PUBLIC_JWKS)
+
+    app = web.Application()
+    app.router.add_get("/jwks", jwks)
+    server = await aiohttp_server(app)
+    idp = Idp("", f"{REGION}_Pool", "client")
+    async with aiohttp.ClientSession() as http:
+        verifier = TokenVerifier(
+            http,
+            jwks_url=str(server.make_url("/jwks")),
+            issuer=idp.issuer,
+            client_id="client",
+            monotonic=lambda: now[0],
+        )
+        await verifier.refresh_keys()
+        claims = jwt.decode(idp.sign(), options={"verify_signature": False})
+        unknown = jwt.encode(claims, idp_keys.SIGNING_KEY.key, "RS256", {"kid": "rotated-in"})
+        for _ in range(5):  # a flood of tokens naming an unknown key
+            with pytest.raises(Unauthenticated):
+                await verifier.verify(unknown)
+        assert fetches == 1
+        now[0] += 61
+        with pytest.raises(Unauthenticated):
+            await verifier.verify(unknown)
+        assert fetches == 2
+        assert (await verifier.verify(idp.sign(client_id="client"))).roles == frozenset()
+        assert fetches == 2  # a known key needs no fetch
