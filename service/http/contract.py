@@ -1,8 +1,10 @@
 """Routes bound to their wire contract.
 
-``@endpoint(...)`` declares, once, what a route takes and gives: its header,
-path and body schemas, the schema of each success status, and the error
-statuses it can answer. The same declaration
+``@endpoint(...)`` declares, once, what a route takes and gives: whether it
+acts for a learner (``learner=True``: a bearer token or a trusted
+``X-User-Id``, see ``service.http.identity``), its path and body schemas, the
+schema of each success status, and the error statuses it can answer. The same
+declaration
 
 - registers the schemas with aiohttp-apigami, which generates the OpenAPI
   operation (``operationId``, parameters typed by their fields, one response
@@ -86,13 +88,12 @@ def _short_parse(field: Field) -> Callable[[object], Any] | None:
 
 
 class _FlatReader:
-    """Validates one location (headers or path) against a schema of scalar fields."""
+    """Validates the path parameters against a schema of scalar fields."""
 
-    def __init__(self, schema: Schema, source: Callable[[web.Request], Mapping[str, str]]) -> None:
+    def __init__(self, schema: Schema) -> None:
         self._fields = [
             (field.data_key or name, name, field, _short_parse(field)) for name, field in schema.load_fields.items()
         ]
-        self.source = source
 
     def read(self, source: Mapping[str, str], into: dict[str, Any], errors: dict[str, str]) -> None:
         for key, name, field, parse in self._fields:
@@ -159,10 +160,9 @@ class Contract:
     tag: str
     responses: Mapping[int, tuple[Schema | None, str]]
     errors: tuple[int, ...]
-    headers: Schema | None
     path: Schema | None
     body: Schema | None
-    readers: tuple[_FlatReader, ...]
+    path_reader: _FlatReader | None
     dumpers: Mapping[int, Dumper]
     learner: bool
 
@@ -173,8 +173,8 @@ class Contract:
             identity = await identify(request)
             params["user_id"], params["identity"] = identity.user_id, identity
         invalid: dict[str, str] = {}
-        for reader in self.readers:
-            reader.read(reader.source(request), params, invalid)
+        if self.path_reader is not None:
+            self.path_reader.read(request.match_info, params, invalid)
         if invalid:
             raise ValidationFailed(f"invalid {', '.join(invalid)}", invalid)
         if self.body is None:
@@ -208,8 +208,6 @@ class Contract:
         decorators = [docs(responses=other, **described)]
         if self.learner:
             decorators.append(headers_schema(UserHeader))
-        if self.headers is not None:
-            decorators.append(headers_schema(self.headers))
         if self.path is not None:
             decorators.append(match_info_schema(self.path))
         if self.body is not None:
@@ -231,22 +229,15 @@ def endpoint(
     summary: str,
     responses: Mapping[int, tuple[Schema | None, str]],
     errors: tuple[int, ...],
-    headers: Schema | None = None,
     path: Schema | None = None,
     body: Schema | None = None,
     tag: str = "stats",
     learner: bool = False,
 ) -> Callable[[RouteHandler], Handler]:
     """Bind a handler to its contract; see the module docstring."""
-    readers: list[_FlatReader] = []
-    if headers is not None:
-        readers.append(_FlatReader(headers, lambda request: request.headers))
-    if path is not None:
-        readers.append(_FlatReader(path, lambda request: request.match_info))
+    path_reader = _FlatReader(path) if path is not None else None
     dumpers = {status: Dumper(schema) for status, (schema, _) in responses.items() if schema is not None}
-    contract = Contract(
-        operation_id, summary, tag, dict(responses), errors, headers, path, body, tuple(readers), dumpers, learner
-    )
+    contract = Contract(operation_id, summary, tag, dict(responses), errors, path, body, path_reader, dumpers, learner)
 
     def bind(handler: RouteHandler) -> Handler:
         async def handle(request: web.Request) -> web.StreamResponse:

@@ -48,7 +48,7 @@ def test_a_mapping_or_an_unplanned_field_takes_schema_dump() -> None:
 def read(schema: Schema, source: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
     into: dict[str, Any] = {}
     errors: dict[str, str] = {}
-    _FlatReader(schema, lambda request: request.headers).read(source, into, errors)
+    _FlatReader(schema).read(source, into, errors)
     return into, errors
 
 
