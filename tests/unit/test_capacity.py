@@ -1,0 +1,37 @@
+"""The capacity units README's "What each route costs in DynamoDB" states, from DynamoDB's
+published rules: writes in 1 KB units of the larger of the old and new item, strongly
+consistent reads in 4 KB units (a Query sums its items before rounding)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from bench.seed import item_bytes
+from service.domain.model import SessionStats, StoredSession
+from service.dynamodb import codec
+from service.http.schemas import MAX_MODULES, MAX_SCORE, MAX_TIME_MS
+
+ID = "3fa85f64-5717-4562-b3fc-2c963f66afa6"
+
+
+def largest_item() -> dict[str, Any]:
+    """The largest session item: every number at its bound, a long version and stamp, and the
+    ``updatedAt`` attribute of items written before ``writtenAtUs`` existed."""
+    stats = SessionStats(ID, MAX_MODULES, MAX_SCORE * 100, MAX_TIME_MS)
+    item = codec.encode(ID, ID, StoredSession(stats, version=10**12), written_at_us=10**16)
+    return {**item, "updatedAt": {"N": str(10**13)}}
+
+
+def test_a_session_item_is_under_one_kilobyte_so_a_post_costs_one_write_unit() -> None:
+    # item_bytes counts a number by its digits, more than DynamoDB's encoding takes.
+    size = item_bytes(largest_item())
+    assert size <= 240
+    assert math.ceil(size / 1024) == 1  # UpdateItem, refused conditions included
+    assert math.ceil(size / 4096) == 1  # GetItem, strongly consistent
+
+
+def test_a_rebuild_query_reads_at_most_one_unit_per_seventeen_sessions() -> None:
+    size = item_bytes(largest_item())
+    for sessions, units in ((1, 1), (17, 1), (100, 6), (10_000, 567)):
+        assert math.ceil(sessions * size / 4096) <= units
