@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from service.auth.tokens import TokenVerifier
+from service.domain.identity import Identity
 from service.domain.stats import StatsService
 from service.dynamodb.store import SessionStore
 from service.http.deadlines import Deadlines
@@ -18,5 +19,7 @@ STORE = web.AppKey("store", SessionStore)
 CACHE = web.AppKey("cache", AggregateCache)
 STATS = web.AppKey("stats", StatsService)
 DEADLINES = web.AppKey("deadlines", Deadlines)
+# Who the request acts for, once identified: the access log names them (hashed).
+IDENTITY = web.RequestKey("identity", Identity)
 # None where no identity provider is configured: tokens are then refused.
 VERIFIER: web.AppKey[TokenVerifier | None] = web.AppKey("verifier")

@@ -39,6 +39,7 @@ from aiohttp_apigami import docs, headers_schema, match_info_schema, request_sch
 from marshmallow import Schema, ValidationError, fields, missing
 from marshmallow.fields import Field
 
+from service import keys
 from service.domain.errors import PayloadTooLarge, UnsupportedMediaType, ValidationFailed
 from service.http.identity import identify
 from service.http.schemas import ErrorResponse, Score, UserHeader, UUIDString, field_messages
@@ -170,7 +171,7 @@ class Contract:
         """The request's validated values, or ``ValidationFailed`` naming every bad field."""
         params: dict[str, Any] = {}
         if self.learner:
-            identity = await identify(request)
+            identity = request[keys.IDENTITY] = await identify(request)
             params["user_id"], params["identity"] = identity.user_id, identity
         invalid: dict[str, str] = {}
         if self.path_reader is not None:

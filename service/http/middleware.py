@@ -66,7 +66,9 @@ async def request_envelope(request: web.Request, handler: Handler) -> web.Stream
     route = _route_name(request)
     metrics.observe_request(request.method, route, response.status, elapsed)
     if settings.access_log:
-        user = request.headers.get("X-User-Id")
+        # The identified learner (token or trusted header); the raw header when identification failed.
+        identity = request.get(keys.IDENTITY)
+        user = identity.user_id if identity is not None else request.headers.get("X-User-Id")
         log.info(
             "request",
             extra={

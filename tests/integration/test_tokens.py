@@ -8,6 +8,7 @@ import dataclasses
 import hashlib
 import hmac
 import json
+import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -27,6 +28,7 @@ from service.app import create_app
 from service.auth.tokens import TokenVerifier
 from service.domain.identity import Unauthenticated
 from service.settings import Settings
+from service.telemetry.logs import hash_user
 from tests.integration.support import Api, Backends, Reply, new_id
 
 REGION = "us-east-1"
@@ -267,3 +269,23 @@ async def test_unknown_keys_refetch_the_jwks_at_most_once_a_minute(
         assert fetches == 2
         assert (await verifier.verify(idp.sign(client_id="client"))).roles == frozenset()
         assert fetches == 2  # a known key needs no fetch
+
+
+async def test_the_access_log_names_the_tokens_learner_hashed(
+    aiohttp_client: AiohttpClient, settings: Settings, idp: Idp, caplog: pytest.LogCaptureFixture
+) -> None:
+    logging_app = dataclasses.replace(
+        settings,
+        access_log=True,
+        auth_issuer=idp.issuer,
+        auth_jwks_url=idp_keys.jwks_url(idp.endpoint, idp.pool_id),
+        auth_client_id=idp.client_id,
+    )
+    api = Api(await aiohttp_client(create_app(logging_app)))
+    learner = new_id()
+    with caplog.at_level(logging.INFO, logger="service.request"):
+        reply = await api.call("GET", f"/courses/{new_id()}", headers=bearer(idp.sign(sub=learner)))
+    assert reply.status == 404
+    # The contract checker's fetch of the OpenAPI document logs a line of its own.
+    [entry] = [r for r in caplog.records if r.getMessage() == "request" and r.route == "/courses/{courseId}"]  # type: ignore[attr-defined]
+    assert entry.user == hash_user(learner)  # type: ignore[attr-defined]
