@@ -7,6 +7,7 @@ also kill, pause and restart them to cause failures for real.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ctypes
 import dataclasses
@@ -24,6 +25,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Self
 
+from botocore.exceptions import BotoCoreError, ClientError
+
+from localmode import idp
+from service.accounts.cognito import create_admin
+from service.domain.errors import ServiceError
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -185,11 +191,35 @@ _BANNER = """
 ==============================================================================
 """
 
+_ACCOUNTS = """  Accounts: moto's Cognito user pool {pool}; sign-ups are confirmed at once.
+  Admin: {email} / {password}  (STATS_ADMIN_EMAIL / STATS_ADMIN_PASSWORD)
+  Log in:
+    curl -s http://{host}:{port}/auth/login -H 'Content-Type: application/json' \\
+      -d '{{"email": "{email}", "password": "{password}"}}'
+==============================================================================
+"""
+
+
+def _with_identity_provider(settings: Settings, endpoint: str) -> tuple[Settings, str]:
+    """``settings`` with a new local user pool and its admin, and the banner's lines about them."""
+    email, password = idp.admin_credentials()
+    try:
+        configured = asyncio.run(idp.create_user_pool(settings, endpoint))
+        asyncio.run(create_admin(configured, email, password))
+    except (ServiceError, BotoCoreError, ClientError) as exc:
+        # Tokens and accounts are off; the trusted X-User-Id still works.
+        log.warning("no local identity provider", extra={"endpoint": endpoint, "error": str(exc)})
+        return settings, f"  No identity provider at {endpoint} ({exc}): tokens and accounts are off.\n"
+    text = _ACCOUNTS.format(
+        pool=configured.cognito_user_pool_id, email=email, password=password, host=settings.host, port=settings.port
+    )
+    return configured, text
+
 
 @contextlib.contextmanager
 def local_dependencies(settings: Settings) -> Iterator[Settings]:
-    """Settings whose missing endpoints point at servers started for this process."""
-    if not settings.is_local or (settings.redis_url and settings.dynamodb_endpoint):
+    """Settings whose missing endpoints point at servers started for this process, with a user pool on moto's."""
+    if not settings.is_local:
         yield settings
         return
     with contextlib.ExitStack() as stack:
@@ -202,5 +232,10 @@ def local_dependencies(settings: Settings) -> Iterator[Settings]:
         if not endpoint:
             endpoint = stack.enter_context(MotoServer()).url
             started.append(f"moto DynamoDB at {endpoint}")
-        print(_BANNER.format(what="; ".join(started)), file=sys.stderr, flush=True)
-        yield dataclasses.replace(settings, redis_url=redis_url, dynamodb_endpoint=endpoint)
+        resolved = dataclasses.replace(settings, redis_url=redis_url, dynamodb_endpoint=endpoint)
+        accounts = ""
+        if settings.auth_issuer is None:
+            resolved, accounts = _with_identity_provider(resolved, settings.cognito_endpoint or endpoint)
+        what = "; ".join(started) or "endpoints as configured"
+        print(_BANNER.format(what=what) + accounts, file=sys.stderr, flush=True)
+        yield resolved

@@ -17,6 +17,7 @@ import aiohttp
 from aiohttp import web
 
 from service import keys
+from service.accounts.cognito import open_accounts
 from service.auth.tokens import TokenVerifier
 from service.changes.applier import ChangeApplier
 from service.changes.poller import StreamPoller
@@ -25,7 +26,7 @@ from service.domain.stats import StatsService
 from service.dynamodb.client import count_retries, dynamodb_client, streams_client
 from service.dynamodb.store import SessionStore
 from service.dynamodb.table import ensure_table
-from service.http import courses, ops
+from service.http import accounts, courses, ops
 from service.http.contract import MAX_BODY_BYTES
 from service.http.deadlines import Deadlines
 from service.http.middleware import request_envelope
@@ -111,6 +112,15 @@ async def _auth_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
+async def _accounts_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[keys.SETTINGS]
+    async with open_accounts(settings) as accounts:
+        if accounts is not None:
+            log.info("accounts over the user pool", extra={"pool": settings.cognito_user_pool_id})
+        app[keys.ACCOUNTS] = accounts
+        yield
+
+
 async def _changes_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS]
     if not settings.change_capture:
@@ -137,8 +147,9 @@ def create_app(settings: Settings) -> web.Application:
     app[keys.SETTINGS] = settings
     app[keys.METRICS] = Metrics()
     app[keys.DEADLINES] = Deadlines()
-    app.cleanup_ctx.extend([_dynamodb_ctx, _redis_ctx, _stats_ctx, _auth_ctx, _changes_ctx])
+    app.cleanup_ctx.extend([_dynamodb_ctx, _redis_ctx, _stats_ctx, _auth_ctx, _accounts_ctx, _changes_ctx])
     courses.add_routes(app)
+    accounts.add_routes(app)
     ops.add_routes(app)
     add_docs(app)
     return app

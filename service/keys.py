@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from service.accounts.cognito import CognitoAccounts
 from service.auth.tokens import TokenVerifier
 from service.domain.identity import Identity
 from service.domain.stats import StatsService
@@ -23,3 +24,5 @@ DEADLINES = web.AppKey("deadlines", Deadlines)
 IDENTITY = web.RequestKey("identity", Identity)
 # None where no identity provider is configured: tokens are then refused.
 VERIFIER: web.AppKey[TokenVerifier | None] = web.AppKey("verifier")
+# None where no user pool is configured: the account routes then answer 404.
+ACCOUNTS: web.AppKey[CognitoAccounts | None] = web.AppKey("accounts")

@@ -54,6 +54,9 @@ class Settings:
     auth_issuer: str | None = None
     auth_jwks_url: str | None = None
     auth_client_id: str | None = None
+    # Accounts (/auth/*, roles): the Cognito user pool, and its API's endpoint where it is not AWS's own.
+    cognito_user_pool_id: str | None = None
+    cognito_endpoint: str | None = None
     # Poll the table's stream in this process (local mode; production reads it with Lambda).
     change_capture: bool = False
     access_log: bool = True
@@ -133,6 +136,14 @@ def _parse_text(raw: str) -> str:
     return raw.strip()
 
 
+def _parse_pool_id(raw: str) -> str:
+    # Cognito's own format, <region>_<id>: the issuer URL is built from it.
+    region, underscore, suffix = raw.strip().partition("_")
+    if not underscore or not region or not suffix.isalnum():
+        raise ValueError(f"must be a user pool id such as us-east-1_AbC123, got {raw!r}")
+    return raw.strip()
+
+
 def _parse_table(raw: str) -> str:
     # DynamoDB's own naming rule, checked here so a typo fails at start-up.
     name = raw.strip()
@@ -165,9 +176,16 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "auth_issuer": _parse_http_url,
     "auth_jwks_url": _parse_http_url,
     "auth_client_id": _parse_text,
+    "cognito_user_pool_id": _parse_pool_id,
+    "cognito_endpoint": _parse_http_url,
     "access_log": _parse_bool,
     "git_revision": _parse_text,
 }
+
+
+def cognito_issuer(pool_id: str) -> str:
+    """The ``iss`` of a Cognito user pool's tokens."""
+    return f"https://cognito-idp.{pool_id.partition('_')[0]}.amazonaws.com/{pool_id}"
 
 
 def mask_url(url: str) -> str:
@@ -206,6 +224,7 @@ def load_settings(
         if raw is not None and raw != "":
             values[name] = _convert(name, raw)
     values.update(overrides)
+    _complete_user_pool(values)
     if env == "production":
         _require_production_endpoints(values)
     return Settings(**values)
@@ -216,6 +235,16 @@ def _convert(name: str, raw: str, source: str | None = None) -> Any:
         return _PARSERS[name](raw)
     except ValueError as exc:
         raise ConfigError(f"{source or _env_name(name)}: {exc}") from None
+
+
+def _complete_user_pool(values: dict[str, Any]) -> None:
+    pool_id = values.get("cognito_user_pool_id")
+    if pool_id is None:
+        return
+    if values.get("auth_client_id") is None:
+        raise ConfigError("STATS_AUTH_CLIENT_ID: required with STATS_COGNITO_USER_POOL_ID (the app client)")
+    if values.get("auth_issuer") is None:
+        values["auth_issuer"] = cognito_issuer(pool_id)
 
 
 def _require_production_endpoints(values: Mapping[str, Any]) -> None:

@@ -24,6 +24,14 @@ class NotFound(ServiceError):
     """Nothing of this user's matches the request."""
 
 
+class Conflict(ServiceError):
+    """The request contradicts what exists, such as an account for an email that has one."""
+
+
+class RateLimited(ServiceError):
+    """A dependency refuses this caller for now (too many requests or attempts): retry later."""
+
+
 class UnsupportedMediaType(ServiceError):
     """The body is not JSON."""
 

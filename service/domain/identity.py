@@ -22,3 +22,12 @@ class Unauthenticated(ServiceError):
 
 class Forbidden(ServiceError):
     """The caller is known and may not do this."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Tokens:
+    """What a login or refresh gives: an access token, its lifetime, and on login a refresh token."""
+
+    access_token: str
+    expires_in: int
+    refresh_token: str | None = None

@@ -41,6 +41,7 @@ from marshmallow.fields import Field
 
 from service import keys
 from service.domain.errors import PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+from service.domain.identity import Forbidden
 from service.http.identity import identify
 from service.http.schemas import ErrorResponse, Score, UserHeader, UUIDString, field_messages
 
@@ -55,8 +56,10 @@ ERROR_DESCRIPTIONS = {
     401: "No valid bearer token (and no trusted X-User-Id); see WWW-Authenticate.",
     403: "The token's user may not do this, or X-User-Id names another user.",
     404: "Not found for this user.",
+    409: "Conflicts with what exists: an account for this email, or a confirmed one.",
     413: "Body over 64 KiB.",
     415: "Body is not application/json.",
+    429: "Too many requests or attempts for this account; see Retry-After.",
     503: "A dependency is unavailable; see Retry-After.",
 }
 
@@ -166,6 +169,7 @@ class Contract:
     path_reader: _FlatReader | None
     dumpers: Mapping[int, Dumper]
     learner: bool
+    roles: frozenset[str]
 
     async def inputs(self, request: web.Request) -> Inputs:
         """The request's validated values, or ``ValidationFailed`` naming every bad field."""
@@ -173,6 +177,11 @@ class Contract:
         if self.learner:
             identity = request[keys.IDENTITY] = await identify(request)
             params["user_id"], params["identity"] = identity.user_id, identity
+        elif self.roles:
+            identity = request[keys.IDENTITY] = await identify(request, token_required=True)
+            if not identity.roles & self.roles:
+                raise Forbidden(f"this route needs the {' or '.join(sorted(self.roles))} role")
+            params["identity"] = identity
         invalid: dict[str, str] = {}
         if self.path_reader is not None:
             self.path_reader.read(request.match_info, params, invalid)
@@ -206,6 +215,9 @@ class Contract:
         if self.learner:
             # A bearer token, or (no requirement) the X-User-Id of a trusted gateway.
             described["security"] = [{BEARER: []}, {}]
+        elif self.roles:
+            described["security"] = [{BEARER: []}]
+            described["description"] = f"Needs a bearer token with the {' or '.join(sorted(self.roles))} role."
         decorators = [docs(responses=other, **described)]
         if self.learner:
             decorators.append(headers_schema(UserHeader))
@@ -234,11 +246,17 @@ def endpoint(
     body: Schema | None = None,
     tag: str = "stats",
     learner: bool = False,
+    roles: frozenset[str] = frozenset(),
 ) -> Callable[[RouteHandler], Handler]:
-    """Bind a handler to its contract; see the module docstring."""
+    """Bind a handler to its contract; see the module docstring.
+
+    ``roles``: the route needs a bearer token (never a trusted header) with one of them.
+    """
     path_reader = _FlatReader(path) if path is not None else None
     dumpers = {status: Dumper(schema) for status, (schema, _) in responses.items() if schema is not None}
-    contract = Contract(operation_id, summary, tag, dict(responses), errors, path, body, path_reader, dumpers, learner)
+    contract = Contract(
+        operation_id, summary, tag, dict(responses), errors, path, body, path_reader, dumpers, learner, roles
+    )
 
     def bind(handler: RouteHandler) -> Handler:
         async def handle(request: web.Request) -> web.StreamResponse:

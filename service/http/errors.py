@@ -14,10 +14,12 @@ import orjson
 from aiohttp import web
 
 from service.domain.errors import (
+    Conflict,
     DependencyUnavailable,
     NotFound,
     NotReady,
     PayloadTooLarge,
+    RateLimited,
     ServiceError,
     UnsupportedMediaType,
     ValidationFailed,
@@ -34,8 +36,10 @@ STATUS: dict[type[ServiceError], tuple[int, str]] = {
     Unauthenticated: (401, "unauthenticated"),
     Forbidden: (403, "forbidden"),
     NotFound: (404, "not_found"),
+    Conflict: (409, "conflict"),
     PayloadTooLarge: (413, "payload_too_large"),
     UnsupportedMediaType: (415, "unsupported_media_type"),
+    RateLimited: (429, "rate_limited"),
     DependencyUnavailable: (503, "service_unavailable"),
     NotReady: (503, "not_ready"),
 }
@@ -73,7 +77,7 @@ def _status_of(exc: ServiceError) -> tuple[int, str]:
 
 def from_service_error(exc: ServiceError, *, retry_after: int, metrics: Metrics, request_id: str) -> web.Response:
     status, code = _status_of(exc)
-    headers = {"Retry-After": str(retry_after)} if status == 503 else None
+    headers = {"Retry-After": str(retry_after)} if status in (429, 503) else None
     if status == 401:
         headers = {"WWW-Authenticate": 'Bearer realm="learning-stats"'}
     if isinstance(exc, DependencyUnavailable):

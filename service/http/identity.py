@@ -17,7 +17,8 @@ _USER_FIELD = UserHeader.user_field()
 _REQUIRED = "Required without a bearer token; must be the learner's UUID."
 
 
-async def identify(request: web.Request) -> Identity:
+async def identify(request: web.Request, *, token_required: bool = False) -> Identity:
+    """The caller; ``token_required``: only a bearer token will do (the ``/admin`` routes)."""
     authorization = request.headers.get("Authorization")
     claimed = request.headers.get(USER_HEADER)
     if authorization is not None:
@@ -31,7 +32,7 @@ async def identify(request: web.Request) -> Identity:
         if claimed is not None and canonical_uuid(claimed) != identity.user_id:
             raise Forbidden(f"{USER_HEADER} names another user than the token")
         return identity
-    if not request.app[keys.SETTINGS].trust_user_header:
+    if token_required or not request.app[keys.SETTINGS].trust_user_header:
         raise Unauthenticated("a bearer access token is required")
     if claimed is None:
         raise ValidationFailed(f"{USER_HEADER} or a bearer token is required", {USER_HEADER: _REQUIRED})

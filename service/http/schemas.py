@@ -15,6 +15,7 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate
 
+from service.domain.identity import ROLES
 from service.domain.model import SCORE_SCALE, SessionStats, score_to_cents
 
 UUID_PATTERN = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
@@ -210,6 +211,92 @@ class ReadyResponse(Schema):
 class VersionResponse(Schema):
     version = fields.String(required=True)
     revision = fields.String(required=True, metadata={"description": "The git commit the image was built from."})
+
+
+class UserPath(Schema):
+    user_id = UUIDString(required=True, data_key="userId")
+
+
+def _email() -> fields.Email:
+    return fields.Email(
+        required=True,
+        validate=validate.Length(max=254),
+        metadata={"example": "learner@example.com", "description": "Case does not matter."},
+    )
+
+
+class _Body(Schema):
+    class Meta:
+        unknown = RAISE
+
+    @post_load
+    def _lower_email(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
+        # One account per address: Cognito's usernames are case-insensitive, and so are emails in practice.
+        if "email" in data:
+            data["email"] = data["email"].lower()
+        return data
+
+
+class CredentialsBody(_Body):
+    """An email and password; registering takes nothing else (no roles: an admin sets those)."""
+
+    email = _email()
+    password = fields.String(
+        required=True,
+        load_only=True,
+        validate=validate.Length(min=1, max=256),
+        metadata={"format": "password", "description": "Checked against the user pool's password policy."},
+    )
+
+
+class ConfirmBody(_Body):
+    email = _email()
+    code = fields.String(
+        required=True, validate=validate.Length(min=1, max=64), metadata={"description": "The code sent by email."}
+    )
+
+
+class RefreshBody(_Body):
+    refresh_token = fields.String(required=True, data_key="refreshToken", validate=validate.Length(min=1, max=8192))
+
+
+class RolesBody(_Body):
+    roles = fields.List(
+        fields.String(validate=validate.OneOf(sorted(ROLES))),
+        required=True,
+        validate=validate.Length(max=len(ROLES)),
+        metadata={"description": "The user's roles from now on (empty: a learner only)."},
+    )
+
+
+class RegisteredResponse(Schema):
+    user_id = fields.String(required=True, data_key="userId", metadata={"format": "uuid"})
+
+
+class TokensResponse(Schema):
+    """Dumps :class:`Tokens` of a login."""
+
+    access_token = fields.String(
+        required=True, data_key="accessToken", metadata={"description": "Send as Authorization: Bearer <token>."}
+    )
+    refresh_token = fields.String(
+        required=True, data_key="refreshToken", metadata={"description": "For POST /auth/refresh."}
+    )
+    expires_in = fields.Integer(
+        required=True, data_key="expiresIn", metadata={"description": "Seconds the access token is valid."}
+    )
+
+
+class RefreshedResponse(Schema):
+    """Dumps :class:`Tokens` of a refresh."""
+
+    access_token = fields.String(required=True, data_key="accessToken")
+    expires_in = fields.Integer(required=True, data_key="expiresIn")
+
+
+class RolesResponse(Schema):
+    user_id = fields.String(required=True, data_key="userId", metadata={"format": "uuid"})
+    roles = fields.List(fields.String(), required=True)
 
 
 SESSION_BODY = SessionStatsBody()

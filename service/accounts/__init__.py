@@ -1,0 +1,1 @@
+"""Accounts: registration, login and roles, over the identity provider's own API."""
