@@ -17,7 +17,7 @@ import sys
 
 from service.__main__ import load_or_exit
 from service.accounts.cognito import create_admin
-from service.domain.errors import ServiceError
+from service.domain.errors import DependencyUnavailable, ServiceError
 
 
 def _password() -> str:
@@ -40,7 +40,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         user_id = asyncio.run(create_admin(settings, args.email, _password()))
     except ServiceError as exc:
-        detail = "; ".join(f"{name}: {text}" for name, text in (exc.fields or {}).items())
+        details = [f"{name}: {text}" for name, text in (exc.fields or {}).items()]
+        if isinstance(exc, DependencyUnavailable):
+            details.append(exc.reason)
+        detail = "; ".join(details)
         print(f"create-admin failed: {exc.message}{f' ({detail})' if detail else ''}", file=sys.stderr)
         return 1
     print(f"admin {args.email} is user {user_id}; log in with POST /auth/login")

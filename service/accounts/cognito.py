@@ -15,6 +15,7 @@ email as for a wrong password, and a pool without it says
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +29,8 @@ from service.settings import Settings
 if TYPE_CHECKING:
     from types_aiobotocore_cognito_idp import CognitoIdentityProviderClient
     from types_aiobotocore_cognito_idp.type_defs import PasswordPolicyTypeTypeDef
+
+log = logging.getLogger(__name__)
 
 WRONG_CREDENTIALS = "incorrect email or password"
 _THROTTLED = frozenset({"TooManyRequestsException", "LimitExceededException", "TooManyFailedAttemptsException"})
@@ -109,7 +112,7 @@ class CognitoAccounts:
             if code in refusals:
                 raise refusals[code]() from None
             if code in _THROTTLED:
-                raise RateLimited("too many requests for this account; retry later") from None
+                raise RateLimited("too many requests or attempts; retry later") from None
             if code == "InvalidPasswordException":
                 raise ValidationFailed("invalid password", {"password": self._policy_text}) from None
             if code == "InvalidParameterException":
@@ -214,7 +217,11 @@ async def open_accounts(settings: Settings) -> AsyncIterator[CognitoAccounts | N
         return
     async with aws_client(settings, "cognito-idp", settings.cognito_endpoint) as client:
         accounts = CognitoAccounts(client, pool_id=pool_id, client_id=client_id, confirm_sign_ups=settings.is_local)
-        await accounts.load_policy()
+        try:
+            await accounts.load_policy()
+        except DependencyUnavailable as exc:
+            # The stats routes do not need the pool's API: start, and let the account routes answer 503.
+            log.warning("user pool unreadable at start-up", extra={"pool": pool_id, "reason": exc.reason})
         yield accounts
 
 

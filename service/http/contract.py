@@ -59,7 +59,7 @@ ERROR_DESCRIPTIONS = {
     409: "Conflicts with what exists: an account for this email, or a confirmed one.",
     413: "Body over 64 KiB.",
     415: "Body is not application/json.",
-    429: "Too many requests or attempts for this account; see Retry-After.",
+    429: "The identity provider refuses more requests or attempts for now; see Retry-After.",
     503: "A dependency is unavailable; see Retry-After.",
 }
 

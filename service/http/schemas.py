@@ -264,8 +264,7 @@ class RolesBody(_Body):
     roles = fields.List(
         fields.String(validate=validate.OneOf(sorted(ROLES))),
         required=True,
-        validate=validate.Length(max=len(ROLES)),
-        metadata={"description": "The user's roles from now on (empty: a learner only)."},
+        metadata={"description": "The user's roles from now on, as a set (empty: a learner only)."},
     )
 
 

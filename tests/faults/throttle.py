@@ -1,8 +1,9 @@
-"""A DynamoDB endpoint that throttles on demand, in front of a real one.
+"""An AWS endpoint that throttles on demand, in front of a real one.
 
 Requests it lets through are forwarded unchanged to the upstream endpoint; the
-others get DynamoDB's own throttling answer (HTTP 400,
-``ProvisionedThroughputExceededException``), which botocore retries.
+others get the service's own throttling answer (HTTP 400; DynamoDB's
+``ProvisionedThroughputExceededException`` unless told another), which
+botocore retries.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ THROTTLED_BODY = (
     b'{"__type":"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",'
     b'"message":"The level of configured provisioned throughput for the table was exceeded."}'
 )
+COGNITO_THROTTLED_BODY = b'{"__type":"TooManyRequestsException","message":"Rate exceeded"}'
 # Hop-by-hop or recomputed headers that must not be copied between the two legs.
 _SKIPPED = frozenset({"host", "content-length", "transfer-encoding", "connection"})
 # botocore numbers every attempt of one operation: "attempt=2; max=3".
@@ -31,8 +33,9 @@ class Throttle(enum.Enum):
 
 
 class ThrottlingEndpoint:
-    def __init__(self, upstream_url: str) -> None:
+    def __init__(self, upstream_url: str, throttled_body: bytes = THROTTLED_BODY) -> None:
         self.upstream_url = upstream_url
+        self.throttled_body = throttled_body
         self.throttle = Throttle.OFF
         self.throttled = 0
         self.forwarded = 0
@@ -80,7 +83,7 @@ class ThrottlingEndpoint:
         body = await request.read()
         if self._throttles(request):
             self.throttled += 1
-            return web.Response(status=400, body=THROTTLED_BODY, content_type="application/x-amz-json-1.0")
+            return web.Response(status=400, body=self.throttled_body, content_type="application/x-amz-json-1.0")
         assert self._session is not None
         self.forwarded += 1
         headers = {name: value for name, value in request.headers.items() if name.lower() not in _SKIPPED}

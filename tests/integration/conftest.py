@@ -23,7 +23,9 @@ from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
 from redis.asyncio import Redis
 
+from localmode import idp
 from localmode.servers import MotoServer, RedisServer, free_port
+from service.accounts.cognito import create_admin
 from service.app import create_app
 from service.dynamodb.client import dynamodb_client
 from service.dynamodb.store import SessionStore
@@ -48,14 +50,17 @@ def moto_server() -> Iterator[MotoServer]:
 
 @pytest.fixture(scope="session")
 def settings(redis_server: RedisServer, moto_server: MotoServer) -> Settings:
-    settings = settings_for(redis_server.url, moto_server.url)
+    """The test profile on the shared servers, with a user pool and its admin as local mode makes them."""
+    plain = settings_for(redis_server.url, moto_server.url)
 
-    async def create() -> None:
-        async with dynamodb_client(settings) as client:
+    async def create() -> Settings:
+        async with dynamodb_client(plain) as client:
             await ensure_table(client, TABLE)
+        with_pool = await idp.create_user_pool(plain, moto_server.url, name="learning-stats-test")
+        await create_admin(with_pool, *idp.admin_credentials())
+        return with_pool
 
-    asyncio.run(create())
-    return settings
+    return asyncio.run(create())
 
 
 @pytest.fixture(scope="session")

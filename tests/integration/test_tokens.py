@@ -62,18 +62,12 @@ def cognito(settings: Settings) -> Any:
 
 
 @pytest.fixture
-async def idp(settings: Settings) -> Idp:
-    """A user pool with an app client and the role groups, as local mode creates them."""
-    async with cognito(settings) as idp_api:
-        pool = (await idp_api.create_user_pool(PoolName=f"learners-{new_id()}"))["UserPool"]["Id"]
-        client = await idp_api.create_user_pool_client(
-            UserPoolId=pool,
-            ClientName="app",
-            ExplicitAuthFlows=["ALLOW_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"],
-        )
-        for group in ("teacher", "admin"):
-            await idp_api.create_group(UserPoolId=pool, GroupName=group)
-    return Idp(settings.dynamodb_endpoint or "", pool, client["UserPoolClient"]["ClientId"])
+def idp(settings: Settings) -> Idp:
+    """The session's user pool, app client and role groups, as local mode creates them."""
+    assert settings.cognito_endpoint
+    assert settings.cognito_user_pool_id
+    assert settings.auth_client_id
+    return Idp(settings.cognito_endpoint, settings.cognito_user_pool_id, settings.auth_client_id)
 
 
 async def log_in(settings: Settings, idp: Idp) -> dict[str, str]:
@@ -93,15 +87,8 @@ async def log_in(settings: Settings, idp: Idp) -> dict[str, str]:
 
 
 @pytest.fixture
-async def api(aiohttp_client: AiohttpClient, settings: Settings, idp: Idp) -> Api:
-    verifying = dataclasses.replace(
-        settings,
-        trust_user_header=False,
-        auth_issuer=idp.issuer,
-        auth_jwks_url=idp_keys.jwks_url(idp.endpoint, idp.pool_id),
-        auth_client_id=idp.client_id,
-    )
-    return Api(await aiohttp_client(create_app(verifying)))
+async def api(aiohttp_client: AiohttpClient, settings: Settings) -> Api:
+    return Api(await aiohttp_client(create_app(dataclasses.replace(settings, trust_user_header=False))))
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -274,14 +261,7 @@ async def test_unknown_keys_refetch_the_jwks_at_most_once_a_minute(
 async def test_the_access_log_names_the_tokens_learner_hashed(
     aiohttp_client: AiohttpClient, settings: Settings, idp: Idp, caplog: pytest.LogCaptureFixture
 ) -> None:
-    logging_app = dataclasses.replace(
-        settings,
-        access_log=True,
-        auth_issuer=idp.issuer,
-        auth_jwks_url=idp_keys.jwks_url(idp.endpoint, idp.pool_id),
-        auth_client_id=idp.client_id,
-    )
-    api = Api(await aiohttp_client(create_app(logging_app)))
+    api = Api(await aiohttp_client(create_app(dataclasses.replace(settings, access_log=True))))
     learner = new_id()
     with caplog.at_level(logging.INFO, logger="service.request"):
         reply = await api.call("GET", f"/courses/{new_id()}", headers=bearer(idp.sign(sub=learner)))

@@ -80,6 +80,23 @@ def test_production_refuses_to_start_unable_to_authenticate_anyone(missing: str)
     assert load_settings(environ=trusting).trust_user_header is True
 
 
+def test_a_user_pool_names_the_issuer_of_its_tokens() -> None:
+    environ = {
+        **without(PRODUCTION, "STATS_AUTH_ISSUER"),
+        "STATS_COGNITO_USER_POOL_ID": "eu-west-1_Pool1",
+    }
+    settings = load_settings(environ=environ)
+    assert settings.auth_issuer == PRODUCTION["STATS_AUTH_ISSUER"]
+    assert settings.jwks_url == f"{PRODUCTION['STATS_AUTH_ISSUER']}/.well-known/jwks.json"
+    explicit = {**environ, "STATS_AUTH_ISSUER": "https://idp.example.com/pool"}
+    assert load_settings(environ=explicit).auth_issuer == "https://idp.example.com/pool"
+
+
+def test_a_user_pool_needs_its_app_client() -> None:
+    message = config_error({"STATS_COGNITO_USER_POOL_ID": "eu-west-1_Pool1"})
+    assert message.startswith("STATS_AUTH_CLIENT_ID: required with STATS_COGNITO_USER_POOL_ID")
+
+
 @pytest.mark.parametrize("missing", ["STATS_REDIS_URL", "STATS_DYNAMODB_TABLE", "AWS_REGION"])
 def test_production_refuses_to_start_without_an_endpoint(missing: str) -> None:
     message = config_error(without(PRODUCTION, missing))
@@ -152,6 +169,9 @@ def test_keyword_overrides_win_over_the_environment() -> None:
         ("STATS_REBUILD_LOCK_SECONDS", "0"),
         ("STATS_REDIS_TIMEOUT_SECONDS", "nan"),
         ("STATS_HOST", "   "),
+        ("STATS_COGNITO_USER_POOL_ID", "pool"),
+        ("STATS_COGNITO_USER_POOL_ID", "eu-west-1_ab/../c"),
+        ("STATS_COGNITO_ENDPOINT", "cognito.local"),
         pytest.param(
             "STATS_REDIS_TIMEOUT_SECONDS",
             "9999\n",
