@@ -5,6 +5,12 @@ in (a share of them exact repeats of an earlier post, as client retries send),
 read their course aggregates and read single sessions they posted. Every answer
 is checked: a post must echo what was stored, a read must find what was posted.
 The run fails (exit code 1) when more than ``--max-fail-ratio`` of requests fail.
+
+``--identity header`` (the default) names learners with ``X-User-Id``, as a trusted
+gateway does. ``--identity accounts`` makes each simulated learner an account: it
+registers, confirms (where the pool sends no code, as in local mode, confirming is
+a no-op), logs in, sends its access token on every request and refreshes it
+before it expires, and studies its own courses.
 """
 
 from __future__ import annotations
@@ -12,16 +18,22 @@ from __future__ import annotations
 import argparse
 import random
 import threading
+import time
+import uuid
 from collections import deque
 from typing import Any
 
 from locust import HttpUser, between, events
 from locust.env import Environment
+from locust.exception import StopUser
 
 from bench.datagen import Write, WritePlanner, seeded_id
 
 COURSE_ROUTE = "/courses/[courseId]"
 SESSION_ROUTE = "/courses/[courseId]/sessions/[sessionId]"
+PASSWORD = "Load-Test-Passw0rd!"  # noqa: S105 - every simulated learner's, meets the pool's policy
+# Refresh this long before the access token expires.
+REFRESH_MARGIN_SECONDS = 60
 
 
 @events.init_command_line_parser.add_listener  # type: ignore[untyped-decorator]  # locust is untyped here
@@ -36,6 +48,9 @@ def _options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--course-read-weight", type=int, default=6, help="relative frequency of aggregate reads")
     group.add_argument("--session-read-weight", type=int, default=2, help="relative frequency of session reads")
     group.add_argument("--seed", type=int, default=1, help="seed for the learner and course pools")
+    group.add_argument(
+        "--identity", choices=("header", "accounts"), default="header", help="X-User-Id, or an account's token"
+    )
     group.add_argument("--max-fail-ratio", type=float, default=0.01, help="exit 1 when more requests than this fail")
 
 
@@ -43,20 +58,25 @@ class Traffic:
     """What all simulated learners in this process share: the pools and what was posted."""
 
     def __init__(self, options: argparse.Namespace) -> None:
+        self.options = options
         rng = random.Random(options.seed)
         users = [seeded_id(rng) for _ in range(options.user_pool)]
-        courses = [seeded_id(rng) for _ in range(options.course_pool)]
-        per_user = min(options.courses_per_user, len(courses))
-        pairs = [(user, course) for user in users for course in rng.sample(courses, per_user)]
-        self._planner = WritePlanner(
-            random.Random(options.seed + 1),
-            pairs,
-            sessions_per_pair=options.sessions_per_course,
-            repeat_ratio=options.repeat_ratio,
-        )
+        self.courses = [seeded_id(rng) for _ in range(options.course_pool)]
+        self._planner = self.planner(users, rng, options.seed + 1)
         self._lock = threading.Lock()
         # Bounded: reads pick among recent successful posts.
         self.posted: deque[Write] = deque(maxlen=10_000)
+
+    def planner(self, users: list[str], rng: random.Random, seed: int) -> WritePlanner:
+        """Posts by ``users``, each to a sample of the courses."""
+        per_user = min(self.options.courses_per_user, len(self.courses))
+        pairs = [(user, course) for user in users for course in rng.sample(self.courses, per_user)]
+        return WritePlanner(
+            random.Random(seed),
+            pairs,
+            sessions_per_pair=self.options.sessions_per_course,
+            repeat_ratio=self.options.repeat_ratio,
+        )
 
     def next_write(self) -> Write:
         with self._lock:
@@ -73,13 +93,68 @@ def traffic() -> Traffic:
 
 class Learner(HttpUser):
     wait_time = between(0.5, 2.0)
+    # With --identity accounts: this learner's own posts, token, and when to refresh it.
+    planner: WritePlanner | None = None
+    access_token = refresh_token = ""
+    refresh_at = 0.0
+
+    def on_start(self) -> None:
+        if traffic().options.identity == "accounts":
+            self._become_an_account()
+
+    def _become_an_account(self) -> None:
+        email = f"load-{uuid.uuid4()}@example.com"
+        credentials = {"email": email, "password": PASSWORD}
+        with self.client.post("/auth/register", json=credentials, catch_response=True) as response:
+            if response.status_code != 201:
+                response.failure(f"register answered {response.status_code}: {response.text[:200]}")
+                raise StopUser
+            user_id = response.json()["userId"]
+        # The code is what Cognito emails; where no code is sent the account is confirmed already.
+        with self.client.post(
+            "/auth/confirm", json={"email": email, "code": "000000"}, catch_response=True
+        ) as response:
+            if response.status_code in (204, 409):
+                response.success()
+        with self.client.post("/auth/login", json=credentials, catch_response=True) as response:
+            if response.status_code != 200:
+                response.failure(f"login answered {response.status_code}: {response.text[:200]}")
+                raise StopUser
+            self._hold(response.json())
+        seed = uuid.UUID(user_id).int
+        self.planner = traffic().planner([user_id], random.Random(seed), seed + 1)
+        self.posted: deque[Write] = deque(maxlen=1_000)
+
+    def _hold(self, tokens: dict[str, Any]) -> None:
+        self.access_token = tokens["accessToken"]
+        self.refresh_token = tokens.get("refreshToken", self.refresh_token)
+        self.refresh_at = time.monotonic() + tokens["expiresIn"] - REFRESH_MARGIN_SECONDS
+
+    def _identity(self, write: Write) -> dict[str, str]:
+        if self.planner is None:
+            return {"X-User-Id": write.user}
+        if time.monotonic() >= self.refresh_at:
+            with self.client.post(
+                "/auth/refresh", json={"refreshToken": self.refresh_token}, catch_response=True
+            ) as response:
+                if response.status_code == 200:
+                    self._hold(response.json())
+                else:
+                    response.failure(f"refresh answered {response.status_code}: {response.text[:200]}")
+        return {"Authorization": f"Bearer {self.access_token}"}
+
+    def _next_write(self) -> Write:
+        return traffic().next_write() if self.planner is None else self.planner.next()
+
+    def _posts(self) -> deque[Write]:
+        return traffic().posted if self.planner is None else self.posted
 
     def post_session(self) -> None:
-        write = traffic().next_write()
+        write = self._next_write()
         with self.client.post(
             f"/courses/{write.course}",
             json=write.payload,
-            headers={"X-User-Id": write.user},
+            headers=self._identity(write),
             name=COURSE_ROUTE,
             catch_response=True,
         ) as response:
@@ -90,10 +165,10 @@ class Learner(HttpUser):
             if stored.get("sessionId") != write.session or stored.get("timeStudied") != write.payload["timeStudied"]:
                 response.failure(f"POST stored something else: {stored}")
                 return
-            traffic().posted.append(write)
+            self._posts().append(write)
 
     def _posted(self) -> Write | None:
-        posted = traffic().posted
+        posted = self._posts()
         if not posted:
             self.post_session()
             return None
@@ -104,7 +179,7 @@ class Learner(HttpUser):
         if write is None:
             return
         with self.client.get(
-            f"/courses/{write.course}", headers={"X-User-Id": write.user}, name=COURSE_ROUTE, catch_response=True
+            f"/courses/{write.course}", headers=self._identity(write), name=COURSE_ROUTE, catch_response=True
         ) as response:
             if response.status_code != 200 or response.json().get("sessionsCount", 0) < 1:
                 response.failure(f"aggregate read answered {response.status_code}: {response.text[:200]}")
@@ -115,7 +190,7 @@ class Learner(HttpUser):
             return
         with self.client.get(
             f"/courses/{write.course}/sessions/{write.session}",
-            headers={"X-User-Id": write.user},
+            headers=self._identity(write),
             name=SESSION_ROUTE,
             catch_response=True,
         ) as response:

@@ -6,11 +6,21 @@ from typing import Any
 
 import pytest
 
+from localmode import idp
+from service.domain.identity import ROLES
+
 Resource = dict[str, Any]
 OfType = Callable[[str], dict[str, Resource]]
 Only = Callable[[str], Resource]
 
 TABLE_ACTIONS = {"dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query", "dynamodb:DescribeTable"}
+# The roles route and the password policy's read; sign-up, confirmation and login are unauthenticated APIs.
+POOL_ACTIONS = {
+    "cognito-idp:AdminAddUserToGroup",
+    "cognito-idp:AdminListGroupsForUser",
+    "cognito-idp:AdminRemoveUserFromGroup",
+    "cognito-idp:DescribeUserPool",
+}
 INTERNET = {"0.0.0.0/0", "::/0"}
 
 
@@ -98,20 +108,64 @@ def test_change_capture_runs_the_service_image_against_the_tasks_redis(
     assert function["VpcConfig"]["SubnetIds"] == {"Ref": "PrivateSubnetIds"}
 
 
-def test_task_role_allows_exactly_the_table_operations_on_the_table(
+def test_task_role_allows_exactly_the_table_and_pool_operations_on_them(
     resources: dict[str, Resource], only_resource: Only
 ) -> None:
     role_name, _ = only_resource("AWS::ECS::TaskDefinition")["TaskRoleArn"]["Fn::GetAtt"]
     role = resources[role_name]["Properties"]
     assert "ManagedPolicyArns" not in role
     statements = [statement for policy in role["Policies"] for statement in _statements(policy)]
-    actions = {action for statement in statements for action in _as_list(statement["Action"])}
-    assert actions == TABLE_ACTIONS
+    allowed: dict[tuple[str, str], set[str]] = {}
     for statement in statements:
         assert statement["Effect"] == "Allow"
         (resource,) = _as_list(statement["Resource"])
-        table_name, attribute = resource["Fn::GetAtt"]
-        assert (resources[table_name]["Type"], attribute) == ("AWS::DynamoDB::Table", "Arn")
+        name, attribute = resource["Fn::GetAtt"]
+        allowed.setdefault((resources[name]["Type"], attribute), set()).update(_as_list(statement["Action"]))
+    assert allowed == {
+        ("AWS::DynamoDB::Table", "Arn"): TABLE_ACTIONS,
+        ("AWS::Cognito::UserPool", "Arn"): POOL_ACTIONS,
+    }
+
+
+def test_user_pool_signs_in_by_email_with_the_local_modes_password_policy(only_resource: Only) -> None:
+    pool = only_resource("AWS::Cognito::UserPool")
+    assert pool["UsernameAttributes"] == ["email"]
+    assert pool["UsernameConfiguration"] == {"CaseSensitive": False}
+    assert pool["AutoVerifiedAttributes"] == ["email"]
+    policy = dict(pool["Policies"]["PasswordPolicy"])
+    policy.pop("TemporaryPasswordValidityDays")
+    assert policy == idp.PASSWORD_POLICY
+    assert pool["DeletionProtection"] == "ACTIVE"
+    assert pool["UserPoolAddOns"] == {"AdvancedSecurityMode": {"Ref": "AdvancedSecurity"}}
+
+
+def test_user_pool_outlives_the_stack(resources_of_type: OfType) -> None:
+    (pool,) = resources_of_type("AWS::Cognito::UserPool").values()
+    assert (pool["DeletionPolicy"], pool["UpdateReplacePolicy"]) == ("Retain", "Retain")
+
+
+def test_app_client_is_public_with_password_login_and_refresh_only(only_resource: Only) -> None:
+    client = only_resource("AWS::Cognito::UserPoolClient")
+    assert client["UserPoolId"] == {"Ref": "UserPool"}
+    assert client["GenerateSecret"] is False
+    assert set(client["ExplicitAuthFlows"]) == {"ALLOW_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"}
+    assert client["PreventUserExistenceErrors"] == "ENABLED"
+
+
+def test_the_pools_groups_are_the_services_roles(resources_of_type: OfType) -> None:
+    groups = resources_of_type("AWS::Cognito::UserPoolGroup").values()
+    assert {group["Properties"]["GroupName"] for group in groups} == ROLES
+    assert all(group["Properties"]["UserPoolId"] == {"Ref": "UserPool"} for group in groups)
+
+
+def test_service_verifies_the_pools_tokens_and_trusts_no_header_by_default(
+    container_env: dict[str, Any], template: dict[str, Any]
+) -> None:
+    assert container_env["STATS_COGNITO_USER_POOL_ID"] == {"Ref": "UserPool"}
+    assert container_env["STATS_AUTH_CLIENT_ID"] == {"Ref": "UserPoolClient"}
+    assert container_env["STATS_TRUST_USER_HEADER"] == {"Ref": "TrustUserHeader"}
+    assert template["Parameters"]["TrustUserHeader"]["Default"] == "false"
+    assert "STATS_AUTH_ISSUER" not in container_env, "the issuer follows from the pool"
 
 
 def _group_id(reference: Resource) -> str:
@@ -283,6 +337,8 @@ def test_alarms_watch_errors_and_latency(resources_of_type: OfType) -> None:
         "MaxCount",
         "RedisNodeType",
         "LogRetentionDays",
+        "TrustUserHeader",
+        "AdvancedSecurity",
     ],
 )
 def test_declares_parameter(template: dict[str, Any], parameter: str) -> None:
@@ -290,4 +346,4 @@ def test_declares_parameter(template: dict[str, Any], parameter: str) -> None:
 
 
 def test_outputs_what_the_deploy_script_reads(template: dict[str, Any]) -> None:
-    assert {"ServiceUrl", "RepositoryUri", "TableName"} <= set(template["Outputs"])
+    assert {"ServiceUrl", "RepositoryUri", "TableName", "UserPoolId", "UserPoolClientId"} <= set(template["Outputs"])

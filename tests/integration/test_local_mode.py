@@ -1,4 +1,5 @@
-"""The README's first command: ``scripts/run`` with nothing configured."""
+"""The README's first command: ``scripts/run`` with nothing configured, then the README's
+accounts walk-through run as written against it."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import subprocess
 import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -39,6 +41,34 @@ def http(
         return response.status, json.loads(response.read())
 
 
+def readme_block(heading: str) -> str:
+    """The first ``sh`` block after ``heading`` in the README."""
+    text = (ROOT / "README.md").read_text()
+    after = text[text.index(heading) :]
+    return after.split("```sh\n", 1)[1].split("```", 1)[0]
+
+
+def run_accounts_walkthrough(base: str) -> str:
+    script = readme_block("### Accounts and tokens")
+    env = {**os.environ, "API": base}
+    done = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def json_values(text: str) -> list[Any]:
+    """The JSON values curl printed one after another (it adds no newline)."""
+    decoder, values, at = json.JSONDecoder(), [], 0
+    while at < len(text):
+        value, at = decoder.raw_decode(text, at)
+        values.append(value)
+        while at < len(text) and text[at].isspace():
+            at += 1
+    return values
+
+
 def test_scripts_run_starts_its_own_backends_and_stops_cleanly(tmp_path: Path) -> None:
     port = free_port()
     env = {key: value for key, value in os.environ.items() if not key.startswith("STATS_")}
@@ -59,6 +89,11 @@ def test_scripts_run_starts_its_own_backends_and_stops_cleanly(tmp_path: Path) -
                 {"totalModulesStudied": 4, "averageScore": 75.0, "timeStudied": 1000, "sessionsCount": 1},
             )
             assert http("GET", f"{base}/ready", user)[0] == 200
+            course, session, refreshed, roles = json_values(run_accounts_walkthrough(base))
+            assert course["sessionsCount"] == 1
+            assert session["averageScore"] == 90.0
+            assert set(refreshed) == {"accessToken", "expiresIn"}
+            assert roles["roles"] == ["teacher"]
         finally:
             process.send_signal(signal.SIGTERM)
             code = process.wait(timeout=30)
@@ -66,5 +101,6 @@ def test_scripts_run_starts_its_own_backends_and_stops_cleanly(tmp_path: Path) -
     assert code == 0, output
     assert output.count("LOCAL MODE") == 1
     assert "lost when this process stops" in output
+    assert "Admin: admin@example.com / LocalAdmin1!" in output
     for pid in backends:
         assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
