@@ -70,6 +70,24 @@ async def test_every_stats_route_documents_the_bearer_token_or_the_user_header(a
         assert {"401", "403"} <= set(operation["responses"])
 
 
+async def test_the_admin_route_needs_a_token_with_its_role_and_the_account_routes_none(api: Api) -> None:
+    spec = await fetch_spec(api)
+    roles = spec["paths"]["/admin/users/{userId}/roles"]["put"]
+    assert roles["security"] == [{"bearerAuth": []}]  # never a trusted header
+    assert "admin role" in roles["description"]
+    assert [param["in"] for param in roles["parameters"]] == ["path"]
+    assert roles["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/RolesBody")
+    for route in ("register", "confirm", "login", "refresh"):
+        operation = spec["paths"][f"/auth/{route}"]["post"]
+        assert "security" not in operation, route
+        assert operation["tags"] == ["accounts"]
+        assert {"400", "429", "503"} <= set(operation["responses"])
+    register = spec["components"]["schemas"]["CredentialsBody"]
+    assert set(register["properties"]) == {"email", "password"}  # nobody chooses a role
+    assert register["additionalProperties"] is False
+    assert register["properties"]["password"]["format"] == "password"
+
+
 async def test_swagger_ui_is_served(api: Api) -> None:
     reply = await api.call("GET", "/api/docs")
     assert reply.status == 200
