@@ -30,6 +30,7 @@ from locust.exception import StopUser
 from bench.datagen import Write, WritePlanner, seeded_id
 
 COURSE_ROUTE = "/courses/[courseId]"
+LIST_ROUTE = "/courses/[courseId]/sessions"
 SESSION_ROUTE = "/courses/[courseId]/sessions/[sessionId]"
 PASSWORD = "Load-Test-Passw0rd!"  # noqa: S105 - every simulated learner's, meets the pool's policy
 # Refresh this long before the access token expires.
@@ -47,6 +48,7 @@ def _options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--post-weight", type=int, default=2, help="relative frequency of session posts")
     group.add_argument("--course-read-weight", type=int, default=6, help="relative frequency of aggregate reads")
     group.add_argument("--session-read-weight", type=int, default=2, help="relative frequency of session reads")
+    group.add_argument("--list-weight", type=int, default=1, help="relative frequency of session list pages")
     group.add_argument("--seed", type=int, default=1, help="seed for the learner and course pools")
     group.add_argument(
         "--identity", choices=("header", "accounts"), default="header", help="X-User-Id, or an account's token"
@@ -198,6 +200,20 @@ class Learner(HttpUser):
                 response.failure(f"session read answered {response.status_code}: {response.text[:200]}")
 
 
+    def list_sessions(self) -> None:
+        write = self._posted()
+        if write is None:
+            return
+        with self.client.get(
+            f"/courses/{write.course}/sessions?limit=20",
+            headers=self._identity(write),
+            name=LIST_ROUTE,
+            catch_response=True,
+        ) as response:
+            if response.status_code != 200 or not response.json().get("items"):
+                response.failure(f"session list answered {response.status_code}: {response.text[:200]}")
+
+
 @events.init.add_listener  # type: ignore[untyped-decorator]
 def _set_up(environment: Environment, **_: Any) -> None:
     global _traffic  # noqa: PLW0603 - one shared traffic model per process, built from the parsed options
@@ -208,6 +224,7 @@ def _set_up(environment: Environment, **_: Any) -> None:
         (Learner.post_session, options.post_weight),
         (Learner.read_course, options.course_read_weight),
         (Learner.read_session, options.session_read_weight),
+        (Learner.list_sessions, options.list_weight),
     )
     Learner.tasks = [function for function, weight in weighted for _ in range(weight)]
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -28,6 +29,7 @@ from service.dynamodb.store import SessionStore
 from service.dynamodb.table import ensure_table
 from service.http import accounts, courses, ops
 from service.http.contract import MAX_BODY_BYTES
+from service.http.cursors import Cursors
 from service.http.deadlines import Deadlines
 from service.http.middleware import request_envelope
 from service.http.openapi import add_docs
@@ -147,6 +149,8 @@ def create_app(settings: Settings) -> web.Application:
     app[keys.SETTINGS] = settings
     app[keys.METRICS] = Metrics()
     app[keys.DEADLINES] = Deadlines()
+    # Every profile that serves traffic names a secret; a bare Settings() (unit tests) gets its own.
+    app[keys.CURSORS] = Cursors(settings.cursor_secret or secrets.token_hex(32))
     app.cleanup_ctx.extend([_dynamodb_ctx, _redis_ctx, _stats_ctx, _auth_ctx, _accounts_ctx, _changes_ctx])
     courses.add_routes(app)
     accounts.add_routes(app)

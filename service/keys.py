@@ -9,6 +9,7 @@ from service.auth.tokens import TokenVerifier
 from service.domain.identity import Identity
 from service.domain.stats import StatsService
 from service.dynamodb.store import SessionStore
+from service.http.cursors import Cursors
 from service.http.deadlines import Deadlines
 from service.redis.cache import AggregateCache
 from service.settings import Settings
@@ -20,6 +21,7 @@ STORE = web.AppKey("store", SessionStore)
 CACHE = web.AppKey("cache", AggregateCache)
 STATS = web.AppKey("stats", StatsService)
 DEADLINES = web.AppKey("deadlines", Deadlines)
+CURSORS = web.AppKey("cursors", Cursors)
 # Who the request acts for, once identified: the access log names them (hashed).
 IDENTITY = web.RequestKey("identity", Identity)
 # None where no identity provider is configured: tokens are then refused.

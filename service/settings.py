@@ -57,6 +57,8 @@ class Settings:
     # Accounts (/auth/*, roles): the Cognito user pool, and its API's endpoint where it is not AWS's own.
     cognito_user_pool_id: str | None = None
     cognito_endpoint: str | None = None
+    # Seals list cursors; every task of a deployment must share it (required in production).
+    cursor_secret: str | None = None
     # Poll the table's stream in this process (local mode; production reads it with Lambda).
     change_capture: bool = False
     access_log: bool = True
@@ -144,6 +146,13 @@ def _parse_pool_id(raw: str) -> str:
     return raw.strip()
 
 
+def _parse_secret(raw: str) -> str:
+    # Never echo the value: it is a secret.
+    if len(raw.strip()) < 32:
+        raise ValueError("must be at least 32 characters (e.g. openssl rand -hex 32)")
+    return raw.strip()
+
+
 def _parse_table(raw: str) -> str:
     # DynamoDB's own naming rule, checked here so a typo fails at start-up.
     name = raw.strip()
@@ -178,6 +187,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "auth_client_id": _parse_text,
     "cognito_user_pool_id": _parse_pool_id,
     "cognito_endpoint": _parse_http_url,
+    "cursor_secret": _parse_secret,
     "access_log": _parse_bool,
     "git_revision": _parse_text,
 }
@@ -255,6 +265,8 @@ def _require_production_endpoints(values: Mapping[str, Any]) -> None:
         raise ConfigError("STATS_DYNAMODB_TABLE: required in production")
     if values.get("aws_region") is None:
         raise ConfigError("AWS_REGION: required in production")
+    if values.get("cursor_secret") is None:
+        raise ConfigError("STATS_CURSOR_SECRET: required in production (every task must seal cursors alike)")
     if not values.get("trust_user_header"):
         # Without a gateway's header nobody could be authenticated.
         for name in ("auth_issuer", "auth_client_id"):

@@ -22,6 +22,10 @@ class SessionRepository(Protocol):
 
     def course_pages(self, user_id: str, course_id: str) -> AsyncIterator[list[StoredSession]]: ...
 
+    async def session_page(
+        self, user_id: str, course_id: str, limit: int, after: str | None
+    ) -> tuple[list[StoredSession], str | None]: ...
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Hit:

@@ -1,4 +1,4 @@
-"""The use cases: record a session, read a session, read a course aggregate.
+"""The use cases: record a session, read a session or a page of them, read a course aggregate.
 
 DynamoDB decides what is true; Redis only ever speeds up the aggregate read.
 When Redis fails the answer comes from DynamoDB instead (slower, never wrong),
@@ -57,6 +57,13 @@ class StatsService:
         if stored is None:
             raise NotFound("no such session for this user and course")
         return stored.stats
+
+    async def sessions(
+        self, user_id: str, course_id: str, limit: int, after: str | None = None
+    ) -> tuple[list[SessionStats], str | None]:
+        """A page of the user's sessions in the course, and the session id the next page starts after."""
+        page, next_after = await self._store.session_page(user_id, course_id, limit, after)
+        return [stored.stats for stored in page], next_after
 
     async def course(self, user_id: str, course_id: str) -> CourseTotals:
         key = self._cache.key(user_id, course_id)

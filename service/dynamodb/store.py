@@ -159,6 +159,30 @@ class SessionStore:
                 return
             request["ExclusiveStartKey"] = last_key
 
+    async def session_page(
+        self, user_id: str, course_id: str, limit: int, after: str | None
+    ) -> tuple[list[StoredSession], str | None]:
+        """Up to ``limit`` of a user's sessions in a course in session-id order, after session ``after``,
+        and the session id the next page starts after (None on the last page)."""
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "#pk = :u AND begins_with(#sk, :prefix)",
+            "ExpressionAttributeNames": {**codec.PROJECTION_NAMES, "#pk": codec.PARTITION_KEY},
+            "ExpressionAttributeValues": {":u": {"S": user_id}, ":prefix": {"S": codec.course_prefix(course_id)}},
+            "ConsistentRead": True,
+            "ProjectionExpression": codec.PROJECTION,
+            # One more than asked: whether it exists says whether this is the last page.
+            "Limit": limit + 1,
+        }
+        if after is not None:
+            request["ExclusiveStartKey"] = codec.item_key(user_id, course_id, after)
+        with dynamodb_errors("Query"):
+            response = await self._client.query(**request)
+        sessions = [codec.decode(item) for item in response.get("Items", [])]
+        more = len(sessions) > limit or (bool(sessions) and "LastEvaluatedKey" in response)
+        page = sessions[:limit]
+        return page, page[-1].stats.session_id if more and page else None
+
     async def stream_arn(self) -> str | None:
         """The table's stream, if it has one."""
         with dynamodb_errors("DescribeTable"):

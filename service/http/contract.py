@@ -35,7 +35,14 @@ from typing import Any
 import orjson
 from aiohttp import web
 from aiohttp.typedefs import Handler
-from aiohttp_apigami import docs, headers_schema, match_info_schema, request_schema, response_schema
+from aiohttp_apigami import (
+    docs,
+    headers_schema,
+    match_info_schema,
+    querystring_schema,
+    request_schema,
+    response_schema,
+)
 from marshmallow import Schema, ValidationError, fields, missing
 from marshmallow.fields import Field
 
@@ -92,7 +99,7 @@ def _short_parse(field: Field) -> Callable[[object], Any] | None:
 
 
 class _FlatReader:
-    """Validates the path parameters against a schema of scalar fields."""
+    """Validates path or query parameters against a schema of scalar fields."""
 
     def __init__(self, schema: Schema) -> None:
         self._fields = [
@@ -165,26 +172,34 @@ class Contract:
     responses: Mapping[int, tuple[Schema | None, str]]
     errors: tuple[int, ...]
     path: Schema | None
+    query: Schema | None
     body: Schema | None
     path_reader: _FlatReader | None
+    query_reader: _FlatReader | None
     dumpers: Mapping[int, Dumper]
     learner: bool
     roles: frozenset[str]
 
-    async def inputs(self, request: web.Request) -> Inputs:
-        """The request's validated values, or ``ValidationFailed`` naming every bad field."""
-        params: dict[str, Any] = {}
+    async def _caller(self, request: web.Request) -> dict[str, Any]:
+        """Who the route acts for: a learner (``user_id``), or a caller with one of its roles."""
         if self.learner:
             identity = request[keys.IDENTITY] = await identify(request)
-            params["user_id"], params["identity"] = identity.user_id, identity
-        elif self.roles:
+            return {"user_id": identity.user_id, "identity": identity}
+        if self.roles:
             identity = request[keys.IDENTITY] = await identify(request, token_required=True)
             if not identity.roles & self.roles:
                 raise Forbidden(f"this route needs the {' or '.join(sorted(self.roles))} role")
-            params["identity"] = identity
+            return {"identity": identity}
+        return {}
+
+    async def inputs(self, request: web.Request) -> Inputs:
+        """The request's validated values, or ``ValidationFailed`` naming every bad field."""
+        params: dict[str, Any] = await self._caller(request)
         invalid: dict[str, str] = {}
         if self.path_reader is not None:
             self.path_reader.read(request.match_info, params, invalid)
+        if self.query_reader is not None:
+            self.query_reader.read(request.query, params, invalid)
         if invalid:
             raise ValidationFailed(f"invalid {', '.join(invalid)}", invalid)
         if self.body is None:
@@ -223,6 +238,8 @@ class Contract:
             decorators.append(headers_schema(UserHeader))
         if self.path is not None:
             decorators.append(match_info_schema(self.path))
+        if self.query is not None:
+            decorators.append(querystring_schema(self.query))
         if self.body is not None:
             decorators.append(request_schema(self.body, required=True))
         decorators += [
@@ -243,6 +260,7 @@ def endpoint(
     responses: Mapping[int, tuple[Schema | None, str]],
     errors: tuple[int, ...],
     path: Schema | None = None,
+    query: Schema | None = None,
     body: Schema | None = None,
     tag: str = "stats",
     learner: bool = False,
@@ -253,9 +271,22 @@ def endpoint(
     ``roles``: the route needs a bearer token (never a trusted header) with one of them.
     """
     path_reader = _FlatReader(path) if path is not None else None
+    query_reader = _FlatReader(query) if query is not None else None
     dumpers = {status: Dumper(schema) for status, (schema, _) in responses.items() if schema is not None}
     contract = Contract(
-        operation_id, summary, tag, dict(responses), errors, path, body, path_reader, dumpers, learner, roles
+        operation_id,
+        summary,
+        tag,
+        dict(responses),
+        errors,
+        path,
+        query,
+        body,
+        path_reader,
+        query_reader,
+        dumpers,
+        learner,
+        roles,
     )
 
     def bind(handler: RouteHandler) -> Handler:

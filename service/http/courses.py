@@ -7,7 +7,15 @@ from aiohttp import web
 from service import keys
 from service.domain.model import WriteOutcome
 from service.http.contract import Inputs, Reply, endpoint
-from service.http.schemas import COURSE_STATS, SESSION_BODY, SESSION_STATS, CoursePath, SessionPath
+from service.http.schemas import (
+    COURSE_STATS,
+    SESSION_BODY,
+    SESSION_STATS,
+    CoursePath,
+    PageQuery,
+    SessionPage,
+    SessionPath,
+)
 
 _COURSE = CoursePath()
 _SESSION = SessionPath()
@@ -59,7 +67,29 @@ async def get_session(request: web.Request, inputs: Inputs) -> Reply:
     return Reply(200, stats)
 
 
+@endpoint(
+    operation_id="listSessions",
+    summary="Lists the learner's sessions in a course, a page at a time",
+    learner=True,
+    path=_COURSE,
+    query=PageQuery(),
+    responses={200: (SessionPage(), "A page of sessions in session-id order; nextCursor fetches the next.")},
+    errors=(400, 401, 403, 503),
+)
+async def list_sessions(request: web.Request, inputs: Inputs) -> Reply:
+    params = inputs.params
+    user_id, course_id = params["user_id"], params["course_id"]
+    cursors, scope = request.app[keys.CURSORS], f"sessions:{user_id}:{course_id}"
+    after = None if params["cursor"] is None else cursors.open(scope, params["cursor"])
+    items, next_after = await request.app[keys.STATS].sessions(user_id, course_id, params["limit"], after)
+    page: dict[str, object] = {"items": items}
+    if next_after is not None:
+        page["next_cursor"] = cursors.seal(scope, next_after)
+    return Reply(200, page)
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_post("/courses/{courseId}", post_session)
     app.router.add_get("/courses/{courseId}", get_course, allow_head=False)
+    app.router.add_get("/courses/{courseId}/sessions", list_sessions, allow_head=False)
     app.router.add_get("/courses/{courseId}/sessions/{sessionId}", get_session, allow_head=False)

@@ -213,6 +213,29 @@ class VersionResponse(Schema):
     revision = fields.String(required=True, metadata={"description": "The git commit the image was built from."})
 
 
+MAX_PAGE = 100
+
+
+class PageQuery(Schema):
+    """``?limit=&cursor=`` of every list."""
+
+    limit = fields.Integer(
+        load_default=50,
+        validate=validate.Range(1, MAX_PAGE),
+        metadata={"description": f"Items per page, 1-{MAX_PAGE}.", "default": 50},
+    )
+    cursor = fields.String(
+        load_default=None,
+        validate=validate.Length(min=1, max=512),
+        metadata={"description": "nextCursor of the previous page, unchanged."},
+    )
+
+
+class SessionPage(Schema):
+    items = fields.List(fields.Nested(SessionStatsResponse), required=True)
+    next_cursor = fields.String(data_key="nextCursor", metadata={"description": "Absent on the last page."})
+
+
 class UserPath(Schema):
     user_id = UUIDString(required=True, data_key="userId")
 

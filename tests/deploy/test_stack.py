@@ -127,6 +127,20 @@ def test_task_role_allows_exactly_the_table_and_pool_operations_on_them(
     }
 
 
+def test_every_task_seals_cursors_with_the_one_stack_secret(
+    resources: dict[str, Resource], only_resource: Only, container: Resource
+) -> None:
+    assert container["Secrets"] == [{"Name": "STATS_CURSOR_SECRET", "ValueFrom": {"Ref": "CursorSecret"}}]
+    assert resources["CursorSecret"]["Type"] == "AWS::SecretsManager::Secret"
+    role_name, _ = only_resource("AWS::ECS::TaskDefinition")["ExecutionRoleArn"]["Fn::GetAtt"]
+    statements = [
+        statement for policy in resources[role_name]["Properties"]["Policies"] for statement in _statements(policy)
+    ]
+    assert [(s["Action"], s["Resource"]) for s in statements] == [
+        ("secretsmanager:GetSecretValue", {"Ref": "CursorSecret"})
+    ]
+
+
 def test_user_pool_signs_in_by_email_with_the_local_modes_password_policy(only_resource: Only) -> None:
     pool = only_resource("AWS::Cognito::UserPool")
     assert pool["UsernameAttributes"] == ["email"]

@@ -36,6 +36,7 @@ def test_the_production_profile_runs_one_worker_per_task(monkeypatch: pytest.Mon
         STATS_DYNAMODB_TABLE="stats",
         AWS_REGION="eu-west-1",
         STATS_TRUST_USER_HEADER="true",
+        STATS_CURSOR_SECRET="x" * 32,
     )
     # One worker per task keeps /metrics one coherent view of the task.
     assert conf["workers"] == 1

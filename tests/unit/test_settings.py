@@ -20,6 +20,7 @@ PRODUCTION = {
     "AWS_REGION": "eu-west-1",
     "STATS_AUTH_ISSUER": "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Pool1",
     "STATS_AUTH_CLIENT_ID": "app-client-1",
+    "STATS_CURSOR_SECRET": "0123456789abcdef0123456789abcdef",
 }
 
 
@@ -97,7 +98,7 @@ def test_a_user_pool_needs_its_app_client() -> None:
     assert message.startswith("STATS_AUTH_CLIENT_ID: required with STATS_COGNITO_USER_POOL_ID")
 
 
-@pytest.mark.parametrize("missing", ["STATS_REDIS_URL", "STATS_DYNAMODB_TABLE", "AWS_REGION"])
+@pytest.mark.parametrize("missing", ["STATS_REDIS_URL", "STATS_DYNAMODB_TABLE", "AWS_REGION", "STATS_CURSOR_SECRET"])
 def test_production_refuses_to_start_without_an_endpoint(missing: str) -> None:
     message = config_error(without(PRODUCTION, missing))
     assert message.startswith(f"{missing}:")
@@ -139,7 +140,14 @@ def test_environment_variables_override_the_profile() -> None:
         access_log=False,
         change_capture=True,  # the local profile's, not overridden
         trust_user_header=True,  # likewise
+        cursor_secret="local-only-cursor-secret-not-for-production",  # likewise
     )
+
+
+def test_a_short_cursor_secret_is_refused_without_echoing_it() -> None:
+    message = config_error({"STATS_CURSOR_SECRET": "hunter2-hunter2"})
+    assert message.startswith("STATS_CURSOR_SECRET: must be at least 32 characters")
+    assert "hunter2" not in message
 
 
 def test_empty_variable_means_unset() -> None:
@@ -172,6 +180,7 @@ def test_keyword_overrides_win_over_the_environment() -> None:
         ("STATS_COGNITO_USER_POOL_ID", "pool"),
         ("STATS_COGNITO_USER_POOL_ID", "eu-west-1_ab/../c"),
         ("STATS_COGNITO_ENDPOINT", "cognito.local"),
+        ("STATS_CURSOR_SECRET", "too-short"),
         pytest.param(
             "STATS_REDIS_TIMEOUT_SECONDS",
             "9999\n",
