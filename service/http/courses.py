@@ -6,11 +6,14 @@ from aiohttp import web
 
 from service import keys
 from service.domain.model import WriteOutcome
+from service.http.batch import record_batch
 from service.http.contract import Inputs, Reply, endpoint
 from service.http.schemas import (
     COURSE_STATS,
     SESSION_BODY,
     SESSION_STATS,
+    BatchBody,
+    BatchResponse,
     CoursePath,
     PageQuery,
     SessionPage,
@@ -88,8 +91,23 @@ async def list_sessions(request: web.Request, inputs: Inputs) -> Reply:
     return Reply(200, page)
 
 
+@endpoint(
+    operation_id="postSessionBatch",
+    summary="Persists up to 100 sessions, each as POST /courses/{courseId} would",
+    learner=True,
+    path=_COURSE,
+    body=BatchBody(),
+    responses={200: (BatchResponse(), "One result per item, in order; a refused item never blocks the others.")},
+    errors=(400, 401, 403, 413, 415, 503),
+)
+async def post_batch(request: web.Request, inputs: Inputs) -> Reply:
+    user_id, course_id = inputs.params["user_id"], inputs.params["course_id"]
+    return Reply(200, {"results": await record_batch(request, user_id, course_id, inputs.body["sessions"])})
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_post("/courses/{courseId}", post_session)
     app.router.add_get("/courses/{courseId}", get_course, allow_head=False)
     app.router.add_get("/courses/{courseId}/sessions", list_sessions, allow_head=False)
+    app.router.add_post("/courses/{courseId}/sessions/batch", post_batch)
     app.router.add_get("/courses/{courseId}/sessions/{sessionId}", get_session, allow_head=False)

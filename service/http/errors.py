@@ -68,7 +68,8 @@ def error_response(
     )
 
 
-def _status_of(exc: ServiceError) -> tuple[int, str]:
+def status_of(exc: ServiceError) -> tuple[int, str]:
+    """The status and machine code that answer ``exc``."""
     for cls in type(exc).__mro__:
         if cls in STATUS:
             return STATUS[cls]
@@ -76,18 +77,21 @@ def _status_of(exc: ServiceError) -> tuple[int, str]:
 
 
 def from_service_error(exc: ServiceError, *, retry_after: int, metrics: Metrics, request_id: str) -> web.Response:
-    status, code = _status_of(exc)
+    status, code = status_of(exc)
     headers = {"Retry-After": str(retry_after)} if status in (429, 503) else None
     if status == 401:
         headers = {"WWW-Authenticate": 'Bearer realm="learning-stats"'}
     if isinstance(exc, DependencyUnavailable):
-        # The cause goes to operators (log line, metric), never to the client.
-        metrics.dependency_errors.labels(exc.dependency, exc.reason).inc()
-        log.warning(
-            "dependency unavailable",
-            extra={"request_id": request_id, "dependency": exc.dependency, "reason": exc.reason},
-        )
+        report_unavailable(exc, metrics=metrics, request_id=request_id)
     return error_response(status, code, exc.message, exc.fields, headers)
+
+
+def report_unavailable(exc: DependencyUnavailable, *, metrics: Metrics, request_id: str) -> None:
+    """The cause goes to operators (log line, metric), never to the client."""
+    metrics.dependency_errors.labels(exc.dependency, exc.reason).inc()
+    log.warning(
+        "dependency unavailable", extra={"request_id": request_id, "dependency": exc.dependency, "reason": exc.reason}
+    )
 
 
 def from_http_exception(exc: web.HTTPException, *, retry_after: int, metrics: Metrics, request_id: str) -> web.Response:

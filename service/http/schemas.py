@@ -214,6 +214,49 @@ class VersionResponse(Schema):
 
 
 MAX_PAGE = 100
+MAX_BATCH = 100
+
+
+class EachLoaded(fields.List):
+    """A list whose items load one by one: each is its inner field's value, or the
+    ``ValidationError`` that refused it, so one bad item never refuses the others."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list[Any]:
+        if not isinstance(value, list):
+            raise self.make_error("invalid")
+        return [self._load_item(item) for item in value]
+
+    def _load_item(self, item: Any) -> Any:
+        try:
+            return self.inner.deserialize(item)
+        except ValidationError as exc:
+            return exc
+
+
+class BatchBody(Schema):
+    class Meta:
+        unknown = RAISE
+
+    sessions = EachLoaded(
+        fields.Nested(SessionStatsBody),
+        required=True,
+        validate=validate.Length(1, MAX_BATCH),
+        metadata={"description": f"1-{MAX_BATCH} sessions, each as the body of POST /courses/{{courseId}}."},
+    )
+
+
+class BatchItemResult(Schema):
+    index = fields.Integer(required=True, metadata={"description": "The item's position in sessions, from 0."})
+    status = fields.Integer(
+        required=True,
+        metadata={"description": "What a POST of this item alone would answer: 201, 200, 4xx, 503."},
+    )
+    session_id = fields.String(data_key="sessionId", metadata={"format": "uuid"})
+    error = fields.Nested(ErrorDetail, metadata={"description": "Why the item was refused (status 4xx or 503)."})
+
+
+class BatchResponse(Schema):
+    results = fields.List(fields.Nested(BatchItemResult), required=True)
 
 
 class PageQuery(Schema):
