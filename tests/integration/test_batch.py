@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.support import Api, Backends, new_id
+from tests.integration.support import Api, Backends, Reply, new_id
 
 
 def item(modules: int = 2, session: str | None = None, **extra: Any) -> dict[str, Any]:
@@ -16,9 +16,8 @@ def item(modules: int = 2, session: str | None = None, **extra: Any) -> dict[str
     return body
 
 
-async def batch(api: Api, user: str, course: str, sessions: Any) -> Any:
-    reply = await api.call("POST", f"/courses/{course}/sessions/batch", user=user, json={"sessions": sessions})
-    return reply
+async def batch(api: Api, user: str, course: str, sessions: Any) -> Reply:
+    return await api.call("POST", f"/courses/{course}/sessions/batch", user=user, json={"sessions": sessions})
 
 
 async def test_each_item_is_an_upsert_and_the_aggregate_counts_each_once(api: Api, backends: Backends) -> None:
