@@ -27,10 +27,14 @@ from locust import HttpUser, between, events
 from locust.env import Environment
 from locust.exception import StopUser
 
-from bench.datagen import Write, WritePlanner, seeded_id
+from bench.datagen import Write, WritePlanner, new_id, random_payload, seeded_id
 
 COURSE_ROUTE = "/courses/[courseId]"
 LIST_ROUTE = "/courses/[courseId]/sessions"
+BATCH_ROUTE = "/courses/[courseId]/sessions/batch"
+# Sessions a learner's app syncs at once after studying offline.
+BATCH_SIZE = 5
+_BATCH_RNG = random.Random()
 SESSION_ROUTE = "/courses/[courseId]/sessions/[sessionId]"
 PASSWORD = "Load-Test-Passw0rd!"  # noqa: S105 - every simulated learner's, meets the pool's policy
 # Refresh this long before the access token expires.
@@ -49,6 +53,7 @@ def _options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--course-read-weight", type=int, default=6, help="relative frequency of aggregate reads")
     group.add_argument("--session-read-weight", type=int, default=2, help="relative frequency of session reads")
     group.add_argument("--list-weight", type=int, default=1, help="relative frequency of session list pages")
+    group.add_argument("--batch-weight", type=int, default=1, help="relative frequency of offline-sync batches")
     group.add_argument("--seed", type=int, default=1, help="seed for the learner and course pools")
     group.add_argument(
         "--identity", choices=("header", "accounts"), default="header", help="X-User-Id, or an account's token"
@@ -200,6 +205,22 @@ class Learner(HttpUser):
                 response.failure(f"session read answered {response.status_code}: {response.text[:200]}")
 
 
+    def post_batch(self) -> None:
+        write = self._posted()
+        if write is None:
+            return
+        sessions = [random_payload(_BATCH_RNG, new_id()) for _ in range(BATCH_SIZE)]
+        with self.client.post(
+            f"/courses/{write.course}/sessions/batch",
+            json={"sessions": sessions},
+            headers=self._identity(write),
+            name=BATCH_ROUTE,
+            catch_response=True,
+        ) as response:
+            statuses = [result.get("status") for result in response.json().get("results", [])] if response.ok else []
+            if statuses != [201] * BATCH_SIZE:
+                response.failure(f"batch answered {response.status_code}: {response.text[:200]}")
+
     def list_sessions(self) -> None:
         write = self._posted()
         if write is None:
@@ -225,6 +246,7 @@ def _set_up(environment: Environment, **_: Any) -> None:
         (Learner.read_course, options.course_read_weight),
         (Learner.read_session, options.session_read_weight),
         (Learner.list_sessions, options.list_weight),
+        (Learner.post_batch, options.batch_weight),
     )
     Learner.tasks = [function for function, weight in weighted for _ in range(weight)]
 
