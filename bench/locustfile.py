@@ -204,7 +204,6 @@ class Learner(HttpUser):
             if response.status_code != 200:
                 response.failure(f"session read answered {response.status_code}: {response.text[:200]}")
 
-
     def post_batch(self) -> None:
         write = self._posted()
         if write is None:

@@ -1,12 +1,13 @@
 """The raw cost of the dependency calls each route makes, without HTTP.
 
-Each kind calls the use case its route calls (``StatsService``), with the
-store and cache the service's own start-up builds from the same ``STATS_*``
-settings, in a closed loop with the given concurrency. ``bench.run`` measures
-each right after its route, from its own process moved onto the server's core,
-so that a route's rate divided by its dependency calls' rate is the share that
-the HTTP server, validation and middleware leave. By hand: ``taskset -c 0 python -m bench.rawdeps --data DIR
---run-id ID KIND...`` with the service's environment; it prints JSON.
+Each kind calls the use case its route calls (``StatsService``, or the
+accounts over the user pool), with the store, cache and Cognito client that the
+service's own start-up builds from the same ``STATS_*`` settings, in a closed
+loop with the given concurrency. ``bench.run`` measures each right after its
+route, from its own process moved onto the server's core, so that a route's rate
+divided by its dependency calls' rate is the share that the HTTP server,
+validation and middleware leave. By hand: ``taskset -c 0 python -m bench.rawdeps
+--data DIR --run-id ID KIND...`` with the service's environment; it prints JSON.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ KINDS = {
     "dynamodb_get": "GET /courses/{id}/sessions/{id}: GetItem",
     "post_new": "POST, new session: UpdateItem + the apply script",
     "post_repost": "POST, re-post: UpdateItem + the apply script",
+    "cognito_refresh": "POST /auth/refresh: InitiateAuth with REFRESH_TOKEN_AUTH",
 }
 
 
@@ -55,6 +57,7 @@ class DependencyCalls:
     def __init__(self, data: Path, run_id: str) -> None:
         self._pairs = _rows(data / "pairs.txt")
         self._sessions = _rows(data / "sessions.txt")
+        self._refresh_tokens = _rows(data / "refresh.txt")
         self._run_id = run_id
         self._app = create_app(load_settings())
         self._runner = web.AppRunner(self._app)
@@ -63,6 +66,7 @@ class DependencyCalls:
             "dynamodb_get": self._get,
             "post_new": self._post_new,
             "post_repost": self._post_repost,
+            "cognito_refresh": self._refresh,
         }
 
     async def __aenter__(self) -> DependencyCalls:
@@ -104,6 +108,13 @@ class DependencyCalls:
         values = post_values(repost_counter(n, len(self._sessions)))
         await self._post(user, course, SessionStats(session, *values))
 
+    async def _refresh(self, n: int) -> None:
+        accounts = self._app[keys.ACCOUNTS]
+        if accounts is None:
+            raise RuntimeError("no user pool: STATS_COGNITO_USER_POOL_ID and STATS_AUTH_CLIENT_ID are unset")
+        (token,) = self._refresh_tokens[n % len(self._refresh_tokens)]
+        await accounts.refresh(token)
+
 
 async def _measure_all(kinds: list[str], data: Path, run_id: str, seconds: float, concurrency: int) -> dict[str, Any]:
     async with DependencyCalls(data, run_id) as calls:
@@ -112,7 +123,9 @@ async def _measure_all(kinds: list[str], data: Path, run_id: str, seconds: float
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, required=True, help="directory with pairs.txt and sessions.txt")
+    parser.add_argument(
+        "--data", type=Path, required=True, help="directory with pairs.txt, sessions.txt and refresh.txt"
+    )
     parser.add_argument("--run-id", required=True, help="8 hex digits that make new session ids unique")
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--concurrency", type=int, default=32)

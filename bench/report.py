@@ -155,7 +155,7 @@ def render(results: dict[str, Any]) -> str:
     fit = results["rebuild"]["fit"]
     pinning = (
         f"server on core {info['server_core']}; wrk, the fixed-rate generator, redis-server and the local "
-        f"DynamoDB server on core {info['load_core']}"
+        f"DynamoDB and Cognito server on core {info['load_core']}"
         if info["server_core"] is not None
         else "not pinned (fewer than two cores or no taskset)"
     )
@@ -175,7 +175,8 @@ def render(results: dict[str, Any]) -> str:
         "request (from /proc) is steadier than req/s.",
         "",
         "**Local DynamoDB is not DynamoDB.** It is moto, serving one request at a time, some milliseconds per "
-        "call: far slower than DynamoDB. Scenarios that call it are bound by it, so they are judged as a ratio "
+        "call: far slower than DynamoDB (the same server is the bench's Cognito, which `refresh` calls). "
+        "Scenarios that call it are bound by it, so they are judged as a ratio "
         "to the same dependency calls made in a loop without HTTP (same clients and settings, same core, same "
         "concurrency), not by their absolute numbers. A ratio above 100% there means the local server set both "
         "rates: it serves one connection at a time and closes each after one answer, so its rate swings with "

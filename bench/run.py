@@ -31,7 +31,7 @@ import aiohttp
 import uvloop
 from redis.asyncio import Redis
 
-from bench import coldread, rawdeps
+from bench import coldread, learners, rawdeps
 from bench.openloop import fixed_rate
 from bench.report import write_report
 from bench.saturate import run_wrk
@@ -47,14 +47,17 @@ from bench.stack import (
     create_table,
     production_env,
     stop_all,
+    user_pool_env,
 )
 from bench.traffic import MIX_WRITE_EVERY, Dataset, stream
+from localmode import idp
 from localmode.servers import MotoServer, free_port
 from service.dynamodb.client import dynamodb_client
 from service.dynamodb.store import SessionStore
 from service.settings import load_settings
 
 DEFAULT_OUT = ROOT / "bench" / "results"
+USER_POOL = "learning-stats-bench"
 REPEAT_UP_TO = 1_000
 
 
@@ -70,6 +73,7 @@ class Plan:
     connections: int = 32
     pairs: int = 200
     sessions_per_pair: int = 3
+    learners: int = 100  # registered in the user pool, one refresh token each
     rebuild_sizes: tuple[int, ...] = (10, 100, 1_000, 10_000)
     rebuild_repeats: int = 3  # for up to REPEAT_UP_TO sessions; larger ones take seconds and read once
     readers: int = 100
@@ -86,6 +90,7 @@ SMOKE = Plan(
     connections=8,
     pairs=10,
     sessions_per_pair=2,
+    learners=8,
     rebuild_sizes=(10, 100),
     rebuild_repeats=1,
     stampede_sessions=50,
@@ -112,6 +117,8 @@ SCENARIOS = (
     Scenario("post_new", "POST /courses/{id}, new sessions", "pairs", "post_new"),
     Scenario("post_repost", "POST /courses/{id}, re-posts", "sessions", "post_repost"),
     Scenario("mix", "90% cached GET + 10% POST new", "pairs", "mix"),
+    # Last: each refresh leaves tokens in the local server's memory, which no DynamoDB scenario should share.
+    Scenario("refresh", "POST /auth/refresh", "refresh", "cognito_refresh"),
 )
 BARE = Scenario("bare", "bare aiohttp JSON handler", "pairs", "", script="get_course")
 
@@ -252,27 +259,31 @@ def explain_failure(*logs: Path) -> Iterator[None]:
 
 
 async def measure(plan: Plan, work: Path, cores: Cores) -> dict[str, Any]:
-    data = Dataset.generate(plan.seed, plan.pairs, plan.sessions_per_pair)
-    files = data.write(work)
-    bench = Bench(plan, files, data, cores)
     with contextlib.ExitStack() as stack:
         redis_server, moto = TcpRedisServer(work), MotoServer()
         env = production_env(redis_server.url, moto.url, free_port())
-        # This process reaches DynamoDB and Redis as the service does: same variables, same credentials.
+        # This process reaches DynamoDB, Redis and Cognito as the service does: same variables, same credentials.
         os.environ.update(env)
-        bare = Gunicorn(BARE_APP, {**env, "STATS_PORT": str(free_port())}, work / "bare.log", cores)
-        service = Gunicorn(SERVICE_APP, env, work / "service.log", cores)
         stack.enter_context(explain_failure(work / "bare.log", work / "service.log"))
-        progress("starting redis-server, the local DynamoDB server and gunicorn (bare app, then service)")
+        progress("starting redis-server and the local DynamoDB server, then the user pool in it")
         # Stopped in reverse: the servers under test first, their dependencies last.
         stack.callback(redis_server.stop)
         stack.callback(moto.stop)
-        stack.callback(stop_all, bare, service)
-        # The bare app needs no dependency: it starts while they do, which start side by side.
-        bare.start()
         await asyncio.gather(asyncio.to_thread(redis_server.start), asyncio.to_thread(moto.start))
         create_table(env)
+        # The service reads its user pool's ids at start-up, so the pool comes first.
+        pool = await idp.create_user_pool(load_settings(), moto.url, name=USER_POOL)
+        env |= user_pool_env(pool)
+        os.environ.update(env)
+        bare = Gunicorn(BARE_APP, {**env, "STATS_PORT": str(free_port())}, work / "bare.log", cores)
+        service = Gunicorn(SERVICE_APP, env, work / "service.log", cores)
+        stack.callback(stop_all, bare, service)
+        progress("starting gunicorn (bare app, then service) while learners register")
+        bare.start()
         service.start()
+        registered = await learners.register(pool, plan.learners)
+        data = Dataset.generate(plan.seed, plan.pairs, plan.sessions_per_pair, registered)
+        bench = Bench(plan, data.write(work), data, cores)
         settings = load_settings()
         redis = Redis.from_url(redis_server.url)
         async with dynamodb_client(settings) as client:

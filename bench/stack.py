@@ -1,6 +1,6 @@
 """The benchmarked stack on this machine: a real redis-server, the local DynamoDB
-server and gunicorn serving either the service or the bare aiohttp baseline,
-all with the production profile.
+server (which also serves the bench's Cognito user pool) and gunicorn serving
+either the service or the bare aiohttp baseline, all with the production profile.
 
 The benchmark process pins itself (and so every child it starts without an
 explicit core: redis-server, the DynamoDB server, wrk) to the load core, and the
@@ -22,9 +22,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.traffic import AUTH_CLIENT, AUTH_POOL
-from localmode import idp
 from localmode.servers import RedisServer, _die_with_parent, free_port
+from service.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 TABLE = "learning-stats-bench"
@@ -110,17 +109,30 @@ def production_env(redis_url: str, dynamodb_endpoint: str, port: int) -> dict[st
         "STATS_ACCESS_LOG": "false",
         "STATS_WORKERS": "1",
         # Learners are named by X-User-Id, as a trusted gateway names them, or by the access
-        # tokens of the bench's pool, whose keys the local server serves (localmode.idp).
+        # tokens of the bench's user pool (user_pool_env).
         "STATS_TRUST_USER_HEADER": "true",
-        "STATS_AUTH_ISSUER": idp.issuer(AUTH_POOL),
-        "STATS_AUTH_JWKS_URL": idp.jwks_url(dynamodb_endpoint, AUTH_POOL),
-        "STATS_AUTH_CLIENT_ID": AUTH_CLIENT,
+        "STATS_CURSOR_SECRET": "bench-only-cursor-secret-0123456789abcdef",
         # The local DynamoDB server needs seconds for a 10 000-session Query that DynamoDB answers in
         # milliseconds: these two leave it the time. No other scenario comes near either limit.
         "STATS_DYNAMODB_TIMEOUT_SECONDS": "60",
         "STATS_REQUEST_DEADLINE_SECONDS": "120",
         "STATS_SHUTDOWN_GRACE_SECONDS": "2",
     }
+
+
+def user_pool_env(pool: Settings) -> dict[str, str]:
+    """The variables that point the service at ``pool``, a user pool made by ``localmode.idp.create_user_pool``."""
+    variables = {
+        "STATS_COGNITO_USER_POOL_ID": pool.cognito_user_pool_id,
+        "STATS_COGNITO_ENDPOINT": pool.cognito_endpoint,
+        "STATS_AUTH_CLIENT_ID": pool.auth_client_id,
+        "STATS_AUTH_ISSUER": pool.auth_issuer,
+        "STATS_AUTH_JWKS_URL": pool.auth_jwks_url,
+    }
+    unset = [name for name, value in variables.items() if value is None]
+    if unset:
+        raise ValueError(f"the user pool's settings lack {', '.join(unset)}")
+    return {name: value for name, value in variables.items() if value is not None}
 
 
 def http_ok(url: str, timeout: float = 1.0) -> bool:

@@ -21,34 +21,42 @@ from localmode import idp
 MIX_WRITE_EVERY = 10
 
 
-# The user pool and app client whose access tokens the benchmarked service accepts.
-AUTH_POOL = "us-east-1_Bench"
-AUTH_CLIENT = "bench-client"
+@dataclass(frozen=True)
+class UserPool:
+    """The bench's user pool: the ids its tokens name, and a refresh token of each learner registered in it."""
+
+    pool_id: str
+    client_id: str
+    refresh_tokens: list[str]
 
 
 @dataclass(frozen=True)
 class Dataset:
     """Users' sessions posted before the scenarios run: ``pairs`` have cached aggregates,
-    and each pair's user an access token (``tokens``, one per user)."""
+    and each pair's user an access token of the pool (``tokens``, one per user). The pool's
+    learners (``refresh_tokens``) are other users: Cognito names its users itself."""
 
     pairs: list[tuple[str, str]]
     sessions: list[tuple[str, str, str]]
     tokens: dict[str, str]
+    refresh_tokens: list[str]
 
     @classmethod
-    def generate(cls, seed: int, pairs: int, sessions_per_pair: int) -> Dataset:
+    def generate(cls, seed: int, pairs: int, sessions_per_pair: int, pool: UserPool) -> Dataset:
         rng = random.Random(seed)
         pair_ids = [(seeded_id(rng), seeded_id(rng)) for _ in range(pairs)]
         sessions = [(user, course, seeded_id(rng)) for user, course in pair_ids for _ in range(sessions_per_pair)]
-        tokens = {user: idp.access_token(AUTH_POOL, AUTH_CLIENT, user) for user, _ in pair_ids}
-        return cls(pair_ids, sessions, tokens)
+        # The pairs' users need not exist in the pool: the service checks only a token's signature and claims.
+        tokens = {user: idp.access_token(pool.pool_id, pool.client_id, user) for user, _ in pair_ids}
+        return cls(pair_ids, sessions, tokens, pool.refresh_tokens)
 
     def write(self, directory: Path) -> dict[str, Path]:
         """One row per line, fields separated by spaces, for the Lua scripts."""
-        files = {name: directory / f"{name}.txt" for name in ("pairs", "sessions", "tokens")}
+        files = {name: directory / f"{name}.txt" for name in ("pairs", "sessions", "tokens", "refresh")}
         files["pairs"].write_text("".join(f"{user} {course}\n" for user, course in self.pairs))
         files["sessions"].write_text("".join(f"{u} {c} {s}\n" for u, c, s in self.sessions))
         files["tokens"].write_text("".join(f"{u} {c} {self.tokens[u]}\n" for u, c in self.pairs))
+        files["refresh"].write_text("".join(f"{token}\n" for token in self.refresh_tokens))
         return files
 
 
@@ -68,17 +76,26 @@ def get_request(path: str, user: str, token: str | None = None) -> bytes:
     return f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{credentials}\r\n\r\n".encode()
 
 
+def _json_post(path: str, body: bytes, headers: str = "") -> bytes:
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{headers}"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
 def post_request(user: str, course: str, session: str, counter: int) -> bytes:
     modules, score, time_ms = post_values(counter)
     body = (
         f'{{"sessionId":"{session}","totalModulesStudied":{modules},'
         f'"averageScore":{score // 100}.{score % 100:02d},"timeStudied":{time_ms}}}'
     ).encode()
-    head = (
-        f"POST /courses/{course} HTTP/1.1\r\nHost: 127.0.0.1\r\nX-User-Id: {user}\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-    )
-    return head.encode() + body
+    return _json_post(f"/courses/{course}", body, f"X-User-Id: {user}\r\n")
+
+
+def refresh_request(token: str) -> bytes:
+    """As a learner's app renews its access token: the refresh token is its only credential."""
+    return _json_post("/auth/refresh", f'{{"refreshToken":"{token}"}}'.encode())
 
 
 def repost_counter(counter: int, sessions: int) -> int:
@@ -124,6 +141,11 @@ def _mix(data: Dataset, run_id: str, thread: int) -> Iterator[bytes]:
             yield get_request(f"/courses/{course}", user)
 
 
+def _refresh(data: Dataset, run_id: str, thread: int) -> Iterator[bytes]:
+    for token in itertools.cycle(data.refresh_tokens):
+        yield refresh_request(token)
+
+
 STREAMS: dict[str, Callable[[Dataset, str, int], Iterator[bytes]]] = {
     "get_course": _get_course,
     "get_course_token": _get_course_token,
@@ -131,6 +153,7 @@ STREAMS: dict[str, Callable[[Dataset, str, int], Iterator[bytes]]] = {
     "post_new": _post_new,
     "post_repost": _post_repost,
     "mix": _mix,
+    "refresh": _refresh,
 }
 
 

@@ -33,6 +33,12 @@ function M.post(user, course, session, n)
     { ["X-User-Id"] = user, ["Content-Type"] = "application/json" }, body)
 end
 
+-- As a learner's app renews its access token: as refresh_request() in bench/traffic.py.
+function M.refresh(token)
+  return wrk.format("POST", "/auth/refresh", { ["Content-Type"] = "application/json" },
+    '{"refreshToken":"' .. token .. '"}')
+end
+
 -- Unique per run, thread and request: as new_session_id() in bench/traffic.py.
 function M.new_session(n)
   return string.format("%s-%04x-4000-8000-%012x", M.run_id, thread_id, n)

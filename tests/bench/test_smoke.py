@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SCENARIOS = ("get_course", "get_course_token", "get_session", "post_new", "post_repost", "mix")
+SCENARIOS = ("get_course", "get_course_token", "get_session", "post_new", "post_repost", "mix", "refresh")
 
 pytestmark = pytest.mark.slow
 
@@ -55,7 +55,7 @@ def test_every_scenario_ran_at_saturation_and_at_half_rate(results: dict[str, An
 
 def test_baselines_and_ratios_are_measured(results: dict[str, Any]) -> None:
     raw = results["baselines"]["raw"]
-    for name in ("redis_read", "dynamodb_get", "post_new", "post_repost"):
+    for name in ("redis_read", "dynamodb_get", "post_new", "post_repost", "cognito_refresh"):
         assert_sane(raw[name])
     assert raw["mix"]["rps"] > 0
     for name in SCENARIOS:
