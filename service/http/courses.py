@@ -110,4 +110,5 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/courses/{courseId}", get_course, allow_head=False)
     app.router.add_get("/courses/{courseId}/sessions", list_sessions, allow_head=False)
     app.router.add_post("/courses/{courseId}/sessions/batch", post_batch)
-    app.router.add_get("/courses/{courseId}/sessions/{sessionId}", get_session, allow_head=False)
+    # "batch" is the batch route's, for every method: OPTIONS and 405s name only its POST.
+    app.router.add_get("/courses/{courseId}/sessions/{sessionId:(?!batch$)[^{}/]+}", get_session, allow_head=False)

@@ -160,9 +160,10 @@ class Contract:
             }
 
         # Per path template: method -> (operation name, documented status -> media type -> validator).
-        self._routes: list[tuple[re.Pattern[str], dict[str, tuple[str, dict[str, Any]]]]] = [
+        self._routes: list[tuple[re.Pattern[str], int, dict[str, tuple[str, dict[str, Any]]]]] = [
             (
                 _template_pattern(template),
+                template.count("{"),
                 {
                     method.upper(): (
                         f"{method.upper()} {template}",
@@ -205,7 +206,10 @@ class Contract:
         """Whose response this is and its media types, or None for a route outside the contract."""
         if status in undocumented:
             return "the error envelope", self._envelope
-        matching = [operations for pattern, operations in self._routes if pattern.fullmatch(path)]
+        # As OpenAPI matches: a more concrete path (fewer templated segments) before its templated twins.
+        candidates = [(params, operations) for pattern, params, operations in self._routes if pattern.fullmatch(path)]
+        fewest = min((params for params, _ in candidates), default=0)
+        matching = [operations for params, operations in candidates if params == fewest]
         for operations in matching:
             if method in operations:
                 name, responses = operations[method]

@@ -151,7 +151,10 @@ async def test_malformed_path_ids_are_400(api: Api, backends: Backends) -> None:
 async def test_unknown_routes_and_methods(api: Api) -> None:
     user, course = new_id(), new_id()
     assert_error(await api.call("GET", "/nope", user=user), 404, "not_found")
-    assert_error(await api.call("GET", f"/courses/{course}/sessions", user=user), 404, "not_found")
+    assert_error(await api.call("GET", f"/courses/{course}/sessions/{new_id()}/more", user=user), 404, "not_found")
+    batch_by_get = await api.call("GET", f"/courses/{course}/sessions/batch", user=user)
+    assert_error(batch_by_get, 405, "method_not_allowed")
+    assert batch_by_get.headers["Allow"] == "POST"
     not_allowed = await api.call("DELETE", f"/courses/{course}", user=user)
     assert_error(not_allowed, 405, "method_not_allowed")
     assert "POST" in not_allowed.headers["Allow"]
