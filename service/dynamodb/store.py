@@ -140,9 +140,9 @@ class SessionStore:
         item = response.get("Item")
         return codec.decode(item) if item else None
 
-    async def course_pages(self, user_id: str, course_id: str) -> AsyncIterator[list[StoredSession]]:
-        """All of a user's sessions in a course, a strongly consistent page at a time."""
-        request: dict[str, Any] = {
+    def _course_query(self, user_id: str, course_id: str) -> dict[str, Any]:
+        """A strongly consistent Query of one user's sessions in one course."""
+        return {
             "TableName": self._table,
             "KeyConditionExpression": "#pk = :u AND begins_with(#sk, :prefix)",
             "ExpressionAttributeNames": {**codec.PROJECTION_NAMES, "#pk": codec.PARTITION_KEY},
@@ -150,6 +150,10 @@ class SessionStore:
             "ConsistentRead": True,
             "ProjectionExpression": codec.PROJECTION,
         }
+
+    async def course_pages(self, user_id: str, course_id: str) -> AsyncIterator[list[StoredSession]]:
+        """All of a user's sessions in a course, a strongly consistent page at a time."""
+        request = self._course_query(user_id, course_id)
         while True:
             with dynamodb_errors("Query"):
                 response = await self._client.query(**request)
@@ -164,16 +168,8 @@ class SessionStore:
     ) -> tuple[list[StoredSession], str | None]:
         """Up to ``limit`` of a user's sessions in a course in session-id order, after session ``after``,
         and the session id the next page starts after (None on the last page)."""
-        request: dict[str, Any] = {
-            "TableName": self._table,
-            "KeyConditionExpression": "#pk = :u AND begins_with(#sk, :prefix)",
-            "ExpressionAttributeNames": {**codec.PROJECTION_NAMES, "#pk": codec.PARTITION_KEY},
-            "ExpressionAttributeValues": {":u": {"S": user_id}, ":prefix": {"S": codec.course_prefix(course_id)}},
-            "ConsistentRead": True,
-            "ProjectionExpression": codec.PROJECTION,
-            # One more than asked: whether it exists says whether this is the last page.
-            "Limit": limit + 1,
-        }
+        # One more than asked: whether it exists says whether this is the last page.
+        request = {**self._course_query(user_id, course_id), "Limit": limit + 1}
         if after is not None:
             request["ExclusiveStartKey"] = codec.item_key(user_id, course_id, after)
         with dynamodb_errors("Query"):
