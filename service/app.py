@@ -23,11 +23,12 @@ from service.auth.tokens import TokenVerifier
 from service.changes.applier import ChangeApplier
 from service.changes.poller import StreamPoller
 from service.domain.errors import CacheUnavailable
+from service.domain.roster import Roster
 from service.domain.stats import StatsService
 from service.dynamodb.client import count_retries, dynamodb_client, streams_client
 from service.dynamodb.store import SessionStore
 from service.dynamodb.table import ensure_table
-from service.http import accounts, courses, ops
+from service.http import accounts, admin, courses, ops
 from service.http.contract import MAX_BODY_BYTES
 from service.http.cursors import Cursors
 from service.http.deadlines import Deadlines
@@ -134,7 +135,8 @@ async def _changes_ctx(app: web.Application) -> AsyncIterator[None]:
             log.warning("change capture is on but the table has no stream", extra={"table": settings.dynamodb_table})
             yield
             return
-        poller = asyncio.create_task(StreamPoller(streams, stream_arn, ChangeApplier(app[keys.CACHE])).run())
+        applier = ChangeApplier(app[keys.CACHE], Roster(app[keys.STORE], app[keys.CACHE]))
+        poller = asyncio.create_task(StreamPoller(streams, stream_arn, applier).run())
         log.info("change capture polling the table's stream", extra={"stream": stream_arn})
         try:
             yield
@@ -154,6 +156,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.extend([_dynamodb_ctx, _redis_ctx, _stats_ctx, _auth_ctx, _accounts_ctx, _changes_ctx])
     courses.add_routes(app)
     accounts.add_routes(app)
+    admin.add_routes(app)
     ops.add_routes(app)
     add_docs(app)
     return app

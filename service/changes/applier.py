@@ -1,10 +1,17 @@
-"""Stream records (DynamoDB Streams' and Lambda's event shape alike) applied to Redis.
+"""Stream records (DynamoDB Streams' and Lambda's event shape alike) applied to Redis and the rosters.
 
-Each INSERT or MODIFY carries the item's new image, applied through the cache's
+Each INSERT or MODIFY of a session carries the item's new image (a tombstone
+for a delete), applied to the learner's cached aggregate through the cache's
 version rule: idempotent and order-independent, so at-least-once delivery, a
 batch retried after a failure, and the request path's own update of the same
-write all commute. A REMOVE drops the aggregate, which is then rebuilt from
-nothing on its next read (versions cannot order a deletion).
+write all commute. A REMOVE (erasure, or an item removed behind the service)
+drops the aggregate, which is then rebuilt from nothing on its next read
+(versions cannot order a removal).
+
+Then every (learner, course) the batch touched has its roster row recomputed
+from the table (``service.domain.roster``): the course-wide figures follow
+every change, and recomputing cannot double count however often a batch is
+delivered. The rows' own records are skipped: they are derived, not changes.
 """
 
 from __future__ import annotations
@@ -12,20 +19,27 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from service.domain.roster import Roster
 from service.dynamodb import codec
 from service.redis.cache import AggregateCache
 
 
 class ChangeApplier:
-    def __init__(self, cache: AggregateCache) -> None:
+    def __init__(self, cache: AggregateCache, roster: Roster) -> None:
         self._cache = cache
+        self._roster = roster
 
     async def apply(self, records: Sequence[Mapping[str, Any]]) -> None:
-        """Apply every record in order; raises ``CacheUnavailable`` so that the batch is retried."""
+        """Apply every record in order; raises ``CacheUnavailable`` or ``DependencyUnavailable``
+        so that the batch is retried."""
+        touched: dict[tuple[str, str], None] = {}
         for record in records:
             change = record["dynamodb"]
             user_id = change["Keys"][codec.PARTITION_KEY]["S"]
+            if codec.is_roster_key(user_id):
+                continue
             course_id = change["Keys"][codec.SORT_KEY]["S"].partition("#")[0]
+            touched[user_id, course_id] = None
             key = self._cache.key(user_id, course_id)
             if record["eventName"] == "REMOVE":
                 await self._cache.forget(key)
@@ -33,3 +47,5 @@ class ChangeApplier:
                 await self._cache.apply_change(key, codec.decode(change["NewImage"]))
             # else: an image with no version holds no session values (moto records the
             # empty item an UpdateItem creates before its actions run); nothing to apply.
+        for user_id, course_id in touched:
+            await self._roster.refresh(user_id, course_id)

@@ -7,27 +7,38 @@ records in order per shard; a batch whose update fails raises, and Lambda
 retries it (bisecting, so one bad record cannot hold its shard). The cache's
 version rule makes retries and at-least-once delivery harmless.
 
-One event loop and one Redis client per execution environment: Lambda reuses
-the process across invocations, so connections are kept between batches.
+One event loop, one Redis client and one DynamoDB client per execution
+environment: Lambda reuses the process across invocations, so connections are
+kept between batches. The DynamoDB client recomputes roster rows
+(``service.domain.roster``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 from collections.abc import Mapping
 from typing import Any
 
 from service.changes.applier import ChangeApplier
+from service.domain.roster import Roster
+from service.dynamodb.client import dynamodb_client
+from service.dynamodb.store import SessionStore
 from service.redis.client import open_cache
 from service.settings import load_settings
 
 
 class _Runtime:
     def __init__(self) -> None:
+        settings = load_settings()
         self.loop = asyncio.new_event_loop()
-        self.redis, self.cache = open_cache(load_settings())
-        self.applier = ChangeApplier(self.cache)
+        self.redis, self.cache = open_cache(settings)
+        # Kept open for the environment's life; Lambda freezes and ends the process itself.
+        self._clients = contextlib.AsyncExitStack()
+        dynamodb = self.loop.run_until_complete(self._clients.enter_async_context(dynamodb_client(settings)))
+        store = SessionStore(dynamodb, settings.dynamodb_table)
+        self.applier = ChangeApplier(self.cache, Roster(store, self.cache))
 
 
 @functools.cache

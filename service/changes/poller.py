@@ -18,7 +18,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from service.changes.applier import ChangeApplier
-from service.domain.errors import CacheUnavailable
+from service.domain.errors import CacheUnavailable, DependencyUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ class StreamPoller:
                     await self._discover("TRIM_HORIZON")
                 for shard_id, iterator in list(self._iterators.items()):
                     await self._read(shard_id, iterator)
-            except (CacheUnavailable, BotoCoreError, ClientError) as exc:
+            except (CacheUnavailable, DependencyUnavailable, BotoCoreError, ClientError) as exc:
                 # The same iterators are read again next round: nothing is skipped.
                 log.warning("change capture paused", extra={"error": type(exc).__name__})
             await asyncio.sleep(self._interval)

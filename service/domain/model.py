@@ -10,6 +10,7 @@ import dataclasses
 import enum
 from collections.abc import Iterable
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Protocol
 
 SCORE_SCALE = 100
 
@@ -42,15 +43,64 @@ class SessionStats:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class StoredSession:
-    """A session as DynamoDB holds it; ``version`` grows by one on every change."""
+    """A session as DynamoDB holds it; ``version`` grows by one on every change.
+
+    A deleted session is a tombstone: it keeps its version (so that no late or
+    repeated write of an older version can bring it back) and contributes nothing.
+    """
 
     stats: SessionStats
     version: int
+    deleted: bool = False
+
+    @property
+    def entry_id(self) -> str:
+        return self.stats.session_id
+
+    @property
+    def totals(self) -> CourseTotals:
+        return CourseTotals() if self.deleted else CourseTotals.of((self.stats,))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LearnerRow:
+    """One learner's sums in one course, as the course's roster holds them.
+
+    ``revision`` is the sum of the versions of the learner's items in the course,
+    tombstones included: every change of a session adds one to it, so a row
+    computed from a later state of the table always has a higher revision.
+    """
+
+    user_id: str
+    totals: CourseTotals
+    revision: int
+
+    @property
+    def entry_id(self) -> str:
+        return self.user_id
+
+    @property
+    def version(self) -> int:
+        return self.revision
+
+
+class Contribution(Protocol):
+    """What one entry of a cached aggregate adds to it: a session's to a learner's
+    aggregate, a learner's to a course's."""
+
+    @property
+    def entry_id(self) -> str: ...
+
+    @property
+    def version(self) -> int: ...
+
+    @property
+    def totals(self) -> CourseTotals: ...
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class CourseTotals:
-    """Integer sums over one user's sessions in one course."""
+    """Integer sums over sessions: one learner's in one course, or every learner's in a course."""
 
     sessions: int = 0
     modules: int = 0
@@ -69,6 +119,15 @@ class CourseTotals:
             totals[4] += stats.time_ms
         return cls(*totals)
 
+    def __add__(self, other: CourseTotals) -> CourseTotals:
+        return CourseTotals(
+            self.sessions + other.sessions,
+            self.modules + other.modules,
+            self.weighted_score + other.weighted_score,
+            self.score_sum + other.score_sum,
+            self.time_ms + other.time_ms,
+        )
+
     @property
     def average_score_cents(self) -> int:
         """Mean score weighted by modules studied; the plain mean when no module was."""
@@ -77,3 +136,12 @@ class CourseTotals:
         if self.sessions:
             return _rounded_ratio(self.score_sum, self.sessions)
         return 0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CourseFigures:
+    """A cached aggregate's sums and how many of its entries have a session:
+    for a course, ``learners`` is the number of learners with at least one session."""
+
+    totals: CourseTotals
+    learners: int

@@ -1,4 +1,5 @@
-"""The use cases: record a session, read a session or a page of them, read a course aggregate.
+"""The use cases: record or delete a session, read a session or a page of them, read a
+learner's course aggregate, the course-wide figures and roster, and erase a learner.
 
 DynamoDB decides what is true; Redis only ever speeds up the aggregate read.
 When Redis fails the answer comes from DynamoDB instead (slower, never wrong),
@@ -11,11 +12,27 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
 
 from service.domain.errors import CacheUnavailable, NotFound
-from service.domain.model import CourseTotals, SessionStats, StoredSession, WriteOutcome
+from service.domain.model import (
+    Contribution,
+    CourseFigures,
+    CourseTotals,
+    LearnerRow,
+    SessionStats,
+    StoredSession,
+    WriteOutcome,
+)
 from service.domain.ports import AggregateStore, Busy, Claimed, Hit, ReadResult, SessionRepository
+from service.domain.roster import Roster
 from service.telemetry.metrics import Metrics
+
+T = TypeVar("T")
+
+# What a rebuild read from DynamoDB: the entries to cache and the figures they make.
+Loaded = tuple[Sequence[Contribution], CourseFigures]
 
 log = logging.getLogger(__name__)
 
@@ -32,25 +49,42 @@ class StatsService:
         self._metrics = metrics
         self._busy_wait = busy_wait_seconds
         # One rebuild per aggregate in this process, however many readers miss at once.
-        self._flights: dict[str, asyncio.Future[CourseTotals]] = {}
+        self._flights: dict[str, asyncio.Future[CourseFigures]] = {}
+        self._roster = Roster(store, cache)
 
     async def record(self, user_id: str, course_id: str, stats: SessionStats) -> tuple[WriteOutcome, SessionStats]:
-        key = self._cache.key(user_id, course_id)
+        written = self._store.upsert(user_id, course_id, stats)
+        outcome, stored = await self._write(self._cache.key(user_id, course_id), written, lambda done: done[1])
+        return outcome, stored.stats
+
+    async def delete(self, user_id: str, course_id: str, session_id: str) -> None:
+        deleted = self._store.delete(user_id, course_id, session_id)
+        if await self._write(self._cache.key(user_id, course_id), deleted, lambda done: done) is None:
+            raise NotFound("no such session for this user and course")
+
+    async def _write(self, key: str, write: Awaitable[T], stored_of: Callable[[T], StoredSession | None]) -> T:
+        """Run a write to DynamoDB, then apply the session it stored to the learner's aggregate."""
         try:
-            outcome, stored = await self._store.upsert(user_id, course_id, stats)
+            done = await write
         except BaseException:
             # A timeout or a cut connection says nothing about whether DynamoDB applied
             # the write (it may yet): the aggregate must be rebuilt, not served as it is.
             self._cache.mark_stale(key)
             raise
+        stored = stored_of(done)
+        if stored is None:
+            return done
         # Unchanged writes apply too: the version rule makes it free, and it repairs
         # an aggregate whose update was lost when an earlier attempt died midway.
         try:
             await self._cache.apply_write(key, stored)
         except CacheUnavailable as exc:
-            self._metrics.dependency_errors.labels("redis", str(exc)).inc()
+            self._redis_failed(exc)
             log.warning("aggregate update deferred: redis unavailable (%s)", exc)
-        return outcome, stored.stats
+        return done
+
+    def _redis_failed(self, exc: CacheUnavailable) -> None:
+        self._metrics.dependency_errors.labels("redis", str(exc)).inc()
 
     async def session(self, user_id: str, course_id: str, session_id: str) -> SessionStats:
         stored = await self._store.get(user_id, course_id, session_id)
@@ -66,69 +100,118 @@ class StatsService:
         return [stored.stats for stored in page], next_after
 
     async def course(self, user_id: str, course_id: str) -> CourseTotals:
-        key = self._cache.key(user_id, course_id)
+        async def load() -> Loaded:
+            sessions = await self._load_course(user_id, course_id)
+            totals = sum((stored.totals for stored in sessions), CourseTotals())
+            return sessions, CourseFigures(totals, totals.sessions)
+
+        figures = await self._aggregate(self._cache.key(user_id, course_id), load)
+        if figures.totals.sessions == 0:
+            raise NotFound("no sessions for this user in this course")
+        return figures.totals
+
+    async def course_figures(self, course_id: str) -> CourseFigures:
+        """The course-wide figures over every learner's row of the course's roster."""
+
+        async def load() -> Loaded:
+            rows: list[LearnerRow] = []
+            async for page in self._store.roster_pages(course_id):
+                rows.extend(page)
+            self._metrics.rebuilds.inc()
+            totals = sum((row.totals for row in rows), CourseTotals())
+            return rows, CourseFigures(totals, sum(1 for row in rows if row.totals.sessions))
+
+        figures = await self._aggregate(self._cache.course_key(course_id), load)
+        if figures.learners == 0:
+            raise NotFound("no learner has a session in this course")
+        return figures
+
+    async def learners(
+        self, course_id: str, limit: int, after: tuple[int, str | None]
+    ) -> tuple[list[LearnerRow], tuple[int, str | None] | None]:
+        """A page of the course's learners (those with a session), and where the next page starts."""
+        return await self._store.roster_page(course_id, limit, after)
+
+    async def erase(self, user_id: str) -> None:
+        """Remove every session of a learner, and them from every course's roster and aggregate.
+
+        DynamoDB first: once its items are gone, nothing can rebuild their figures. A
+        Redis failure afterwards is left to change capture, whose records of the
+        removals make the same repairs (``service.changes.applier``)."""
+        for course_id in sorted(await self._store.erase(user_id)):
+            await self._store.delete_row(course_id, user_id)
+            try:
+                await self._cache.forget(self._cache.key(user_id, course_id))
+                await self._cache.remove_entries(self._cache.course_key(course_id), [user_id])
+            except CacheUnavailable as exc:
+                self._redis_failed(exc)
+                log.warning("erasure left to change capture: redis unavailable (%s)", exc)
+
+    async def _aggregate(self, key: str, load: Callable[[], Awaitable[Loaded]]) -> CourseFigures:
+        """A cached aggregate, or one rebuild of it from DynamoDB however many readers miss at once."""
         flight = self._flights.get(key)
         if flight is None:
             result = await self._read_cache(key)
             if isinstance(result, Hit):
                 self._metrics.cache_hits.inc()
-                return _found(result.totals)
+                return result.figures
             flight = self._flights.get(key)
             if flight is None:
-                flight = self._start_flight(key, user_id, course_id, result)
+                flight = self._start_flight(key, load, result)
             elif isinstance(result, Claimed):
                 # Another reader here got Busy first and is already rebuilding: free the lock for it.
                 await self._release(key)
         self._metrics.cache_misses.inc()
-        return _found(await asyncio.shield(flight))
+        return await asyncio.shield(flight)
 
     async def _read_cache(self, key: str) -> ReadResult | None:
         try:
             return await self._cache.read(key)
         except CacheUnavailable as exc:
-            self._metrics.dependency_errors.labels("redis", str(exc)).inc()
+            self._redis_failed(exc)
             return None
 
     def _start_flight(
-        self, key: str, user_id: str, course_id: str, result: ReadResult | None
-    ) -> asyncio.Future[CourseTotals]:
-        flight = asyncio.ensure_future(self._resolve_miss(key, user_id, course_id, result))
+        self, key: str, load: Callable[[], Awaitable[Loaded]], result: ReadResult | None
+    ) -> asyncio.Future[CourseFigures]:
+        flight = asyncio.ensure_future(self._resolve_miss(key, load, result))
         self._flights[key] = flight
         flight.add_done_callback(lambda done: self._finish_flight(key, done))
         return flight
 
-    def _finish_flight(self, key: str, flight: asyncio.Future[CourseTotals]) -> None:
+    def _finish_flight(self, key: str, flight: asyncio.Future[CourseFigures]) -> None:
         if self._flights.get(key) is flight:
             del self._flights[key]
         # Every waiter may have gone (client disconnects): the error is still consumed.
         if not flight.cancelled():
             flight.exception()
 
-    async def _resolve_miss(self, key: str, user_id: str, course_id: str, result: ReadResult | None) -> CourseTotals:
+    async def _resolve_miss(
+        self, key: str, load: Callable[[], Awaitable[Loaded]], result: ReadResult | None
+    ) -> CourseFigures:
         deadline = time.monotonic() + self._busy_wait
         while isinstance(result, Busy) and time.monotonic() < deadline:
             await asyncio.sleep(_BUSY_POLL_SECONDS)
             result = await self._read_cache(key)
         if isinstance(result, Hit):
-            return result.totals
+            return result.figures
         claim = result if isinstance(result, Claimed) else None
         try:
-            sessions = await self._load_course(user_id, course_id)
+            entries, figures = await load()
         except BaseException:
             if claim is not None:
                 await self._release(key)
             raise
-        totals = CourseTotals.of(stored.stats for stored in sessions)
         if claim is None:
             self._metrics.fallback_reads.inc()
-            return totals
+            return figures
         try:
-            completed = await self._cache.complete(key, claim.incarnation, sessions)
+            completed = await self._cache.complete(key, claim.incarnation, entries)
         except CacheUnavailable as exc:
-            self._metrics.dependency_errors.labels("redis", str(exc)).inc()
-            return totals
+            self._redis_failed(exc)
+            return figures
         # The completed hash also holds writes that landed during the rebuild.
-        return completed if completed is not None else totals
+        return completed if completed is not None else figures
 
     async def _load_course(self, user_id: str, course_id: str) -> list[StoredSession]:
         started = time.perf_counter()
@@ -143,9 +226,3 @@ class StatsService:
         # If Redis is failing the lock simply expires.
         with contextlib.suppress(CacheUnavailable):
             await self._cache.release(key)
-
-
-def _found(totals: CourseTotals) -> CourseTotals:
-    if totals.sessions == 0:
-        raise NotFound("no sessions for this user in this course")
-    return totals

@@ -6,24 +6,43 @@ are a single ``Query`` on the key. Attributes: ``modules``, ``score`` (hundredth
 of a percent point), ``timeMs``, ``version`` (grows by one per change) and
 ``writtenAtUs``: when the request that wrote it began, in µs since the epoch
 (``service.dynamodb.store`` explains why). Items written before that attribute
-existed carry ``updatedAt`` (ms) instead, which nothing reads.
+existed carry ``updatedAt`` (ms) instead, which nothing reads. A deleted session
+is a tombstone: ``deleted = true``, its version and stamp, and no values.
+
+**Course rosters** live in the same table: one row per (course, learner) with
+the learner's sums in the course (``service.domain.roster``), partition key
+``course#<courseId>#<shard>`` (the shard is a hash of the learner's id, one of
+``ROSTER_SHARDS``), sort key the learner's id. A course's rows are spread over
+that many partitions, so no partition takes every write of a popular course,
+and the whole roster is that many paginated Queries. Roster keys begin with
+``course#`` and session keys with a user id (a UUID), so the two never meet.
 """
 
 from __future__ import annotations
 
 import time
+import zlib
 from typing import Any
 
-from service.domain.model import SessionStats, StoredSession
+from service.domain.model import CourseTotals, LearnerRow, SessionStats, StoredSession
 
 PARTITION_KEY = "userId"
 SORT_KEY = "sessionKey"
 
 # Attribute of each stored value, under the placeholder names the expressions use.
 MODULES, SCORE, TIME_MS, VERSION, WRITTEN_AT = "modules", "score", "timeMs", "version", "writtenAtUs"
+DELETED = "deleted"
 # What reads project: the key and the values a session is decoded from.
-PROJECTION = "#sk, #m, #s, #t, #v"
-PROJECTION_NAMES = {"#sk": SORT_KEY, "#m": MODULES, "#s": SCORE, "#t": TIME_MS, "#v": VERSION}
+PROJECTION = "#sk, #m, #s, #t, #v, #d"
+PROJECTION_NAMES = {"#sk": SORT_KEY, "#m": MODULES, "#s": SCORE, "#t": TIME_MS, "#v": VERSION, "#d": DELETED}
+
+# Partitions per course roster: at 1 000 writes a second to one course, each takes
+# about 63, far under a partition's 1 000 WCU. Changing it moves every row.
+ROSTER_SHARDS = 16
+ROSTER_PREFIX = "course#"
+# A roster row's attributes: the learner's sums in the course and their revision.
+ROW_SUMS = ("n", "m", "w", "ss", "t")
+REVISION = "rev"
 
 
 def session_key(course_id: str, session_id: str) -> str:
@@ -49,21 +68,56 @@ def stats_values(stats: SessionStats) -> dict[str, Any]:
 
 
 def encode(user_id: str, course_id: str, stored: StoredSession, written_at_us: int | None = None) -> dict[str, Any]:
-    """A whole item, attribute for attribute as an upsert leaves it (for bulk loads and tests)."""
+    """A whole item, attribute for attribute as an upsert (or a delete) leaves it (for bulk loads and tests)."""
     now = time.time_ns() // 1000 if written_at_us is None else written_at_us
+    values = {DELETED: {"BOOL": True}} if stored.deleted else stats_values(stored.stats)
     return {
         **item_key(user_id, course_id, stored.stats.session_id),
-        **stats_values(stored.stats),
+        **values,
         VERSION: {"N": str(stored.version)},
         WRITTEN_AT: {"N": str(now)},
     }
 
 
 def decode(item: dict[str, Any]) -> StoredSession:
+    session_id = item[SORT_KEY]["S"].partition("#")[2]
+    if DELETED in item:
+        return StoredSession(SessionStats(session_id, 0, 0, 0), int(item[VERSION]["N"]), deleted=True)
     stats = SessionStats(
-        session_id=item[SORT_KEY]["S"].partition("#")[2],
+        session_id=session_id,
         modules=int(item[MODULES]["N"]),
         score_cents=int(item[SCORE]["N"]),
         time_ms=int(item[TIME_MS]["N"]),
     )
     return StoredSession(stats, int(item[VERSION]["N"]))
+
+
+def is_roster_key(partition_key: str) -> bool:
+    return partition_key.startswith(ROSTER_PREFIX)
+
+
+def roster_partition(course_id: str, shard: int) -> str:
+    return f"{ROSTER_PREFIX}{course_id}#{shard}"
+
+
+def roster_shard(user_id: str) -> int:
+    # crc32, not hash(): the same learner must land on the same shard in every process.
+    return zlib.crc32(user_id.encode()) % ROSTER_SHARDS
+
+
+def row_key(course_id: str, user_id: str) -> dict[str, Any]:
+    return {PARTITION_KEY: {"S": roster_partition(course_id, roster_shard(user_id))}, SORT_KEY: {"S": user_id}}
+
+
+def row_values(row: LearnerRow) -> dict[str, Any]:
+    totals = row.totals
+    numbers = (totals.sessions, totals.modules, totals.weighted_score, totals.score_sum, totals.time_ms)
+    return {
+        **{name: {"N": str(value)} for name, value in zip(ROW_SUMS, numbers, strict=True)},
+        REVISION: {"N": str(row.revision)},
+    }
+
+
+def decode_row(item: dict[str, Any]) -> LearnerRow:
+    totals = CourseTotals(*(int(item[name]["N"]) for name in ROW_SUMS))
+    return LearnerRow(item[SORT_KEY]["S"], totals, int(item[REVISION]["N"]))

@@ -18,6 +18,12 @@ the stored stamp is older, so a late attempt (whose stamp is older than the
 acknowledged write it would overwrite) changes nothing, and its refusal reaches
 nobody. This keeps a POST at one round trip.
 
+**Deletes are tombstones.** A delete keeps the item, marked ``deleted``, with
+its values removed and its version incremented, rather than removing it: an
+item removed and created again would start at version 1 again, and every
+cache that recorded a higher version would ignore it. A write onto a tombstone
+creates the session again at the next version. Only erasure removes items.
+
 Clock skew between tasks: of two writes to one session whose stamps are less
 than the skew apart, the one stamped later wins, whichever reached the table
 last; the other answers 200 with the winner's values (``SUPERSEDED``), so each
@@ -28,15 +34,16 @@ client are further apart than that.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from service.domain.errors import DependencyUnavailable
-from service.domain.model import SessionStats, StoredSession, WriteOutcome
+from service.domain.model import LearnerRow, SessionStats, StoredSession, WriteOutcome
 from service.dynamodb import codec
 
 if TYPE_CHECKING:
@@ -55,13 +62,31 @@ _TRANSIENT_CODES = frozenset(
     }
 )
 
-_NAMES = {"#m": codec.MODULES, "#s": codec.SCORE, "#t": codec.TIME_MS, "#v": codec.VERSION, "#w": codec.WRITTEN_AT}
-_UPSERT_EXPRESSION = "SET #m = :m, #s = :s, #t = :t, #w = :now ADD #v :one"
+_NAMES = {
+    "#m": codec.MODULES,
+    "#s": codec.SCORE,
+    "#t": codec.TIME_MS,
+    "#v": codec.VERSION,
+    "#w": codec.WRITTEN_AT,
+    "#d": codec.DELETED,
+}
+_NEWER_STAMP = "(attribute_not_exists(#w) OR #w < :now)"
+_UPSERT_EXPRESSION = "SET #m = :m, #s = :s, #t = :t, #w = :now REMOVE #d ADD #v :one"
 # Identical values fail the first clause: nothing is written and the version stays.
 # A stamp no newer than the stored one fails the second: a late attempt writes nothing.
 _UPSERT_CONDITION = (
-    "(attribute_not_exists(#v) OR #m <> :m OR #s <> :s OR #t <> :t) AND (attribute_not_exists(#w) OR #w < :now)"
+    f"(attribute_not_exists(#v) OR attribute_exists(#d) OR #m <> :m OR #s <> :s OR #t <> :t) AND {_NEWER_STAMP}"
 )
+_DELETE_EXPRESSION = "SET #d = :yes, #w = :now REMOVE #m, #s, #t ADD #v :one"
+_DELETE_CONDITION = f"attribute_exists(#v) AND attribute_not_exists(#d) AND {_NEWER_STAMP}"
+_DELETE_NAMES = {name: _NAMES[name] for name in ("#m", "#s", "#t", "#v", "#w", "#d")}
+_ROW_NAMES = {f"#{name}": name for name in (*codec.ROW_SUMS, codec.REVISION)}
+_ROW_EXPRESSION = "SET " + ", ".join(f"#{name} = :{name}" for name in (*codec.ROW_SUMS, codec.REVISION))
+# A row computed from an earlier state of the table (a lower revision) never replaces a later one.
+_ROW_CONDITION = "attribute_not_exists(#rev) OR #rev < :rev"
+# Items per BatchWriteItem (DynamoDB's limit), and such calls in flight during an erasure.
+_BATCH_WRITE = 25
+_ERASE_CONCURRENCY = 16
 
 
 class _WriteClock:
@@ -87,6 +112,11 @@ def dynamodb_errors(operation: str) -> Iterator[None]:
         raise
     except BotoCoreError as exc:
         raise DependencyUnavailable("dynamodb", f"{operation}/{type(exc).__name__}") from exc
+
+
+def _refused(exc: ClientError) -> bool:
+    """Whether DynamoDB refused a write by its condition (and so wrote nothing)."""
+    return bool(exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException")
 
 
 class SessionStore:
@@ -115,18 +145,49 @@ class SessionStore:
                     ConditionExpression=_UPSERT_CONDITION,
                     ExpressionAttributeNames=_NAMES,
                     ExpressionAttributeValues=values,
+                    # The old version and tombstone mark say what the write did; the new values are ours.
+                    ReturnValues="UPDATED_OLD",
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+            except ClientError as exc:
+                if not _refused(exc):
+                    raise
+                stored = codec.decode(exc.response["Item"])
+                same = stored.stats == stats and not stored.deleted
+                return (WriteOutcome.UNCHANGED if same else WriteOutcome.SUPERSEDED), stored
+        old = response.get("Attributes", {})
+        created = codec.VERSION not in old or codec.DELETED in old
+        version = int(old[codec.VERSION]["N"]) + 1 if codec.VERSION in old else 1
+        return (WriteOutcome.CREATED if created else WriteOutcome.REPLACED), StoredSession(stats, version)
+
+    async def delete(self, user_id: str, course_id: str, session_id: str) -> StoredSession | None:
+        """Make a session a tombstone; None if there is no such session (or it is deleted already)."""
+        stamp = self._clock.stamp()
+        values: dict[str, Any] = {":now": {"N": str(stamp)}, ":one": {"N": "1"}, ":yes": {"BOOL": True}}
+        with dynamodb_errors("UpdateItem"):
+            try:
+                response = await self._client.update_item(
+                    TableName=self._table,
+                    Key=codec.item_key(user_id, course_id, session_id),
+                    UpdateExpression=_DELETE_EXPRESSION,
+                    ConditionExpression=_DELETE_CONDITION,
+                    ExpressionAttributeNames=_DELETE_NAMES,
+                    ExpressionAttributeValues=values,
                     ReturnValues="ALL_NEW",
                     ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 )
             except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                if not _refused(exc):
                     raise
-                stored = codec.decode(exc.response["Item"])
-                same = stored.stats == stats
-                return (WriteOutcome.UNCHANGED if same else WriteOutcome.SUPERSEDED), stored
-        stored = codec.decode(response["Attributes"])
-        outcome = WriteOutcome.CREATED if stored.version == 1 else WriteOutcome.REPLACED
-        return outcome, stored
+                item = exc.response.get("Item")
+                if item is None:
+                    return None
+                current = codec.decode(item)
+                # Our own earlier attempt (botocore retried after it landed) carries our stamp.
+                ours = current.deleted and int(item[codec.WRITTEN_AT]["N"]) == stamp
+                # A write stamped after this delete began stands, as if it came after the delete.
+                return current if ours or not current.deleted else None
+        return codec.decode(response["Attributes"])
 
     async def get(self, user_id: str, course_id: str, session_id: str) -> StoredSession | None:
         with dynamodb_errors("GetItem"):
@@ -138,7 +199,8 @@ class SessionStore:
                 ExpressionAttributeNames=codec.PROJECTION_NAMES,
             )
         item = response.get("Item")
-        return codec.decode(item) if item else None
+        stored = codec.decode(item) if item else None
+        return None if stored is None or stored.deleted else stored
 
     def _course_query(self, user_id: str, course_id: str) -> dict[str, Any]:
         """A strongly consistent Query of one user's sessions in one course."""
@@ -151,33 +213,143 @@ class SessionStore:
             "ProjectionExpression": codec.PROJECTION,
         }
 
-    async def course_pages(self, user_id: str, course_id: str) -> AsyncIterator[list[StoredSession]]:
-        """All of a user's sessions in a course, a strongly consistent page at a time."""
-        request = self._course_query(user_id, course_id)
+    async def _pages(self, request: dict[str, Any]) -> AsyncGenerator[list[dict[str, Any]], None]:
+        """Every page of a Query, from its ``ExclusiveStartKey`` if it has one."""
         while True:
             with dynamodb_errors("Query"):
                 response = await self._client.query(**request)
-            yield [codec.decode(item) for item in response.get("Items", [])]
+            yield response.get("Items", [])
             last_key = response.get("LastEvaluatedKey")
             if not last_key:
                 return
-            request["ExclusiveStartKey"] = last_key
+            request = {**request, "ExclusiveStartKey": last_key}
+
+    async def course_pages(self, user_id: str, course_id: str) -> AsyncIterator[list[StoredSession]]:
+        """All of a user's sessions in a course, tombstones included, a strongly consistent page at a time."""
+        async for items in self._pages(self._course_query(user_id, course_id)):
+            yield [codec.decode(item) for item in items]
 
     async def session_page(
         self, user_id: str, course_id: str, limit: int, after: str | None
     ) -> tuple[list[StoredSession], str | None]:
         """Up to ``limit`` of a user's sessions in a course in session-id order, after session ``after``,
-        and the session id the next page starts after (None on the last page)."""
+        and the session id the next page starts after (None on the last page). Tombstones are skipped."""
         # One more than asked: whether it exists says whether this is the last page.
         request = {**self._course_query(user_id, course_id), "Limit": limit + 1}
+        request["FilterExpression"] = "attribute_not_exists(#d)"
         if after is not None:
             request["ExclusiveStartKey"] = codec.item_key(user_id, course_id, after)
-        with dynamodb_errors("Query"):
-            response = await self._client.query(**request)
-        sessions = [codec.decode(item) for item in response.get("Items", [])]
-        more = len(sessions) > limit or (bool(sessions) and "LastEvaluatedKey" in response)
+        sessions: list[StoredSession] = []
+        async with contextlib.aclosing(self._pages(request)) as pages:
+            async for items in pages:
+                sessions.extend(codec.decode(item) for item in items)
+                if len(sessions) > limit:
+                    break
         page = sessions[:limit]
-        return page, page[-1].stats.session_id if more and page else None
+        return page, page[-1].stats.session_id if len(sessions) > limit else None
+
+    async def put_row(self, course_id: str, row: LearnerRow) -> None:
+        """Store a learner's roster row unless the stored one is of a later revision."""
+        values = {f":{name}": value for name, value in codec.row_values(row).items()}
+        with dynamodb_errors("UpdateItem"):
+            try:
+                await self._client.update_item(
+                    TableName=self._table,
+                    Key=codec.row_key(course_id, row.user_id),
+                    UpdateExpression=_ROW_EXPRESSION,
+                    ConditionExpression=_ROW_CONDITION,
+                    ExpressionAttributeNames=_ROW_NAMES,
+                    ExpressionAttributeValues=values,
+                )
+            except ClientError as exc:
+                if not _refused(exc):
+                    raise
+
+    async def delete_row(self, course_id: str, user_id: str) -> None:
+        with dynamodb_errors("DeleteItem"):
+            await self._client.delete_item(TableName=self._table, Key=codec.row_key(course_id, user_id))
+
+    async def roster_page(
+        self, course_id: str, limit: int, after: tuple[int, str | None]
+    ) -> tuple[list[LearnerRow], tuple[int, str | None] | None]:
+        """Up to ``limit`` learners with a session in the course, shard by shard from ``after``
+        (a shard and the learner it starts after), and where the next page starts (None on the last)."""
+        rows: list[tuple[int, LearnerRow]] = []
+        shard, after_user = after
+        while shard < codec.ROSTER_SHARDS:
+            partition = codec.roster_partition(course_id, shard)
+            request: dict[str, Any] = {
+                "TableName": self._table,
+                "KeyConditionExpression": "#pk = :p",
+                # A row with no session left is kept for its revision, and never listed.
+                "FilterExpression": "#n > :zero",
+                "ExpressionAttributeNames": {"#pk": codec.PARTITION_KEY, "#n": "n"},
+                "ExpressionAttributeValues": {":p": {"S": partition}, ":zero": {"N": "0"}},
+                "ConsistentRead": True,
+                "Limit": limit + 1 - len(rows),
+            }
+            if after_user is not None:
+                request["ExclusiveStartKey"] = {
+                    codec.PARTITION_KEY: {"S": partition},
+                    codec.SORT_KEY: {"S": after_user},
+                }
+            async with contextlib.aclosing(self._pages(request)) as pages:
+                async for items in pages:
+                    rows.extend((shard, codec.decode_row(item)) for item in items)
+                    if len(rows) > limit:
+                        last_shard, last = rows[limit - 1]
+                        return [row for _, row in rows[:limit]], (last_shard, last.user_id)
+            shard, after_user = shard + 1, None
+        return [row for _, row in rows], None
+
+    async def roster_pages(self, course_id: str) -> AsyncIterator[list[LearnerRow]]:
+        """Every row of a course's roster, empty ones included, a strongly consistent page at a time."""
+        for shard in range(codec.ROSTER_SHARDS):
+            request = {
+                "TableName": self._table,
+                "KeyConditionExpression": "#pk = :p",
+                "ExpressionAttributeNames": {"#pk": codec.PARTITION_KEY},
+                "ExpressionAttributeValues": {":p": {"S": codec.roster_partition(course_id, shard)}},
+                "ConsistentRead": True,
+            }
+            async for items in self._pages(request):
+                yield [codec.decode_row(item) for item in items]
+
+    async def erase(self, user_id: str) -> set[str]:
+        """Remove every item of a user, tombstones included; the courses they had items in."""
+        request = {
+            "TableName": self._table,
+            "KeyConditionExpression": "#pk = :u",
+            "ExpressionAttributeNames": {"#pk": codec.PARTITION_KEY, "#sk": codec.SORT_KEY},
+            "ExpressionAttributeValues": {":u": {"S": user_id}},
+            "ConsistentRead": True,
+            "ProjectionExpression": "#pk, #sk",
+        }
+        courses: set[str] = set()
+        gate = asyncio.Semaphore(_ERASE_CONCURRENCY)
+        # Deletes start while later pages are read; the first failure stops the rest.
+        deletes: list[asyncio.Future[None]] = []
+        try:
+            async for items in self._pages(request):
+                courses.update(item[codec.SORT_KEY]["S"].partition("#")[0] for item in items)
+                for start in range(0, len(items), _BATCH_WRITE):
+                    deletes.append(asyncio.ensure_future(self._delete_items(items[start : start + _BATCH_WRITE], gate)))
+            await asyncio.gather(*deletes)
+        finally:
+            for delete in deletes:
+                delete.cancel()
+        return courses
+
+    async def _delete_items(self, keys: Sequence[dict[str, Any]], gate: asyncio.Semaphore) -> None:
+        requests: list[Any] = [{"DeleteRequest": {"Key": key}} for key in keys]
+        async with gate:
+            while requests:
+                with dynamodb_errors("BatchWriteItem"):
+                    response = await self._client.batch_write_item(RequestItems={self._table: requests})
+                # Throttled items come back unprocessed: send them again (botocore spaces retries of errors only).
+                requests = response.get("UnprocessedItems", {}).get(self._table, [])
+                if requests:
+                    await asyncio.sleep(0.05)
 
     async def stream_arn(self) -> str | None:
         """The table's stream, if it has one."""

@@ -43,43 +43,24 @@ async def post_session(request: web.Request, inputs: Inputs) -> Reply:
     return Reply(201 if outcome is WriteOutcome.CREATED else 200, stored, {"Location": location})
 
 
-@endpoint(
-    operation_id="getCourseStats",
-    summary="Fetches course lifetime statistics",
-    learner=True,
-    path=_COURSE,
-    responses={200: (COURSE_STATS, "Aggregate over all of the user's sessions in the course.")},
-    errors=(400, 401, 403, 404, 503),
-)
-async def get_course(request: web.Request, inputs: Inputs) -> Reply:
+# The learner's reads: ``service.http.admin`` serves the same to teachers and admins, by user id.
+COURSE_STATS_REPLY = (COURSE_STATS, "Aggregate over all of the user's sessions in the course.")
+SESSION_REPLY = (SESSION_STATS, "The session as stored.")
+SESSION_PAGE_REPLY = (SessionPage(), "A page of sessions in session-id order; nextCursor fetches the next.")
+
+
+async def course_stats(request: web.Request, inputs: Inputs) -> Reply:
     params = inputs.params
     return Reply(200, await request.app[keys.STATS].course(params["user_id"], params["course_id"]))
 
 
-@endpoint(
-    operation_id="getSession",
-    summary="Fetches a single study session",
-    learner=True,
-    path=_SESSION,
-    responses={200: (SESSION_STATS, "The session as stored.")},
-    errors=(400, 401, 403, 404, 503),
-)
-async def get_session(request: web.Request, inputs: Inputs) -> Reply:
+async def one_session(request: web.Request, inputs: Inputs) -> Reply:
     params = inputs.params
     stats = await request.app[keys.STATS].session(params["user_id"], params["course_id"], params["session_id"])
     return Reply(200, stats)
 
 
-@endpoint(
-    operation_id="listSessions",
-    summary="Lists the learner's sessions in a course, a page at a time",
-    learner=True,
-    path=_COURSE,
-    query=PageQuery(),
-    responses={200: (SessionPage(), "A page of sessions in session-id order; nextCursor fetches the next.")},
-    errors=(400, 401, 403, 503),
-)
-async def list_sessions(request: web.Request, inputs: Inputs) -> Reply:
+async def session_list(request: web.Request, inputs: Inputs) -> Reply:
     params = inputs.params
     user_id, course_id = params["user_id"], params["course_id"]
     cursors, scope = request.app[keys.CURSORS], f"sessions:{user_id}:{course_id}"
@@ -89,6 +70,49 @@ async def list_sessions(request: web.Request, inputs: Inputs) -> Reply:
     if next_after is not None:
         page["next_cursor"] = cursors.seal(scope, next_after)
     return Reply(200, page)
+
+
+get_course = endpoint(
+    operation_id="getCourseStats",
+    summary="Fetches course lifetime statistics",
+    learner=True,
+    path=_COURSE,
+    responses={200: COURSE_STATS_REPLY},
+    errors=(400, 401, 403, 404, 503),
+)(course_stats)
+
+get_session = endpoint(
+    operation_id="getSession",
+    summary="Fetches a single study session",
+    learner=True,
+    path=_SESSION,
+    responses={200: SESSION_REPLY},
+    errors=(400, 401, 403, 404, 503),
+)(one_session)
+
+list_sessions = endpoint(
+    operation_id="listSessions",
+    summary="Lists the learner's sessions in a course, a page at a time",
+    learner=True,
+    path=_COURSE,
+    query=PageQuery(),
+    responses={200: SESSION_PAGE_REPLY},
+    errors=(400, 401, 403, 503),
+)(session_list)
+
+
+@endpoint(
+    operation_id="deleteSession",
+    summary="Deletes a session: gone from the session routes and every aggregate",
+    learner=True,
+    path=_SESSION,
+    responses={204: (None, "Deleted.")},
+    errors=(400, 401, 403, 404, 503),
+)
+async def delete_session(request: web.Request, inputs: Inputs) -> Reply:
+    params = inputs.params
+    await request.app[keys.STATS].delete(params["user_id"], params["course_id"], params["session_id"])
+    return Reply(204)
 
 
 @endpoint(
@@ -111,4 +135,6 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/courses/{courseId}/sessions", list_sessions, allow_head=False)
     app.router.add_post("/courses/{courseId}/sessions/batch", post_batch)
     # "batch" is the batch route's, for every method: OPTIONS and 405s name only its POST.
-    app.router.add_get("/courses/{courseId}/sessions/{sessionId:(?!batch$)[^{}/]+}", get_session, allow_head=False)
+    one = app.router.add_resource("/courses/{courseId}/sessions/{sessionId:(?!batch$)[^{}/]+}")
+    one.add_route("GET", get_session)
+    one.add_route("DELETE", delete_session)

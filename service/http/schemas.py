@@ -274,13 +274,47 @@ class PageQuery(Schema):
     )
 
 
-class SessionPage(Schema):
-    items = fields.List(fields.Nested(SessionStatsResponse), required=True)
-    next_cursor = fields.String(data_key="nextCursor", metadata={"description": "Absent on the last page."})
+def _page(item: type[Schema], name: str) -> type[Schema]:
+    """``{items, nextCursor}`` of every list."""
+    return Schema.from_dict(
+        {
+            "items": fields.List(fields.Nested(item), required=True),
+            "next_cursor": fields.String(data_key="nextCursor", metadata={"description": "Absent on the last page."}),
+        },
+        name=name,
+    )
+
+
+SessionPage = _page(SessionStatsResponse, "SessionPage")
 
 
 class UserPath(Schema):
     user_id = UUIDString(required=True, data_key="userId")
+
+
+class LearnerCoursePath(CoursePath):
+    user_id = UUIDString(required=True, data_key="userId")
+
+
+class LearnerSessionPath(SessionPath):
+    user_id = UUIDString(required=True, data_key="userId")
+
+
+class CourseFiguresResponse(CourseStatsResponse):
+    """Course-wide: sums over every learner's sessions in the course."""
+
+    learnersCount = fields.Integer(
+        required=True, attribute="learners", metadata={"description": "Learners with a session in this course."}
+    )
+
+
+class LearnerStatsResponse(CourseStatsResponse):
+    """One learner's aggregate in the course, as ``GET /courses/{courseId}`` gives it to them."""
+
+    userId = fields.String(required=True, attribute="user_id", metadata={"format": "uuid"})
+
+
+LearnerPage = _page(LearnerStatsResponse, "LearnerPage")
 
 
 def _email() -> fields.Email:

@@ -3,12 +3,16 @@
 Design
 ------
 One Redis hash per (user, course) holds the integer sums *and* each session's
-last applied contribution with its DynamoDB version::
+last applied contribution with its DynamoDB version; one hash per course holds
+the same for each learner's row of the course's roster (``service.domain.roster``),
+versioned by the row's revision. The two are the same structure, kept by the
+same scripts::
 
     n m w ss t      sessions, modules, sum(score*modules), sum(score), time
-    s:<sessionId>   "<version>:<modules>:<score>:<time>"
+    L               entries that count at least one session (a course's learners)
+    s:<entryId>     "<version>:<n>:<m>:<w>:<ss>:<t>" (a deleted session: all zero)
     i               incarnation: a random nonce written when the hash is created
-    c               "1" once the hash is known to hold every session
+    c               "1" once the hash is known to hold every entry
     a               when it was completed, ms since the epoch
     e               the primary's epoch it was completed in (``service.redis.failover``)
     l               rebuild lock, expiry in ms since the epoch
@@ -77,7 +81,7 @@ from redis.exceptions import NoScriptError, RedisError
 from redis.typing import EncodableT
 
 from service.domain.errors import CacheUnavailable
-from service.domain.model import CourseTotals, StoredSession
+from service.domain.model import Contribution, CourseFigures, CourseTotals
 from service.domain.ports import Busy, Claimed, Hit, ReadResult
 from service.redis.breaker import CircuitBreaker, CircuitState
 from service.redis.channel import ScriptChannel
@@ -92,37 +96,37 @@ REBUILD_CHUNK = 500
 
 _APPLY_FUNCTION = """
 local function fmt(x) return string.format('%d', x) end
+local SUMS = {'n', 'm', 'w', 'ss', 't'}
 local function apply(key, argv, first)
-  for j = first, #argv, 5 do
+  for j = first, #argv, 7 do
     local field = 's:' .. argv[j]
     local version = tonumber(argv[j + 1])
-    local m, s, t = tonumber(argv[j + 2]), tonumber(argv[j + 3]), tonumber(argv[j + 4])
     local old = redis.call('HGET', key, field)
-    local newer, om, os, ot = true, 0, 0, 0
+    local before = {0, 0, 0, 0, 0}
+    local newer = true
     if old then
-      local ov, a, b, c = string.match(old, '^(%d+):(%d+):(%d+):(%d+)$')
+      local ov, a, b, c, d, e = string.match(old, '^(%d+):(%d+):(%d+):(%d+):(%d+):(%d+)$')
       if tonumber(ov) >= version then
         newer = false
       else
-        om, os, ot = tonumber(a), tonumber(b), tonumber(c)
+        before = {tonumber(a), tonumber(b), tonumber(c), tonumber(d), tonumber(e)}
       end
-    else
-      redis.call('HINCRBY', key, 'n', 1)
     end
     if newer then
-      redis.call('HSET', key, field, argv[j + 1] .. ':' .. argv[j + 2] .. ':' .. argv[j + 3] .. ':' .. argv[j + 4])
-      redis.call('HINCRBY', key, 'm', fmt(m - om))
-      redis.call('HINCRBY', key, 'w', fmt(s * m - os * om))
-      redis.call('HINCRBY', key, 'ss', fmt(s - os))
-      redis.call('HINCRBY', key, 't', fmt(t - ot))
+      redis.call('HSET', key, field, table.concat(argv, ':', j + 1, j + 6))
+      for k = 1, 5 do
+        redis.call('HINCRBY', key, SUMS[k], fmt(tonumber(argv[j + 1 + k]) - before[k]))
+      end
+      local counted = (tonumber(argv[j + 2]) > 0 and 1 or 0) - (before[1] > 0 and 1 or 0)
+      if counted ~= 0 then redis.call('HINCRBY', key, 'L', counted) end
     end
   end
 end
 """
 
 # KEYS[1] hash; ARGV: ttl_ms, nonce ('' = only update a hash that exists),
-# expected incarnation ('' = do not complete), primary epoch, then 5 values per
-# session. Returns {1, n, m, w, ss, t} when completed, else {0}.
+# expected incarnation ('' = do not complete), primary epoch, then 7 values per
+# entry: id, version and its n m w ss t. Returns {1, n, m, w, ss, t, L} when completed, else {0}.
 APPLY_SCRIPT = (
     _APPLY_FUNCTION
     + """
@@ -138,26 +142,26 @@ if ARGV[3] ~= '' and redis.call('HGET', key, 'i') == ARGV[3] then
   local at = now[1] .. string.format('%03d', math.floor(tonumber(now[2]) / 1000))
   redis.call('HSET', key, 'c', '1', 'a', at, 'e', ARGV[4])
   redis.call('HDEL', key, 'l')
-  local h = redis.call('HMGET', key, 'n', 'm', 'w', 'ss', 't')
-  return {1, h[1], h[2], h[3], h[4], h[5]}
+  local h = redis.call('HMGET', key, 'n', 'm', 'w', 'ss', 't', 'L')
+  return {1, h[1], h[2], h[3], h[4], h[5], h[6]}
 end
 return {0}
 """
 )
 
 # KEYS[1] hash; ARGV: ttl_ms, nonce, lock_ms, max_age_ms, primary epoch.
-# Returns {1, n, m, w, ss, t} on a hit, {0, incarnation} when this caller now
+# Returns {1, n, m, w, ss, t, L} on a hit, {0, incarnation} when this caller now
 # holds the rebuild lock, {2} when another caller is rebuilding.
 READ_SCRIPT = """
 local key = KEYS[1]
-local h = redis.call('HMGET', key, 'c', 'n', 'm', 'w', 'ss', 't', 'i', 'l', 'a', 'e')
+local h = redis.call('HMGET', key, 'c', 'n', 'm', 'w', 'ss', 't', 'L', 'i', 'l', 'a', 'e')
 local now = redis.call('TIME')
 local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-if h[1] == '1' and h[10] == ARGV[5] and now_ms - tonumber(h[9] or 0) < tonumber(ARGV[4]) then
+if h[1] == '1' and h[11] == ARGV[5] and now_ms - tonumber(h[10] or 0) < tonumber(ARGV[4]) then
   redis.call('PEXPIRE', key, ARGV[1])
-  return {1, h[2], h[3], h[4], h[5], h[6]}
+  return {1, h[2], h[3], h[4], h[5], h[6], h[7]}
 end
-if h[8] and tonumber(h[8]) > now_ms then
+if h[9] and tonumber(h[9]) > now_ms then
   return {2}
 end
 -- A rebuild starts from nothing: what the hash held may count sessions the table no longer has.
@@ -168,27 +172,62 @@ return {0, ARGV[2]}
 """
 
 
+# KEYS[1] hash; ARGV: entry ids. Takes each entry's contribution out of the sums
+# and forgets the entry (a learner erased from a course's roster).
+REMOVE_SCRIPT = """
+for j = 1, #ARGV do
+  local field = 's:' .. ARGV[j]
+  local old = redis.call('HGET', KEYS[1], field)
+  if old then
+    local _, a, b, c, d, e = string.match(old, '^(%d+):(%d+):(%d+):(%d+):(%d+):(%d+)$')
+    local values = {a, b, c, d, e}
+    for k, name in ipairs({'n', 'm', 'w', 'ss', 't'}) do
+      redis.call('HINCRBY', KEYS[1], name, '-' .. values[k])
+    end
+    if tonumber(a) > 0 then redis.call('HINCRBY', KEYS[1], 'L', -1) end
+    redis.call('HDEL', KEYS[1], field)
+  end
+end
+return 0
+"""
+
+
 def aggregate_key(user_id: str, course_id: str) -> str:
-    return f"stats:agg:{user_id}:{course_id}"
+    # "v2": entries hold six numbers since deletes and course rosters; older hashes are not read.
+    return f"stats:v2:agg:{user_id}:{course_id}"
+
+
+def course_key(course_id: str) -> str:
+    """The course-wide aggregate: one entry per learner of the course's roster."""
+    return f"stats:v2:course:{course_id}"
 
 
 def _nonce() -> str:
     return os.urandom(8).hex()
 
 
-def _totals(reply: Sequence[Any]) -> CourseTotals:
+def _figures(reply: Sequence[Any]) -> CourseFigures:
     # Spelt out rather than a generator: this runs on every cached read.
-    sessions, modules, weighted, score_sum, time_ms = reply[1:6]
-    return CourseTotals(
+    sessions, modules, weighted, score_sum, time_ms, learners = reply[1:7]
+    totals = CourseTotals(
         int(sessions or 0), int(modules or 0), int(weighted or 0), int(score_sum or 0), int(time_ms or 0)
     )
+    return CourseFigures(totals, int(learners or 0))
 
 
-def _session_args(sessions: Sequence[StoredSession]) -> list[str | int]:
+def _entry_args(entries: Sequence[Contribution]) -> list[str | int]:
     args: list[str | int] = []
-    for stored in sessions:
-        stats = stored.stats
-        args += (stats.session_id, stored.version, stats.modules, stats.score_cents, stats.time_ms)
+    for entry in entries:
+        totals = entry.totals
+        args += (
+            entry.entry_id,
+            entry.version,
+            totals.sessions,
+            totals.modules,
+            totals.weighted_score,
+            totals.score_sum,
+            totals.time_ms,
+        )
     return args
 
 
@@ -213,6 +252,7 @@ class AggregateCache:
         self._breaker = breaker
         self._apply = redis.register_script(APPLY_SCRIPT)
         self._read = redis.register_script(READ_SCRIPT)
+        self._remove = redis.register_script(REMOVE_SCRIPT)
         # Reads are the hot path: a lean connection of their own when the URL allows it.
         # The same watch as the redis-py client's connections (see service.redis.client).
         self._primary = watch or PrimaryWatch()
@@ -229,6 +269,9 @@ class AggregateCache:
 
     def key(self, user_id: str, course_id: str) -> str:
         return aggregate_key(user_id, course_id)
+
+    def course_key(self, course_id: str) -> str:
+        return course_key(course_id)
 
     @property
     def stale_count(self) -> int:
@@ -273,7 +316,7 @@ class AggregateCache:
         reply = await self._call(self._read_script(key, args))
         status = int(reply[0])
         if status == 1:
-            return Hit(_totals(reply))
+            return Hit(_figures(reply))
         if status == 0:
             return Claimed(reply[1].decode() if isinstance(reply[1], bytes) else str(reply[1]))
         return Busy()
@@ -296,10 +339,10 @@ class AggregateCache:
         """The aggregate may have missed a write: delete it before it is served again."""
         self._stale.add(key)
 
-    async def apply_write(self, key: str, stored: StoredSession) -> None:
+    async def apply_write(self, key: str, entry: Contribution) -> None:
         """Apply one session's stored state; if that fails or is cancelled, remember the aggregate as stale."""
         try:
-            args = [self._ttl_ms, _nonce(), "", self._primary.epoch, *_session_args([stored])]
+            args = [self._ttl_ms, _nonce(), "", self._primary.epoch, *_entry_args([entry])]
             await self._call(self._apply(keys=[key], args=args))
         except BaseException:
             # A cancellation (request deadline, shutdown) may come after DynamoDB took
@@ -307,26 +350,31 @@ class AggregateCache:
             self.mark_stale(key)
             raise
 
-    async def apply_change(self, key: str, stored: StoredSession) -> None:
+    async def apply_change(self, key: str, entry: Contribution) -> None:
         """Apply a change seen in the table's stream, to a cached aggregate only: an absent
         one is rebuilt from DynamoDB when next read, so nothing is cached for nobody."""
         await self._call(
-            self._apply(keys=[key], args=[self._ttl_ms, "", "", self._primary.epoch, *_session_args([stored])])
+            self._apply(keys=[key], args=[self._ttl_ms, "", "", self._primary.epoch, *_entry_args([entry])])
         )
+
+    async def remove_entries(self, key: str, entry_ids: Sequence[str]) -> None:
+        """Take entries out of an aggregate, sums and all (erasure)."""
+        if entry_ids:
+            await self._call(self._remove(keys=[key], args=list(entry_ids)))
 
     async def forget(self, key: str) -> None:
         """Drop an aggregate: its next read rebuilds it from nothing."""
         await self._call(self._redis.delete(key))
 
-    async def complete(self, key: str, incarnation: str, sessions: Sequence[StoredSession]) -> CourseTotals | None:
-        """Apply a rebuild's sessions; the totals if the aggregate is now complete."""
-        chunks = [sessions[i : i + REBUILD_CHUNK] for i in range(0, len(sessions), REBUILD_CHUNK)] or [[]]
+    async def complete(self, key: str, incarnation: str, entries: Sequence[Contribution]) -> CourseFigures | None:
+        """Apply a rebuild's entries; the figures if the aggregate is now complete."""
+        chunks = [entries[i : i + REBUILD_CHUNK] for i in range(0, len(entries), REBUILD_CHUNK)] or [[]]
         reply: Sequence[Any] = [0]
         for index, chunk in enumerate(chunks):
             expected = incarnation if index == len(chunks) - 1 else ""
-            args = [self._ttl_ms, _nonce(), expected, self._primary.epoch, *_session_args(chunk)]
+            args = [self._ttl_ms, _nonce(), expected, self._primary.epoch, *_entry_args(chunk)]
             reply = await self._call(self._apply(keys=[key], args=args))
-        return _totals(reply) if int(reply[0]) == 1 else None
+        return _figures(reply) if int(reply[0]) == 1 else None
 
     async def release(self, key: str) -> None:
         """Give up a rebuild lock so other readers need not wait for it to expire."""

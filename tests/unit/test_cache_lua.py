@@ -14,7 +14,7 @@ import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from service.domain.errors import CacheUnavailable
-from service.domain.model import CourseTotals, SessionStats, StoredSession
+from service.domain.model import CourseFigures, CourseTotals, LearnerRow, SessionStats, StoredSession
 from service.domain.ports import Busy, Claimed, Hit
 from service.redis.breaker import CircuitBreaker
 from service.redis.cache import REBUILD_CHUNK, AggregateCache, aggregate_key
@@ -60,14 +60,21 @@ async def claim(cache: AggregateCache, key: str = KEY) -> str:
     return result.incarnation
 
 
+async def completed(
+    cache: AggregateCache, key: str, incarnation: str, sessions: list[StoredSession]
+) -> CourseTotals | None:
+    figures = await cache.complete(key, incarnation, sessions)
+    return None if figures is None else figures.totals
+
+
 async def rebuild(cache: AggregateCache, sessions: list[StoredSession], key: str = KEY) -> CourseTotals | None:
-    return await cache.complete(key, await claim(cache, key), sessions)
+    return await completed(cache, key, await claim(cache, key), sessions)
 
 
 async def served(cache: AggregateCache, key: str = KEY) -> CourseTotals:
     result = await cache.read(key)
     assert isinstance(result, Hit), result
-    return result.totals
+    return result.figures.totals
 
 
 @pytest.fixture
@@ -86,7 +93,7 @@ async def test_a_write_on_a_missing_key_creates_an_incomplete_hash(cache: Aggreg
     await cache.apply_write(KEY, A1)
     fields = await redis.hgetall(KEY)
     assert b"c" not in fields
-    assert fields[b"s:a"] == b"1:3:5000:100"
+    assert fields[b"s:a"] == b"1:1:3:15000:5000:100"  # version, then n m w ss t
     result = await cache.read(KEY)
     # Never served: the hash may be missing every session written before it existed.
     assert isinstance(result, Claimed)
@@ -105,7 +112,7 @@ async def test_a_rebuild_drops_sessions_the_table_no_longer_holds(cache: Aggrega
     await redis.hset(KEY, "a", "0")  # completed long ago: past the max age
     expired = await cache.read(KEY)
     assert isinstance(expired, Claimed)
-    assert await cache.complete(KEY, expired.incarnation, [a_again]) == totals_of(a_again)
+    assert await completed(cache, KEY, expired.incarnation, [a_again]) == totals_of(a_again)
     assert await served(cache) == totals_of(a_again)
 
 
@@ -123,7 +130,7 @@ async def test_completion_of_an_empty_course_serves_zero_sessions(cache: Aggrega
 
 async def test_completion_with_another_incarnation_is_refused(cache: AggregateCache) -> None:
     await claim(cache)
-    assert await cache.complete(KEY, "not-the-incarnation", [A1]) is None
+    assert await completed(cache, KEY, "not-the-incarnation", [A1]) is None
     assert not isinstance(await cache.read(KEY), Hit)
 
 
@@ -173,8 +180,8 @@ async def test_a_second_reader_is_busy_while_the_lock_is_held(cache: AggregateCa
     # A new claim starts a new rebuild from nothing; the released one can no longer complete.
     again = await claim(cache)
     assert again != incarnation
-    assert await cache.complete(KEY, incarnation, [A1]) is None
-    assert await cache.complete(KEY, again, [A1]) == totals_of(A1)
+    assert await completed(cache, KEY, incarnation, [A1]) is None
+    assert await completed(cache, KEY, again, [A1]) == totals_of(A1)
 
 
 async def test_an_expired_lock_can_be_claimed_again(redis: Any) -> None:
@@ -220,7 +227,7 @@ async def test_completion_is_refused_after_the_key_was_lost(
     incarnation = await claim(cache)
     await interruption(redis)
     # The rebuild's own apply recreates the key; it must not pass for the claimed one.
-    assert await cache.complete(KEY, incarnation, sessions) is None
+    assert await completed(cache, KEY, incarnation, sessions) is None
     assert await redis.exists(KEY) == 1
     new_incarnation = await claim(cache)
     assert new_incarnation != incarnation
@@ -236,7 +243,7 @@ async def test_chunked_completion_is_exact(cache: AggregateCache, redis: Any) ->
     ]
     assert await rebuild(cache, sessions) == totals_of(*sessions)
     assert await served(cache) == totals_of(*sessions)
-    assert await redis.hlen(KEY) == len(sessions) + 9  # plus n m w ss t i c a e
+    assert await redis.hlen(KEY) == len(sessions) + 10  # plus n m w ss t L i c a e
 
 
 async def test_a_flush_between_chunks_cancels_completion(cache: AggregateCache, redis: Any) -> None:
@@ -254,7 +261,7 @@ async def test_a_flush_between_chunks_cancels_completion(cache: AggregateCache, 
         return reply
 
     redis.evalsha = flush_after_first_chunk
-    assert await cache.complete(KEY, incarnation, sessions) is None
+    assert await completed(cache, KEY, incarnation, sessions) is None
     assert chunks_applied == 2
 
 
@@ -270,7 +277,7 @@ async def test_every_script_sets_the_ttl(cache: AggregateCache, redis: Any) -> N
     incarnation = await claim(cache)
     assert await pttl(redis) > 1_000
     await redis.pexpire(KEY, 1_000)
-    await cache.complete(KEY, incarnation, [A1])
+    await completed(cache, KEY, incarnation, [A1])
     assert await pttl(redis) > 1_000
     # A hit renews the lifetime: aggregates in use stay, idle ones expire.
     await redis.pexpire(KEY, 1_000)
@@ -293,7 +300,7 @@ async def test_a_failed_write_marks_the_aggregate_stale(
     # The complete hash lacks A2, so it is dropped instead of served.
     incarnation = await claim(cache)
     assert cache.stale_count == 0
-    assert await cache.complete(KEY, incarnation, [A2, B1]) == totals_of(A2, B1)
+    assert await completed(cache, KEY, incarnation, [A2, B1]) == totals_of(A2, B1)
 
 
 async def test_repair_deletes_stale_aggregates(cache: AggregateCache, redis: Any, server: fakeredis.FakeServer) -> None:
@@ -369,7 +376,7 @@ async def test_a_write_failing_while_a_stale_key_is_deleted_stays_stale(redis: A
     db["a"] = A2
     with pytest.raises(CacheUnavailable):
         await cache_a.apply_write(KEY, A2)
-    await cache_b.complete(KEY, incarnation, snapshot)
+    await completed(cache_b, KEY, incarnation, snapshot)
     resume.set()
     failing = False
     await reading
@@ -377,7 +384,7 @@ async def test_a_write_failing_while_a_stale_key_is_deleted_stays_stale(redis: A
     # Quiet system: every write finished in DynamoDB and Redis is healthy again.
     for cache in (cache_a, cache_b):
         result = await cache.read(KEY)
-        assert not isinstance(result, Hit) or result.totals == totals_of(*db.values())
+        assert not isinstance(result, Hit) or result.figures.totals == totals_of(*db.values())
 
 
 # ---------------------------------------------------------------------------
@@ -442,7 +449,7 @@ class Simulation:
     async def read(self) -> None:
         result = await self.cache.read(KEY)
         if isinstance(result, Hit):
-            await self.check(result.totals, "hit")
+            await self.check(result.figures.totals, "hit")
         elif isinstance(result, Claimed):
             snapshot = self.earlier_view if self.query_before_claim else None
             self.rebuilds.append(Rebuild(result.incarnation, snapshot))
@@ -460,7 +467,7 @@ class Simulation:
         rebuild = self.rng.choice(ready)
         self.rebuilds.remove(rebuild)
         assert rebuild.snapshot is not None
-        totals = await self.cache.complete(KEY, rebuild.incarnation, rebuild.snapshot)
+        totals = await completed(self.cache, KEY, rebuild.incarnation, rebuild.snapshot)
         if totals is not None:
             await self.check(totals, "completion")
 
@@ -519,11 +526,12 @@ class Simulation:
         await self.cache.release(KEY)
         result = await self.cache.read(KEY)
         if isinstance(result, Claimed):
-            totals = await self.cache.complete(KEY, result.incarnation, list(self.db.values()))
+            totals = await completed(self.cache, KEY, result.incarnation, list(self.db.values()))
             assert totals is not None
-            result = Hit(totals)
+            await self.check(totals, "settled")
+            return
         assert isinstance(result, Hit)
-        await self.check(result.totals, "settled")
+        await self.check(result.figures.totals, "settled")
 
 
 async def simulate(seed: int, *, query_before_claim: bool = False, steps: int = 300) -> Simulation:
@@ -552,3 +560,31 @@ async def test_the_property_catches_a_rebuild_that_queries_before_claiming() -> 
             assert any("missing completed write" in violation for violation in simulation.violations)
             return
     pytest.fail("no seed exposed the broken rebuild order")
+
+
+async def test_a_tombstone_counts_nothing_and_keeps_its_version(cache: AggregateCache) -> None:
+    await rebuild(cache, [A1, B1])
+    await cache.apply_write(KEY, StoredSession(A1.stats, 2, deleted=True))
+    assert await served(cache) == totals_of(B1)
+    # A late write of the deleted session's older version cannot bring it back.
+    await cache.apply_write(KEY, A1)
+    assert await served(cache) == totals_of(B1)
+    # Posting it again (the next version) counts it once more.
+    await cache.apply_write(KEY, stored("a", 3, 1, 100, 1))
+    assert await served(cache) == totals_of(stored("a", 3, 1, 100, 1), B1)
+
+
+async def test_entries_with_a_session_are_counted_and_removal_takes_an_entry_out(cache: AggregateCache) -> None:
+    key = "stats:test:course"
+    rows = [LearnerRow("u1", CourseTotals(2, 5, 400, 150, 9), 4), LearnerRow("u2", CourseTotals(), 2)]
+    figures = await cache.complete(key, await claim(cache, key), rows)
+    assert figures == CourseFigures(CourseTotals(2, 5, 400, 150, 9), 1)
+    await cache.apply_change(key, LearnerRow("u2", CourseTotals(1, 1, 100, 100, 1), 3))
+    await cache.apply_change(key, LearnerRow("u1", CourseTotals(1, 1, 50, 50, 1), 5))
+    result = await cache.read(key)
+    assert isinstance(result, Hit)
+    assert result.figures == CourseFigures(CourseTotals(2, 2, 150, 150, 2), 2)
+    await cache.remove_entries(key, ["u1", "missing"])
+    result = await cache.read(key)
+    assert isinstance(result, Hit)
+    assert result.figures == CourseFigures(CourseTotals(1, 1, 100, 100, 1), 1)

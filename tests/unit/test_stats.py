@@ -9,8 +9,9 @@ import fakeredis
 import pytest
 
 from service.domain.errors import NotFound
-from service.domain.model import CourseTotals, SessionStats, StoredSession, WriteOutcome
+from service.domain.model import CourseFigures, CourseTotals, LearnerRow, SessionStats, StoredSession, WriteOutcome
 from service.domain.ports import Claimed, Hit, ReadResult
+from service.domain.roster import Roster
 from service.domain.stats import StatsService
 from service.dynamodb.store import SessionStore
 from service.redis.breaker import CircuitBreaker
@@ -27,18 +28,46 @@ class FakeStore(SessionStore):
 
     def __init__(self) -> None:  # no DynamoDB client to hold
         self.items: dict[tuple[str, str, str], StoredSession] = {}
+        self.rows: dict[tuple[str, str], LearnerRow] = {}
         self.course_queries = 0
 
     async def upsert(self, user_id: str, course_id: str, stats: SessionStats) -> tuple[WriteOutcome, StoredSession]:
         key = (user_id, course_id, stats.session_id)
         previous = self.items.get(key)
-        if previous is not None and previous.stats == stats:
+        if previous is not None and previous.stats == stats and not previous.deleted:
             return WriteOutcome.UNCHANGED, previous
         self.items[key] = StoredSession(stats, previous.version + 1 if previous else 1)
-        return (WriteOutcome.REPLACED if previous else WriteOutcome.CREATED), self.items[key]
+        created = previous is None or previous.deleted
+        return (WriteOutcome.CREATED if created else WriteOutcome.REPLACED), self.items[key]
+
+    async def delete(self, user_id: str, course_id: str, session_id: str) -> StoredSession | None:
+        key = (user_id, course_id, session_id)
+        previous = self.items.get(key)
+        if previous is None or previous.deleted:
+            return None
+        self.items[key] = StoredSession(SessionStats(session_id, 0, 0, 0), previous.version + 1, deleted=True)
+        return self.items[key]
 
     async def get(self, user_id: str, course_id: str, session_id: str) -> StoredSession | None:
-        return self.items.get((user_id, course_id, session_id))
+        stored = self.items.get((user_id, course_id, session_id))
+        return None if stored is None or stored.deleted else stored
+
+    async def put_row(self, course_id: str, row: LearnerRow) -> None:
+        stored = self.rows.get((course_id, row.user_id))
+        if stored is None or stored.revision < row.revision:
+            self.rows[course_id, row.user_id] = row
+
+    async def delete_row(self, course_id: str, user_id: str) -> None:
+        self.rows.pop((course_id, user_id), None)
+
+    async def roster_pages(self, course_id: str) -> AsyncIterator[list[LearnerRow]]:
+        yield [row for (course, _), row in sorted(self.rows.items()) if course == course_id]
+
+    async def erase(self, user_id: str) -> set[str]:
+        erased = [key for key in self.items if key[0] == user_id]
+        for key in erased:
+            del self.items[key]
+        return {course for _, course, _ in erased}
 
     async def course_pages(self, user_id: str, course_id: str) -> AsyncIterator[list[StoredSession]]:
         self.course_queries += 1
@@ -56,7 +85,7 @@ class FakeStore(SessionStore):
         ]
 
     def totals(self, user_id: str = USER, course_id: str = COURSE) -> CourseTotals:
-        return CourseTotals.of(item.stats for item in self.course(user_id, course_id))
+        return CourseTotals.of(item.stats for item in self.course(user_id, course_id) if not item.deleted)
 
 
 class Harness:
@@ -183,3 +212,77 @@ async def test_a_claim_that_arrives_late_is_not_leaked() -> None:
         assert isinstance(await harness.cache.read(KEY), Hit)
     finally:
         await harness.redis.aclose()
+
+
+async def test_a_deleted_session_leaves_every_route_and_can_be_posted_again(harness: Harness) -> None:
+    await harness.record("s1", 3, 5000, 100)
+    await harness.record("s2", 1, 10000, 50)
+    await harness.service.course(USER, COURSE)  # cached
+    await harness.service.delete(USER, COURSE, "s1")
+    assert (
+        await harness.service.course(USER, COURSE)
+        == harness.store.totals()
+        == CourseTotals.of([SessionStats("s2", 1, 10000, 50)])
+    )
+    with pytest.raises(NotFound):
+        await harness.service.session(USER, COURSE, "s1")
+    with pytest.raises(NotFound):
+        await harness.service.delete(USER, COURSE, "s1")
+    # The tombstone's version stays: posting the session again creates it at the next one.
+    assert await harness.record("s1", 3, 5000, 100) is WriteOutcome.CREATED
+    assert harness.store.items[USER, COURSE, "s1"].version == 3
+    assert await harness.service.course(USER, COURSE) == harness.store.totals()
+
+
+async def test_deleting_the_last_session_makes_the_course_not_found(harness: Harness) -> None:
+    await harness.record("s1", 3, 5000, 100)
+    await harness.service.course(USER, COURSE)
+    await harness.service.delete(USER, COURSE, "s1")
+    with pytest.raises(NotFound):
+        await harness.service.course(USER, COURSE)
+    await harness.redis.flushall()
+    with pytest.raises(NotFound):
+        await harness.service.course(USER, COURSE)
+
+
+async def test_course_figures_follow_the_rows_that_refreshes_compute(harness: Harness) -> None:
+    roster = Roster(harness.store, harness.cache)
+    for user, sessions in ((USER, [("a", 2, 8000, 10), ("b", 4, 6000, 30)]), (OTHER_USER, [("c", 1, 10000, 5)])):
+        for session_id, modules, score, time_ms in sessions:
+            await harness.service.record(user, COURSE, SessionStats(session_id, modules, score, time_ms))
+        await roster.refresh(user, COURSE)
+    expected = CourseFigures(harness.store.totals(USER) + harness.store.totals(OTHER_USER), 2)
+    assert await harness.service.course_figures(COURSE) == expected  # rebuilt from the rows
+    assert await harness.service.course_figures(COURSE) == expected  # cached
+    # A change after the course was cached reaches it through the refresh, once however often it runs.
+    await harness.service.delete(OTHER_USER, COURSE, "c")
+    for _ in range(2):
+        await roster.refresh(OTHER_USER, COURSE)
+    assert await harness.service.course_figures(COURSE) == CourseFigures(harness.store.totals(USER), 1)
+    assert harness.store.rows[COURSE, OTHER_USER].totals == CourseTotals()
+    # A refresh computed from an earlier state (a lower revision) never replaces a later row.
+    await harness.store.put_row(COURSE, LearnerRow(OTHER_USER, CourseTotals(1, 1, 1, 1, 1), 1))
+    assert harness.store.rows[COURSE, OTHER_USER].totals == CourseTotals()
+
+
+async def test_erasure_removes_the_learner_from_every_figure(harness: Harness) -> None:
+    roster = Roster(harness.store, harness.cache)
+    for user in (USER, OTHER_USER):
+        for course in (COURSE, OTHER_COURSE):
+            await harness.service.record(user, course, SessionStats(f"{user}-{course}", 2, 5000, 10))
+            await roster.refresh(user, course)
+            await harness.service.course(user, course)
+    for course in (COURSE, OTHER_COURSE):
+        assert (await harness.service.course_figures(course)).learners == 2
+    await harness.service.erase(USER)
+    for course in (COURSE, OTHER_COURSE):
+        assert await harness.service.course_figures(course) == CourseFigures(
+            harness.store.totals(OTHER_USER, course), 1
+        )
+        with pytest.raises(NotFound):
+            await harness.service.course(USER, course)
+    assert not [key for key in harness.store.rows if key[1] == USER]
+    # Change capture's own records of the removals change nothing more.
+    for course in (COURSE, OTHER_COURSE):
+        await roster.refresh(USER, course)
+        assert (await harness.service.course_figures(course)).learners == 1
