@@ -1,0 +1,250 @@
+"""SPEC §6 beyond one learner: deleting a session, the teacher's and admin's views of a
+learner and of a whole course, and erasure; every refusal in the envelope."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+from pytest_aiohttp import AiohttpClient
+
+from service.app import create_app
+from service.domain.model import CourseTotals
+from service.http.schemas import COURSE_STATS
+from service.settings import Settings
+from tests.faults.support import until
+from tests.integration.support import Api, Backends, new_id
+from tests.integration.test_accounts import admin_token, assert_error, bearer, log_in, new_email, register
+from tests.integration.test_session_list import every_page
+
+
+def body(session: str, modules: int, score: float = 50, time_ms: int = 1000) -> dict[str, Any]:
+    return {"sessionId": session, "totalModulesStudied": modules, "averageScore": score, "timeStudied": time_ms}
+
+
+@dataclasses.dataclass
+class Staff:
+    admin: dict[str, str]
+    teacher: dict[str, str]
+    learner: dict[str, str]
+    learner_id: str
+
+
+@pytest.fixture(params=["in-process", "scripts/run"])
+async def capturing(
+    request: pytest.FixtureRequest, aiohttp_client: AiohttpClient, settings: Settings
+) -> AsyncIterator[Api]:
+    """The api fixture's two ways, both reading the table's stream (local mode does by default)."""
+    if request.param == "in-process":
+        yield Api(await aiohttp_client(create_app(dataclasses.replace(settings, change_capture=True))))
+        return
+    async with aiohttp.ClientSession(base_url=request.getfixturevalue("service_process")) as session:
+        yield Api(session)
+
+
+async def staff_of(api: Api) -> Staff:
+    admin = bearer(await admin_token(api))
+    teacher_email, learner_email = new_email(), new_email()
+    teacher_id = await register(api, teacher_email)
+    learner_id = await register(api, learner_email)
+    reply = await api.call("PUT", f"/admin/users/{teacher_id}/roles", json={"roles": ["teacher"]}, headers=admin)
+    assert reply.status == 200, reply.body
+    teacher = bearer((await log_in(api, teacher_email))["accessToken"])
+    learner = bearer((await log_in(api, learner_email))["accessToken"])
+    return Staff(admin, teacher, learner, learner_id)
+
+
+@pytest.fixture
+async def staff(api: Api) -> Staff:
+    return await staff_of(api)
+
+
+async def test_a_deleted_session_is_gone_from_every_route_and_can_be_posted_again(api: Api, backends: Backends) -> None:
+    user, course = new_id(), new_id()
+    kept, doomed = sorted([new_id(), new_id()])
+    for session, modules in ((kept, 2), (doomed, 5)):
+        assert (await api.post(user, course, body(session, modules))).status == 201
+    assert (await api.course(user, course)).json["sessionsCount"] == 2  # cached before the delete
+    path = f"/courses/{course}/sessions/{doomed}"
+    reply = await api.call("DELETE", path, user=user)
+    assert reply.status == 204
+    assert reply.body == b""
+    assert_error(await api.session(user, course, doomed), 404, "not_found")
+    assert await every_page(api, user, course, 10) == [[kept]]
+    assert (await api.course(user, course)).json == COURSE_STATS.dump(await backends.truth(user, course))
+    assert (await api.course(user, course)).json["sessionsCount"] == 1
+    assert_error(await api.call("DELETE", path, user=user), 404, "not_found")
+    # Posting it again creates it anew, at a version above the tombstone's.
+    assert (await api.post(user, course, body(doomed, 7))).status == 201
+    assert (await api.course(user, course)).json["totalModulesStudied"] == 9
+    await backends.redis.flushdb()
+    assert (await api.course(user, course)).json["totalModulesStudied"] == 9
+
+
+async def test_deleting_the_last_session_makes_the_course_a_404(api: Api) -> None:
+    user, course, session = new_id(), new_id(), new_id()
+    await api.post(user, course, body(session, 1))
+    assert (await api.call("DELETE", f"/courses/{course}/sessions/{session}", user=user)).status == 204
+    assert_error(await api.course(user, course), 404, "not_found")
+
+
+async def test_a_learner_cannot_delete_another_learners_session(api: Api, backends: Backends) -> None:
+    owner, intruder, course, session = new_id(), new_id(), new_id(), new_id()
+    await api.post(owner, course, body(session, 3))
+    before = await backends.items(owner)
+    assert_error(await api.call("DELETE", f"/courses/{course}/sessions/{session}", user=intruder), 404, "not_found")
+    assert await backends.items(owner) == before
+    assert await backends.items(intruder) == []
+
+
+@pytest.mark.parametrize("path", ["/courses/not-a-uuid/sessions/{id}", "/courses/{id}/sessions/not-a-uuid"])
+async def test_a_delete_with_a_malformed_id_is_a_400(api: Api, path: str) -> None:
+    assert_error(await api.call("DELETE", path.format(id=new_id()), user=new_id()), 400, "validation_error")
+
+
+async def test_teachers_and_admins_see_a_learner_as_the_learner_does(api: Api, staff: Staff) -> None:
+    user, course, session = staff.learner_id, new_id(), new_id()
+    assert (await api.call("POST", f"/courses/{course}", json=body(session, 4), headers=staff.learner)).status == 201
+    own = [
+        await api.call("GET", f"/courses/{course}{suffix}", headers=staff.learner)
+        for suffix in ("", "/sessions", f"/sessions/{session}")
+    ]
+    for caller in (staff.teacher, staff.admin):
+        for suffix, mine in zip(("", "/sessions", f"/sessions/{session}"), own, strict=True):
+            reply = await api.call("GET", f"/admin/users/{user}/courses/{course}{suffix}", headers=caller)
+            assert (reply.status, reply.json) == (200, mine.json)
+    missing = await api.call("GET", f"/admin/users/{user}/courses/{course}/sessions/{new_id()}", headers=staff.teacher)
+    assert_error(missing, 404, "not_found")
+
+
+@pytest.mark.parametrize(
+    "route",
+    [
+        "GET /admin/courses/{course}",
+        "GET /admin/courses/{course}/learners",
+        "GET /admin/users/{user}/courses/{course}",
+        "GET /admin/users/{user}/courses/{course}/sessions",
+        "GET /admin/users/{user}/courses/{course}/sessions/{session}",
+        "DELETE /admin/users/{user}",
+    ],
+)
+async def test_a_learner_or_a_trusted_header_never_reaches_an_admin_route(
+    api: Api, staff: Staff, backends: Backends, route: str
+) -> None:
+    course, session = new_id(), new_id()
+    await api.call("POST", f"/courses/{course}", json=body(session, 4), headers=staff.learner)
+    method, path = route.split(" ")
+    path = path.format(course=course, user=staff.learner_id, session=session)
+    assert_error(await api.call(method, path, headers=staff.learner), 403, "forbidden")
+    # A trusted X-User-Id (header trust is on in this profile) is no token.
+    assert_error(await api.call(method, path, user=staff.learner_id), 401, "unauthenticated")
+    assert len(await backends.items(staff.learner_id)) == 1
+
+
+async def test_a_teacher_cannot_erase(api: Api, staff: Staff, backends: Backends) -> None:
+    course = new_id()
+    await api.call("POST", f"/courses/{course}", json=body(new_id(), 4), headers=staff.learner)
+    assert_error(await api.call("DELETE", f"/admin/users/{staff.learner_id}", headers=staff.teacher), 403, "forbidden")
+    assert len(await backends.items(staff.learner_id)) == 1
+
+
+async def course_figures(api: Api, staff: Staff, course: str) -> tuple[int, Any]:
+    reply = await api.call("GET", f"/admin/courses/{course}", headers=staff.teacher)
+    return reply.status, reply.json if reply.status == 200 else None
+
+
+async def learner_pages(api: Api, headers: dict[str, str], course: str, limit: int) -> list[list[dict[str, Any]]]:
+    pages: list[list[dict[str, Any]]] = []
+    query = f"limit={limit}"
+    while True:
+        reply = await api.call("GET", f"/admin/courses/{course}/learners?{query}", headers=headers)
+        assert reply.status == 200, reply.body
+        pages.append(reply.json["items"])
+        if "nextCursor" not in reply.json:
+            return pages
+        query = f"limit={limit}&cursor={reply.json['nextCursor']}"
+
+
+def expected_figures(truths: dict[str, CourseTotals]) -> dict[str, Any]:
+    total = sum((truth for truth in truths.values() if truth.sessions), CourseTotals())
+    return {**COURSE_STATS.dump(total), "learnersCount": sum(1 for truth in truths.values() if truth.sessions)}
+
+
+async def truths_of(backends: Backends, users: list[str], course: str) -> dict[str, CourseTotals]:
+    return {user: await backends.truth(user, course) for user in users}
+
+
+async def test_course_figures_and_learners_follow_writes_deletes_and_erasure(
+    capturing: Api, backends: Backends
+) -> None:
+    api = capturing
+    staff = await staff_of(api)
+    course, users = new_id(), [new_id() for _ in range(5)]
+    assert await course_figures(api, staff, course) == (404, None)
+    sessions: dict[str, list[str]] = {user: [] for user in users}
+    for index, user in enumerate(users):
+        for round_ in range(index + 1):
+            session = new_id()
+            sessions[user].append(session)
+            assert (await api.post(user, course, body(session, round_ + 1, 40 + index * 10, 100 * index))).status == 201
+
+    async def settled() -> bool:
+        truths = await truths_of(backends, users, course)
+        return await course_figures(api, staff, course) == (200, expected_figures(truths))
+
+    await until(settled, within=10)
+    pages = await learner_pages(api, staff.admin, course, 2)
+    assert [len(page) for page in pages] == [2, 2, 1]
+    truths = await truths_of(backends, users, course)
+    listed = {item.pop("userId"): item for page in pages for item in page}
+    assert listed == {user: COURSE_STATS.dump(truth) for user, truth in truths.items()}
+
+    # A delete, a re-post with new values, a learner's last session gone; Redis flushed meanwhile.
+    await api.call("DELETE", f"/courses/{course}/sessions/{sessions[users[4]][0]}", user=users[4])
+    await api.post(users[3], course, body(sessions[users[3]][0], 9, 99, 5))
+    await api.call("DELETE", f"/courses/{course}/sessions/{sessions[users[0]][0]}", user=users[0])
+    await backends.redis.flushdb()
+    await until(settled, within=10)
+    listed_users = {item["userId"] for page in await learner_pages(api, staff.teacher, course, 100) for item in page}
+    assert listed_users == set(users[1:])
+
+    erased = await api.call("DELETE", f"/admin/users/{users[2]}", headers=staff.admin)
+    assert erased.status == 204
+    # Nothing of theirs is served, at once and once change capture has seen the removals.
+    for _ in range(2):
+        assert_error(await api.course(users[2], course), 404, "not_found")
+        assert await every_page(api, users[2], course, 10) == [[]]
+        assert (await course_figures(api, staff, course))[1]["learnersCount"] == 3
+        listed_users = {
+            item["userId"] for page in await learner_pages(api, staff.teacher, course, 100) for item in page
+        }
+        assert listed_users == {users[1], users[3], users[4]}
+        await asyncio.sleep(0.5)
+    assert await backends.items(users[2]) == []
+    await until(settled, within=10)
+    assert (await api.call("DELETE", f"/admin/users/{users[2]}", headers=staff.admin)).status == 204
+
+
+@pytest.mark.parametrize("query", ["limit=0", "limit=101", "limit=ten", "cursor=bm90LWEtY3Vyc29y", "cursor="])
+async def test_a_bad_learners_page_is_a_400(api: Api, staff: Staff, query: str) -> None:
+    reply = await api.call("GET", f"/admin/courses/{new_id()}/learners?{query}", headers=staff.teacher)
+    assert_error(reply, 400, "validation_error")
+
+
+async def test_a_learners_cursor_of_another_course_or_list_is_refused(api: Api, staff: Staff) -> None:
+    user, course = new_id(), new_id()
+    for _ in range(3):
+        await api.post(user, course, body(new_id(), 1))
+    sessions = await api.call("GET", f"/courses/{course}/sessions?limit=1", user=user)
+    cursor = sessions.json["nextCursor"]
+    reply = await api.call("GET", f"/admin/courses/{course}/learners?cursor={cursor}", headers=staff.teacher)
+    assert_error(reply, 400, "validation_error")
+
+
+async def test_an_unknown_course_has_no_learners(api: Api, staff: Staff) -> None:
+    reply = await api.call("GET", f"/admin/courses/{new_id()}/learners", headers=staff.teacher)
+    assert (reply.status, reply.json) == (200, {"items": []})
