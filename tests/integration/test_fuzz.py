@@ -14,6 +14,7 @@ reproduces and the run takes the same few seconds every time.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import re
 import sys
@@ -22,6 +23,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 
@@ -29,6 +31,7 @@ from localmode import idp
 from service.accounts.cognito import open_accounts
 from service.app import create_app
 from service.settings import Settings
+from tests.faults.support import until
 from tests.integration.support import SPEC_PATH, new_id
 
 # Every check that applies to a document without security schemes; the first four are the
@@ -53,7 +56,7 @@ RUN_TIMEOUT_SECONDS = 90
 # document (whether the account exists, the code sent by email, the pool's password policy),
 # so those routes are held to every check but the acceptance of valid data and its warnings.
 ACCOUNT_ROUTES = "^/auth/"
-SEALED_CURSOR_ROUTES = "^/courses/[^/]+/sessions$"
+SEALED_CURSOR_ROUTES = "^((/admin/users/[^/]+)?/courses/[^/]+/sessions|/admin/courses/[^/]+/learners)$"
 
 
 def config(user_id: str) -> str:
@@ -75,9 +78,20 @@ def config(user_id: str) -> str:
             "[[operations]]",
             'include-path-regex = "/sessions/batch$"',
             "checks.negative_data_rejection.enabled = false",
+            # Real ids where an answer needs data: a registered user, and a course the fuzzed learner studies.
             "[[operations]]",
-            'include-path-regex = "^/admin/users/"',
+            'include-path-regex = "^/admin/users/[^/]+(/roles)?$"',
             f'parameters = {{ "path.userId" = "{user_id}" }}',
+            "[[operations]]",
+            'include-path-regex = "^/admin/users/[^/]+/courses/[^/]+(/sessions)?$"',
+            f'parameters = {{ "path.userId" = "{FUZZ_LEARNER}", "path.courseId" = "{FUZZ_COURSE}" }}',
+            "[[operations]]",
+            'include-path-regex = "^/admin/users/[^/]+/courses/[^/]+/sessions/[^/]+$"',
+            f'parameters = {{ "path.userId" = "{FUZZ_LEARNER}", "path.courseId" = "{FUZZ_COURSE}",'
+            f' "path.sessionId" = "{FUZZ_SESSION}" }}',
+            "[[operations]]",
+            'include-path-regex = "^/admin/courses/"',
+            f'parameters = {{ "path.courseId" = "{FUZZ_COURSE}" }}',
         ]
     )
 
@@ -85,7 +99,8 @@ def config(user_id: str) -> str:
 @pytest.fixture
 async def live_server(settings: Settings) -> AsyncIterator[str]:
     """The application on a free port of 127.0.0.1, as a base URL."""
-    runner = web.AppRunner(create_app(settings), access_log=None)
+    # Change capture on: the course-wide routes answer from the rosters it keeps.
+    runner = web.AppRunner(create_app(dataclasses.replace(settings, change_capture=True)), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
@@ -97,6 +112,22 @@ async def live_server(settings: Settings) -> AsyncIterator[str]:
 
 
 FUZZ_LEARNER = "0b2c6f1e-8a4d-4c3b-9e5f-7a1d2c3b4e5f"
+FUZZ_COURSE = "5d0e7c2a-1b3f-4e6d-8a9c-0f1e2d3c4b5a"
+FUZZ_SESSION = "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"
+
+
+async def seed_fuzzed_course(base_url: str, token: str) -> None:
+    """The fuzzed learner's session in FUZZ_COURSE, and the course's figures once change capture has them."""
+    async with aiohttp.ClientSession(base_url=base_url) as http:
+        body = {"sessionId": FUZZ_SESSION, "totalModulesStudied": 2, "averageScore": 75, "timeStudied": 60_000}
+        async with http.post(f"/courses/{FUZZ_COURSE}", json=body, headers={"X-User-Id": FUZZ_LEARNER}) as reply:
+            assert reply.status in (200, 201), await reply.text()
+
+        async def figures_served() -> bool:
+            async with http.get(f"/admin/courses/{FUZZ_COURSE}", headers={"Authorization": f"Bearer {token}"}) as got:
+                return got.status == 200
+
+        await until(figures_served, within=10)
 
 
 async def run_schemathesis(base_url: str, workdir: Path, token: str, user_id: str) -> tuple[int, str, dict[str, Any]]:
@@ -182,6 +213,7 @@ async def test_served_document_holds_under_fuzzing(
     async with open_accounts(settings) as accounts:
         assert accounts is not None
         user_id = await accounts.register(f"{new_id()}@example.com", "Fuzzed-Passw0rd!")
+    await seed_fuzzed_course(live_server, token)
     started = time.monotonic()
     exit_code, output, report = await run_schemathesis(live_server, tmp_path, token, user_id)
     line = summary(report, time.monotonic() - started)
