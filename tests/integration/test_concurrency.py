@@ -14,11 +14,13 @@ from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
 
 from bench.datagen import Write, plan_writes
+from localmode import idp
 from service import keys
 from service.app import create_app
+from service.domain.model import CourseTotals
 from service.dynamodb import codec
 from service.http.schemas import COURSE_STATS
-from service.redis.cache import aggregate_key
+from service.redis.cache import aggregate_key, course_key
 from service.settings import Settings
 from tests.faults.support import until
 from tests.integration.support import TABLE, Api, Backends, new_id
@@ -76,60 +78,119 @@ async def test_aggregates_stay_exact_under_concurrency_and_flushes(
         for api in apis:
             reply = await api.course(user, course)
             assert reply.json == truth, (seed, user, course)
-        await assert_hash_consistent(backends, user, course)
+        await assert_hash_consistent(backends, aggregate_key(user, course))
+
+
+@dataclasses.dataclass
+class Traffic:
+    """The jobs of one concurrent run, on randomly chosen instances."""
+
+    rng: random.Random
+    apis: list[Api]
+    backends: Backends
+    staff: dict[str, str]
+    again: list[tuple[str, str, str]]
+    limit: asyncio.Semaphore = dataclasses.field(default_factory=lambda: asyncio.Semaphore(32))
+
+    async def write(self, item: Write) -> None:
+        async with self.limit:
+            await asyncio.sleep(self.rng.uniform(0, 0.3))
+            reply = await self.rng.choice(self.apis).post(item.user, item.course, item.payload)
+            assert reply.status in (200, 201), reply.body
+
+    async def delete(self, user: str, course: str, session: str) -> None:
+        """Through the route; some deleted sessions are posted again, with new values."""
+        await asyncio.sleep(self.rng.uniform(0, 0.5))
+        reply = await self.rng.choice(self.apis).call("DELETE", f"/courses/{course}/sessions/{session}", user=user)
+        assert reply.status in (204, 404), reply.body
+        if (user, course, session) in self.again:
+            await asyncio.sleep(self.rng.uniform(0, 0.2))
+            modules = self.rng.randint(0, 9)
+            payload = {"sessionId": session, "totalModulesStudied": modules, "averageScore": 10, "timeStudied": 5}
+            assert (await self.rng.choice(self.apis).post(user, course, payload)).status in (200, 201)
+
+    async def vanish(self, user: str, course: str, session: str) -> None:
+        """Removed behind the service, straight from the table."""
+        await asyncio.sleep(self.rng.uniform(0, 0.5))
+        await self.backends.dynamodb.delete_item(TableName=TABLE, Key=codec.item_key(user, course, session))
+
+    async def read(self, path: str, user: str | None) -> None:
+        async with self.limit:
+            await asyncio.sleep(self.rng.uniform(0, 0.6))
+            headers = None if user else self.staff
+            reply = await self.rng.choice(self.apis).call("GET", path, user=user, headers=headers)
+            assert reply.status in (200, 404), reply.body
+
+    async def flush(self) -> None:
+        await asyncio.sleep(self.rng.uniform(0, 0.6))
+        await self.backends.redis.flushdb()
+
+
+def staff_headers(settings: Settings) -> dict[str, str]:
+    assert settings.cognito_user_pool_id
+    assert settings.auth_client_id
+    groups: dict[str, object] = {"cognito:groups": ["teacher"]}
+    token = idp.access_token(settings.cognito_user_pool_id, settings.auth_client_id, new_id(), **groups)  # type: ignore[arg-type]
+    return {"Authorization": f"Bearer {token}"}
 
 
 @pytest.mark.parametrize("seed", [5, 6])
-async def test_aggregates_stay_exact_when_sessions_vanish_behind_the_service(
+async def test_learner_and_course_wide_figures_stay_exact_under_writes_deletes_and_flushes(
     seed: int, aiohttp_client: AiohttpClient, settings: Settings, backends: Backends
 ) -> None:
-    # Sessions deleted from the table directly (no delete route yet), while the two
-    # instances, which read the table's stream, keep taking new writes and reads and
-    # Redis is flushed. Deleted sessions are never written again: re-creation after a
-    # delete restarts an item's version, which the delete route of SPEC §6 must avoid.
+    # Several learners of two courses write, re-post, delete through the route and post deleted
+    # sessions again, while sessions also vanish behind the service and Redis is flushed; two
+    # instances read the table's stream. Once quiet, every learner's aggregate, every course's
+    # figures and learner list, and every cached hash equal what DynamoDB holds.
     rng = random.Random(seed)
     capturing = dataclasses.replace(settings, change_capture=True)
     apis = [Api(await aiohttp_client(create_app(capturing))) for _ in range(2)]
-    pairs = [(new_id(), new_id()) for _ in range(3)]
-    first, later = plan_writes(rng, pairs, 90), plan_writes(rng, pairs, 90)
-    limit = asyncio.Semaphore(32)
-
-    async def write(item: Write) -> None:
-        async with limit:
-            await asyncio.sleep(rng.uniform(0, 0.3))
-            reply = await rng.choice(apis).post(item.user, item.course, item.payload)
-            assert reply.status in (200, 201), reply.body
-
-    await asyncio.gather(*(write(item) for item in first))
+    courses, users = [new_id(), new_id()], [new_id() for _ in range(4)]
+    pairs = [(user, course) for user in users for course in courses if rng.random() < 0.8]
+    first, later = plan_writes(rng, pairs, 80), plan_writes(rng, pairs, 80)
+    traffic = Traffic(rng, apis, backends, staff_headers(settings), again=[])
+    await asyncio.gather(*(traffic.write(item) for item in first))
     for pair in pairs:  # cached and complete before the deletes begin
         assert (await apis[0].course(*pair)).status == 200
-    stored = [item for pair in pairs for item in await backends.items(pair[0])]
-    doomed = rng.sample(stored, len(stored) // 3)
+    posted = sorted({(item.user, item.course, item.session) for item in first})
+    by_route = rng.sample(posted, len(posted) // 3)
+    traffic.again = rng.sample(by_route, len(by_route) // 2)
+    behind = rng.sample([item for item in posted if item not in by_route], len(posted) // 6)
 
-    async def delete(item: dict[str, Any]) -> None:
-        await asyncio.sleep(rng.uniform(0, 0.5))
-        key = {name: item[name] for name in (codec.PARTITION_KEY, codec.SORT_KEY)}
-        await backends.dynamodb.delete_item(TableName=TABLE, Key=key)
-
-    async def read(user: str, course: str) -> None:
-        async with limit:
-            await asyncio.sleep(rng.uniform(0, 0.6))
-            reply = await rng.choice(apis).course(user, course)
-            assert reply.status in (200, 404), reply.body
-
-    async def flush() -> None:
-        await asyncio.sleep(rng.uniform(0, 0.6))
-        await backends.redis.flushdb()
-
-    jobs = [write(item) for item in later] + [delete(item) for item in doomed]
-    jobs += [read(*rng.choice(pairs)) for _ in range(60)] + [flush() for _ in range(2)]
+    jobs = [traffic.write(item) for item in later]
+    jobs += [traffic.delete(*item) for item in by_route] + [traffic.vanish(*item) for item in behind]
+    jobs += [traffic.read(f"/courses/{course}", user) for user, course in rng.choices(pairs, k=40)]
+    jobs += [traffic.read(f"/admin/courses/{course}", None) for course in rng.choices(courses, k=40)]
+    jobs += [traffic.flush() for _ in range(3)]
     rng.shuffle(jobs)
     await asyncio.gather(*jobs)
 
-    # Exact once the stream has been read past the last delete (it is polled every 0.2 s).
-    await until(lambda: all_exact(apis, backends, pairs), within=5)
+    # Exact once the stream has been read past the last change (it is polled every 0.2 s).
+    await until(lambda: all_exact(apis, backends, pairs), within=10)
+    for course in courses:
+        await until(lambda course=course: course_exact(apis, traffic.staff, backends, users, course), within=10)  # type: ignore[misc]
+        await assert_hash_consistent(backends, course_key(course))
     for user, course in pairs:
-        await assert_hash_consistent(backends, user, course)
+        await assert_hash_consistent(backends, aggregate_key(user, course))
+
+
+async def course_exact(
+    apis: list[Api], staff: dict[str, str], backends: Backends, users: list[str], course: str
+) -> bool:
+    """Whether every instance serves the course's figures and learners as DynamoDB's sessions make them."""
+    truths = {user: await backends.truth(user, course) for user in users}
+    studied = {user: truth for user, truth in truths.items() if truth.sessions}
+    total = sum(studied.values(), CourseTotals())
+    figures = (200, {**COURSE_STATS.dump(total), "learnersCount": len(studied)}) if studied else (404, None)
+    learners = {user: COURSE_STATS.dump(truth) for user, truth in studied.items()}
+    for api in apis:
+        reply = await api.call("GET", f"/admin/courses/{course}", headers=staff)
+        if (reply.status, reply.json if reply.status == 200 else None) != figures:
+            return False
+        listed = await api.call("GET", f"/admin/courses/{course}/learners?limit=100", headers=staff)
+        if {item.pop("userId"): item for item in listed.json["items"]} != learners:
+            return False
+    return True
 
 
 async def all_exact(apis: list[Api], backends: Backends, pairs: list[tuple[str, str]]) -> bool:
@@ -144,16 +205,16 @@ async def all_exact(apis: list[Api], backends: Backends, pairs: list[tuple[str, 
     return True
 
 
-async def assert_hash_consistent(backends: Backends, user: str, course: str) -> None:
-    """The cached sums equal the sums of the per-session contributions they sit beside."""
-    raw: dict[bytes, bytes] = await backends.redis.hgetall(aggregate_key(user, course))  # type: ignore[assignment]
-    fields = {key.decode(): value.decode() for key, value in raw.items()}
-    contributions = [tuple(map(int, value.split(":")[1:])) for key, value in fields.items() if key.startswith("s:")]
-    assert int(fields["n"]) == len(contributions)
-    assert int(fields["m"]) == sum(m for m, _, _ in contributions)
-    assert int(fields["w"]) == sum(m * s for m, s, _ in contributions)
-    assert int(fields["ss"]) == sum(s for _, s, _ in contributions)
-    assert int(fields["t"]) == sum(t for _, _, t in contributions)
+async def assert_hash_consistent(backends: Backends, key: str) -> None:
+    """The cached sums equal the sums of the entries' contributions they sit beside."""
+    raw: dict[bytes, bytes] = await backends.redis.hgetall(key)  # type: ignore[assignment]
+    fields = {name.decode(): value.decode() for name, value in raw.items()}
+    if not fields:
+        return  # expired or never read again since the last flush
+    entries = [tuple(map(int, value.split(":")[1:])) for name, value in fields.items() if name.startswith("s:")]
+    for index, name in enumerate(("n", "m", "w", "ss", "t")):
+        assert int(fields.get(name, 0)) == sum(entry[index] for entry in entries), name
+    assert int(fields.get("L", 0)) == sum(1 for entry in entries if entry[0])
 
 
 @pytest.mark.parametrize("instances", [1, 2])
