@@ -22,6 +22,7 @@ from service.accounts.cognito import open_accounts
 from service.auth.tokens import TokenVerifier
 from service.changes.applier import ChangeApplier
 from service.changes.poller import StreamPoller
+from service.domain.erasures import Erasures
 from service.domain.errors import CacheUnavailable
 from service.domain.roster import Roster
 from service.domain.stats import StatsService
@@ -90,7 +91,9 @@ async def _stats_ctx(app: web.Application) -> AsyncIterator[None]:
         # Waiting on another task's rebuild must leave time to rebuild here within the deadline.
         busy_wait_seconds=min(settings.rebuild_lock_seconds, settings.request_deadline_seconds / 2),
     )
+    app[keys.ERASURES] = Erasures(app[keys.STATS])
     yield
+    await app[keys.ERASURES].aclose()
 
 
 async def _auth_ctx(app: web.Application) -> AsyncIterator[None]:

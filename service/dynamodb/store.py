@@ -315,6 +315,19 @@ class SessionStore:
             async for items in self._pages(request):
                 yield [codec.decode_row(item) for item in items]
 
+    async def holds_items(self, user_id: str) -> bool:
+        """Whether any item of the user is left (one key read)."""
+        with dynamodb_errors("Query"):
+            response = await self._client.query(
+                TableName=self._table,
+                KeyConditionExpression="#pk = :u",
+                ExpressionAttributeNames={"#pk": codec.PARTITION_KEY},
+                ExpressionAttributeValues={":u": {"S": user_id}},
+                ConsistentRead=True,
+                Limit=1,
+            )
+        return bool(response.get("Items"))
+
     async def erase(self, user_id: str) -> set[str]:
         """Remove every item of a user, tombstones included; the courses they had items in."""
         request = {

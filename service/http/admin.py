@@ -20,9 +20,11 @@ from service.http.courses import (
     one_session,
     session_list,
 )
+from service.http.deadlines import ANSWER_SHARE
 from service.http.schemas import (
     CourseFiguresResponse,
     CoursePath,
+    ErasureStatusResponse,
     LearnerCoursePath,
     LearnerPage,
     LearnerSessionPath,
@@ -121,18 +123,56 @@ get_learner_session = endpoint(
 )(one_session)
 
 
+_ADMIN = frozenset({"admin"})
+_ERASURE_STATUS = ErasureStatusResponse()
+
+
+def _erasure_path(user_id: str) -> str:
+    return f"/admin/users/{user_id}/erasure"
+
+
 @endpoint(
     operation_id="eraseUser",
     summary="Erases every session and figure of a learner (right to erasure)",
     tag="admin",
-    roles=frozenset({"admin"}),
+    roles=_ADMIN,
     path=UserPath(),
-    responses={204: (None, "Erased: no route serves anything of theirs any more. Safe to repeat.")},
+    responses={
+        204: (None, "Erased: no route serves anything of theirs any more. Safe to repeat."),
+        202: (
+            _ERASURE_STATUS,
+            "Under way, past this request's deadline; Location says when it has finished. "
+            "Sending this request again joins or resumes it.",
+        ),
+    },
     errors=(400, 401, 403, 503),
 )
 async def erase_user(request: web.Request, inputs: Inputs) -> Reply:
-    await request.app[keys.STATS].erase(inputs.params["user_id"])
-    return Reply(204)
+    user_id = inputs.params["user_id"]
+    within = request.app[keys.SETTINGS].request_deadline_seconds * ANSWER_SHARE
+    if await request.app[keys.ERASURES].erase(user_id, within):
+        return Reply(204)
+    return Reply(202, {"status": "in_progress"}, {"Location": _erasure_path(user_id)})
+
+
+@endpoint(
+    operation_id="getErasure",
+    summary="Tells whether a learner's erasure has finished",
+    tag="admin",
+    roles=_ADMIN,
+    path=UserPath(),
+    responses={
+        200: (
+            _ERASURE_STATUS,
+            "done: nothing of the learner's is stored. in_progress: some is; if that lasts, "
+            "the task erasing it stopped, and DELETE /admin/users/{userId} resumes it.",
+        )
+    },
+    errors=(400, 401, 403, 503),
+)
+async def get_erasure(request: web.Request, inputs: Inputs) -> Reply:
+    stored = await request.app[keys.STORE].holds_items(inputs.params["user_id"])
+    return Reply(200, {"status": "in_progress" if stored else "done"})
 
 
 def add_routes(app: web.Application) -> None:
@@ -144,3 +184,4 @@ def add_routes(app: web.Application) -> None:
         "/admin/users/{userId}/courses/{courseId}/sessions/{sessionId}", get_learner_session, allow_head=False
     )
     app.router.add_delete("/admin/users/{userId}", erase_user)
+    app.router.add_get("/admin/users/{userId}/erasure", get_erasure, allow_head=False)

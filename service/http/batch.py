@@ -21,13 +21,12 @@ from marshmallow import ValidationError
 from service import keys
 from service.domain.errors import DependencyUnavailable, ServiceError, ValidationFailed
 from service.domain.model import SessionStats, WriteOutcome
+from service.http.deadlines import ANSWER_SHARE
 from service.http.errors import report_unavailable, status_of
 from service.http.schemas import field_messages
 
 # Items recorded at once: each holds a DynamoDB and a Redis call.
 CONCURRENCY = 16
-# The rest of the deadline is left to answer the results.
-BUDGET_SHARE = 0.8
 
 
 def _refused(index: int, exc: ServiceError, session_id: str | None = None) -> dict[str, Any]:
@@ -84,7 +83,7 @@ async def record_batch(
         results[index] = {"index": index, "status": status, "session_id": stored.session_id}
 
     try:
-        async with asyncio.timeout(app[keys.SETTINGS].request_deadline_seconds * BUDGET_SHARE):
+        async with asyncio.timeout(app[keys.SETTINGS].request_deadline_seconds * ANSWER_SHARE):
             async with asyncio.TaskGroup() as group:
                 for index, item in admitted:
                     group.create_task(record(index, item))

@@ -5,6 +5,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+# A route that runs work of unknown length answers after this share of its deadline,
+# so the rest is left to send the answer.
+ANSWER_SHARE = 0.8
+
 
 class Deadlines:
     """Cancels the requests of one application that overrun their deadline.

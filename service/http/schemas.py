@@ -314,6 +314,10 @@ class LearnerStatsResponse(CourseStatsResponse):
     userId = fields.String(required=True, attribute="user_id", metadata={"format": "uuid"})
 
 
+class ErasureStatusResponse(Schema):
+    status = fields.String(required=True, validate=validate.OneOf(["done", "in_progress"]))
+
+
 LearnerPage = _page(LearnerStatsResponse, "LearnerPage")
 
 

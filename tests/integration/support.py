@@ -313,14 +313,15 @@ class Backends:
         self.redis = redis
 
     async def items(self, user: str) -> list[dict[str, Any]]:
-        response = await self.dynamodb.query(
+        paginator = self.dynamodb.get_paginator("query")
+        pages = paginator.paginate(
             TableName=TABLE,
             KeyConditionExpression="#pk = :u",
             ExpressionAttributeNames={"#pk": PARTITION_KEY},
             ExpressionAttributeValues={":u": {"S": user}},
             ConsistentRead=True,
         )
-        return list(response["Items"])
+        return [item async for page in pages for item in page["Items"]]
 
     async def cache_keys(self, user: str) -> list[bytes]:
         return [key async for key in self.redis.scan_iter(match=aggregate_key(user, "*"))]
