@@ -32,8 +32,8 @@ alarmed at 30 s).
 **Scale.** A course's rows are spread over ``ROSTER_SHARDS`` partitions by a
 hash of the learner's id, so a course written 1 000 times a second puts about
 63 writes a second on each; nothing Scans; a cached course read is one Redis
-round trip, and a rebuild reads the roster's partitions a page at a time (about
-100 bytes a learner: some 2 500 RRU and a few dozen round trips for 100 000
+round trip, and a rebuild reads the roster's partitions a page at a time (100 to
+170 bytes a learner: 2 500 to 4 200 RRU and a few dozen round trips for 100 000
 learners), never one call per learner.
 """
 

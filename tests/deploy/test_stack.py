@@ -13,7 +13,14 @@ Resource = dict[str, Any]
 OfType = Callable[[str], dict[str, Resource]]
 Only = Callable[[str], Resource]
 
-TABLE_ACTIONS = {"dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query", "dynamodb:DescribeTable"}
+TABLE_ACTIONS = {
+    "dynamodb:GetItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:Query",
+    "dynamodb:DescribeTable",
+    "dynamodb:BatchWriteItem",
+    "dynamodb:DeleteItem",
+}
 # The roles route and the password policy's read; sign-up, confirmation and login are unauthenticated APIs.
 POOL_ACTIONS = {
     "cognito-idp:AdminAddUserToGroup",
@@ -75,20 +82,27 @@ def test_managed_policies_are_only_aws_execution_policies_on_their_roles(resourc
     }
 
 
-def test_change_capture_reads_only_the_table_stream(resources: dict[str, Resource], only_resource: Only) -> None:
+def test_change_capture_reads_the_table_stream_and_writes_only_roster_rows(
+    resources: dict[str, Resource], only_resource: Only
+) -> None:
     table = only_resource("AWS::DynamoDB::Table")
     assert table["StreamSpecification"] == {"StreamViewType": "NEW_AND_OLD_IMAGES"}
     stream = {"Fn::GetAtt": ["Table", "StreamArn"]}
     role = resources["ChangeCaptureRole"]["Properties"]
     statements = [statement for policy in role["Policies"] for statement in _statements(policy)]
-    actions = {action for statement in statements for action in _as_list(statement["Action"])}
-    assert actions == {
-        "dynamodb:DescribeStream",
-        "dynamodb:GetRecords",
-        "dynamodb:GetShardIterator",
-        "dynamodb:ListStreams",
+    by_resource: dict[str, set[str]] = {}
+    for statement in statements:
+        by_resource.setdefault(repr(statement["Resource"]), set()).update(_as_list(statement["Action"]))
+    assert by_resource == {
+        repr(stream): {
+            "dynamodb:DescribeStream",
+            "dynamodb:GetRecords",
+            "dynamodb:GetShardIterator",
+            "dynamodb:ListStreams",
+        },
+        # Rows are recomputed with a Query of a learner's items, stored or deleted.
+        repr({"Fn::GetAtt": ["Table", "Arn"]}): {"dynamodb:Query", "dynamodb:UpdateItem", "dynamodb:DeleteItem"},
     }
-    assert all(statement["Resource"] == stream for statement in statements)
     mapping = only_resource("AWS::Lambda::EventSourceMapping")
     assert mapping["EventSourceArn"] == stream
     assert mapping["FunctionName"] == {"Ref": "ChangeCaptureFunction"}

@@ -4,11 +4,12 @@ consistent reads in 4 KB units (a Query sums its items before rounding)."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
 from bench.seed import item_bytes
-from service.domain.model import SessionStats, StoredSession
+from service.domain.model import CourseTotals, LearnerRow, SessionStats, StoredSession
 from service.dynamodb import codec
 from service.http.schemas import MAX_MODULES, MAX_SCORE, MAX_TIME_MS
 
@@ -35,3 +36,23 @@ def test_a_rebuild_query_reads_at_most_one_unit_per_seventeen_sessions() -> None
     size = item_bytes(largest_item())
     for sessions, units in ((1, 1), (17, 1), (100, 6), (10_000, 567)):
         assert math.ceil(sessions * size / 4096) <= units
+
+
+def largest_row() -> dict[str, Any]:
+    """The largest roster row: 10 000 sessions each at every bound, and a long revision."""
+    per_session = CourseTotals.of([SessionStats(ID, MAX_MODULES, MAX_SCORE * 100, MAX_TIME_MS)])
+    totals = CourseTotals(*(10_000 * value for value in dataclasses.astuple(per_session)))
+    return {**codec.row_key(ID, ID), **codec.row_values(LearnerRow(ID, totals, revision=10**12))}
+
+
+def test_a_roster_row_is_at_most_170_bytes_so_its_write_is_one_unit() -> None:
+    size = item_bytes(largest_row())
+    assert size <= 170
+    assert math.ceil(size / 1024) == 1
+
+
+def test_a_course_rebuild_reads_at_most_a_unit_per_twenty_four_learners() -> None:
+    size = item_bytes(largest_row())
+    # Each of the 16 partitions rounds up on its own.
+    for learners, units in ((384, 16), (100_000, 4_200)):
+        assert codec.ROSTER_SHARDS * math.ceil(learners / codec.ROSTER_SHARDS * size / 4096) <= units
