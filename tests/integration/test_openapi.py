@@ -92,3 +92,29 @@ async def test_swagger_ui_is_served(api: Api) -> None:
     reply = await api.call("GET", "/api/docs")
     assert reply.status == 200
     assert b"swagger" in reply.body.lower()
+
+
+async def test_every_admin_route_documents_its_roles_and_needs_a_token(api: Api) -> None:
+    spec = await fetch_spec(api)
+    staff = "admin or teacher role"
+    expected = {
+        ("/admin/courses/{courseId}", "get"): staff,
+        ("/admin/courses/{courseId}/learners", "get"): staff,
+        ("/admin/users/{userId}/courses/{courseId}", "get"): staff,
+        ("/admin/users/{userId}/courses/{courseId}/sessions", "get"): staff,
+        ("/admin/users/{userId}/courses/{courseId}/sessions/{sessionId}", "get"): staff,
+        ("/admin/users/{userId}", "delete"): "admin role",
+        ("/admin/users/{userId}/erasure", "get"): "admin role",
+    }
+    for (path, method), roles in expected.items():
+        operation = spec["paths"][path][method]
+        assert operation["security"] == [{"bearerAuth": []}], path
+        assert roles in operation["description"], path
+        assert operation["tags"] == ["admin"]
+        assert not [param for param in operation["parameters"] if param["in"] == "header"], path
+        assert {"401", "403"} <= set(operation["responses"]), path
+    erase = spec["paths"]["/admin/users/{userId}"]["delete"]["responses"]
+    assert {"202", "204"} <= set(erase)
+    deleting = spec["paths"]["/courses/{courseId}/sessions/{sessionId}"]["delete"]
+    assert deleting["security"] == [{"bearerAuth": []}, {}]
+    assert {"204", "404"} <= set(deleting["responses"])
