@@ -59,7 +59,7 @@ def assert_unavailable_answers(samples: list[Sample], traffic: Traffic, *, write
 
 
 async def assert_cold_reads_unavailable(api: Api, deadline: float = DEADLINE_SECONDS) -> None:
-    """Reads that need DynamoDB (an uncached aggregate, a session) get a 503 in time."""
+    """Reads that need DynamoDB (an uncached aggregate, a session, a list) and deletes get a 503 in time."""
     user, course = new_id(), new_id()
 
     async def check(call: Awaitable[Reply]) -> None:
@@ -71,7 +71,12 @@ async def assert_cold_reads_unavailable(api: Api, deadline: float = DEADLINE_SEC
         assert reply.json["error"]["code"] == "service_unavailable"
         assert reply.headers["Retry-After"] == "2"
 
-    await asyncio.gather(check(api.course(user, course)), check(api.session(user, course, new_id())))
+    await asyncio.gather(
+        check(api.course(user, course)),
+        check(api.session(user, course, new_id())),
+        check(api.call("GET", f"/courses/{course}/sessions", user=user)),
+        check(api.call("DELETE", f"/courses/{course}/sessions/{new_id()}", user=user)),
+    )
 
 
 async def assert_retries_settle(traffic: Traffic, backends: Backends, client: TestClient[Any, Any]) -> None:
