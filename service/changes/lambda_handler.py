@@ -35,8 +35,8 @@ class _Runtime:
         self.loop = asyncio.new_event_loop()
         self.redis, self.cache = open_cache(settings)
         # Kept open for the environment's life; Lambda freezes and ends the process itself.
-        self._clients = contextlib.AsyncExitStack()
-        dynamodb = self.loop.run_until_complete(self._clients.enter_async_context(dynamodb_client(settings)))
+        self.clients = contextlib.AsyncExitStack()
+        dynamodb = self.loop.run_until_complete(self.clients.enter_async_context(dynamodb_client(settings)))
         store = SessionStore(dynamodb, settings.dynamodb_table)
         self.applier = ChangeApplier(self.cache, Roster(store, self.cache))
 

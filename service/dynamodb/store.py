@@ -125,9 +125,38 @@ class SessionStore:
         self._table = table
         self._clock = _WriteClock()
 
+    async def _update(
+        self,
+        key: dict[str, Any],
+        expression: str,
+        condition: str,
+        names: dict[str, str],
+        values: dict[str, Any],
+        *,
+        returns: str,
+    ) -> tuple[bool, dict[str, Any]]:
+        """One conditional UpdateItem: whether it applied, and the attributes it returned (``returns``
+        of them when it applied; the whole stored item, or {} if there is none, when it was refused)."""
+        with dynamodb_errors("UpdateItem"):
+            try:
+                response = await self._client.update_item(
+                    TableName=self._table,
+                    Key=key,
+                    UpdateExpression=expression,
+                    ConditionExpression=condition,
+                    ExpressionAttributeNames=names,
+                    ExpressionAttributeValues=values,
+                    ReturnValues=returns,  # type: ignore[arg-type]
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+            except ClientError as exc:
+                if not _refused(exc):
+                    raise
+                return False, exc.response.get("Item", {})
+        return True, response.get("Attributes", {})
+
     async def upsert(self, user_id: str, course_id: str, stats: SessionStats) -> tuple[WriteOutcome, StoredSession]:
         """Create or replace one session; identical values, or a newer stored write, leave it untouched."""
-        key = codec.item_key(user_id, course_id, stats.session_id)
         stored_values = codec.stats_values(stats)
         values = {
             ":m": stored_values[codec.MODULES],
@@ -136,58 +165,36 @@ class SessionStore:
             ":now": {"N": str(self._clock.stamp())},
             ":one": {"N": "1"},
         }
-        with dynamodb_errors("UpdateItem"):
-            try:
-                response = await self._client.update_item(
-                    TableName=self._table,
-                    Key=key,
-                    UpdateExpression=_UPSERT_EXPRESSION,
-                    ConditionExpression=_UPSERT_CONDITION,
-                    ExpressionAttributeNames=_NAMES,
-                    ExpressionAttributeValues=values,
-                    # The old version and tombstone mark say what the write did; the new values are ours.
-                    ReturnValues="UPDATED_OLD",
-                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
-                )
-            except ClientError as exc:
-                if not _refused(exc):
-                    raise
-                stored = codec.decode(exc.response["Item"])
-                same = stored.stats == stats and not stored.deleted
-                return (WriteOutcome.UNCHANGED if same else WriteOutcome.SUPERSEDED), stored
-        old = response.get("Attributes", {})
-        created = codec.VERSION not in old or codec.DELETED in old
-        version = int(old[codec.VERSION]["N"]) + 1 if codec.VERSION in old else 1
+        # When it applies, the old version and tombstone mark say what the write did; the new values are ours.
+        key = codec.item_key(user_id, course_id, stats.session_id)
+        applied, item = await self._update(
+            key, _UPSERT_EXPRESSION, _UPSERT_CONDITION, _NAMES, values, returns="UPDATED_OLD"
+        )
+        if not applied:
+            stored = codec.decode(item)
+            same = stored.stats == stats and not stored.deleted
+            return (WriteOutcome.UNCHANGED if same else WriteOutcome.SUPERSEDED), stored
+        created = codec.VERSION not in item or codec.DELETED in item
+        version = int(item[codec.VERSION]["N"]) + 1 if codec.VERSION in item else 1
         return (WriteOutcome.CREATED if created else WriteOutcome.REPLACED), StoredSession(stats, version)
 
     async def delete(self, user_id: str, course_id: str, session_id: str) -> StoredSession | None:
         """Make a session a tombstone; None if there is no such session (or it is deleted already)."""
         stamp = self._clock.stamp()
         values: dict[str, Any] = {":now": {"N": str(stamp)}, ":one": {"N": "1"}, ":yes": {"BOOL": True}}
-        with dynamodb_errors("UpdateItem"):
-            try:
-                response = await self._client.update_item(
-                    TableName=self._table,
-                    Key=codec.item_key(user_id, course_id, session_id),
-                    UpdateExpression=_DELETE_EXPRESSION,
-                    ConditionExpression=_DELETE_CONDITION,
-                    ExpressionAttributeNames=_DELETE_NAMES,
-                    ExpressionAttributeValues=values,
-                    ReturnValues="ALL_NEW",
-                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
-                )
-            except ClientError as exc:
-                if not _refused(exc):
-                    raise
-                item = exc.response.get("Item")
-                if item is None:
-                    return None
-                current = codec.decode(item)
-                # Our own earlier attempt (botocore retried after it landed) carries our stamp.
-                ours = current.deleted and int(item[codec.WRITTEN_AT]["N"]) == stamp
-                # A write stamped after this delete began stands, as if it came after the delete.
-                return current if ours or not current.deleted else None
-        return codec.decode(response["Attributes"])
+        key = codec.item_key(user_id, course_id, session_id)
+        applied, item = await self._update(
+            key, _DELETE_EXPRESSION, _DELETE_CONDITION, _DELETE_NAMES, values, returns="ALL_NEW"
+        )
+        if applied:
+            return codec.decode(item)
+        if not item:
+            return None
+        current = codec.decode(item)
+        # Our own earlier attempt (botocore retried after it landed) carries our stamp.
+        ours = current.deleted and int(item[codec.WRITTEN_AT]["N"]) == stamp
+        # A write stamped after this delete began stands, as if it came after the delete.
+        return current if ours or not current.deleted else None
 
     async def get(self, user_id: str, course_id: str, session_id: str) -> StoredSession | None:
         with dynamodb_errors("GetItem"):
@@ -251,19 +258,8 @@ class SessionStore:
     async def put_row(self, course_id: str, row: LearnerRow) -> None:
         """Store a learner's roster row unless the stored one is of a later revision."""
         values = {f":{name}": value for name, value in codec.row_values(row).items()}
-        with dynamodb_errors("UpdateItem"):
-            try:
-                await self._client.update_item(
-                    TableName=self._table,
-                    Key=codec.row_key(course_id, row.user_id),
-                    UpdateExpression=_ROW_EXPRESSION,
-                    ConditionExpression=_ROW_CONDITION,
-                    ExpressionAttributeNames=_ROW_NAMES,
-                    ExpressionAttributeValues=values,
-                )
-            except ClientError as exc:
-                if not _refused(exc):
-                    raise
+        key = codec.row_key(course_id, row.user_id)
+        await self._update(key, _ROW_EXPRESSION, _ROW_CONDITION, _ROW_NAMES, values, returns="NONE")
 
     async def delete_row(self, course_id: str, user_id: str) -> None:
         with dynamodb_errors("DeleteItem"):

@@ -10,7 +10,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from service.changes import lambda_handler
-from service.domain.model import SessionStats
+from service.domain.model import LearnerRow, SessionStats
 from service.dynamodb import codec
 from service.dynamodb.client import streams_client
 from service.settings import Settings
@@ -23,12 +23,14 @@ def lambda_environment(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> I
     monkeypatch.setenv("STATS_ENV", "test")
     monkeypatch.setenv("STATS_REDIS_URL", settings.redis_url)
     monkeypatch.setenv("STATS_DYNAMODB_TABLE", TABLE)
+    monkeypatch.setenv("STATS_DYNAMODB_ENDPOINT", settings.dynamodb_endpoint or "")
     lambda_handler._runtime.cache_clear()
     yield
     # Lambda never tears its environment down; a test process must not leak its connections.
     runtime = lambda_handler._runtime()
     runtime.loop.run_until_complete(runtime.cache.aclose())
     runtime.loop.run_until_complete(runtime.redis.aclose())
+    runtime.loop.run_until_complete(runtime.clients.aclose())
     runtime.loop.close()
     lambda_handler._runtime.cache_clear()
 
@@ -73,6 +75,9 @@ async def test_a_write_whose_update_never_reached_redis_is_applied_by_the_functi
     truth = await backends.truth(user, course)
     reply = await api.course(user, course)
     assert reply.json["sessionsCount"] == truth.sessions == 2
+    rows = [row async for page in backends.store.roster_pages(course) for row in page]
+    assert rows == [LearnerRow(user, truth, revision=2)]  # two sessions, each at version 1
     # Delivered again (at least once): nothing changes.
     await asyncio.to_thread(lambda_handler.handler, event, None)
     assert (await api.course(user, course)).json == reply.json
+    assert [row async for page in backends.store.roster_pages(course) for row in page] == rows
