@@ -97,16 +97,21 @@ REBUILD_CHUNK = 500
 _APPLY_FUNCTION = """
 local function fmt(x) return string.format('%d', x) end
 local SUMS = {'n', 'm', 'w', 'ss', 't'}
+-- Versions as decimal strings (no leading zeros): a roster revision has more digits than a double holds.
+local function later(a, b)
+  if #a ~= #b then return #a > #b end
+  return a > b
+end
 local function apply(key, argv, first)
   for j = first, #argv, 7 do
     local field = 's:' .. argv[j]
-    local version = tonumber(argv[j + 1])
+    local version = argv[j + 1]
     local old = redis.call('HGET', key, field)
     local before = {0, 0, 0, 0, 0}
     local newer = true
     if old then
       local ov, a, b, c, d, e = string.match(old, '^(%d+):(%d+):(%d+):(%d+):(%d+):(%d+)$')
-      if tonumber(ov) >= version then
+      if not later(version, ov) then
         newer = false
       else
         before = {tonumber(a), tonumber(b), tonumber(c), tonumber(d), tonumber(e)}

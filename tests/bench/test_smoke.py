@@ -12,7 +12,30 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SCENARIOS = ("get_course", "get_course_token", "get_session", "post_new", "post_repost", "mix", "refresh")
+SCENARIOS = (
+    "get_course",
+    "get_course_token",
+    "get_course_figures",
+    "get_session",
+    "list_sessions",
+    "list_learners",
+    "post_new",
+    "post_batch",
+    "post_repost",
+    "mix",
+    "refresh",
+)
+RAW = (
+    "redis_read",
+    "redis_course_read",
+    "dynamodb_get",
+    "session_query",
+    "roster_query",
+    "post_new",
+    "post_batch",
+    "post_repost",
+    "cognito_refresh",
+)
 
 pytestmark = pytest.mark.slow
 
@@ -24,7 +47,7 @@ def smoke(tmp_path_factory: pytest.TempPathFactory) -> Path:
         [str(ROOT / "scripts" / "bench"), "--smoke", "--out", str(out)],
         capture_output=True,
         text=True,
-        timeout=100,
+        timeout=150,
         check=False,
     )
     assert run.returncode == 0, run.stderr[-4000:]
@@ -55,13 +78,40 @@ def test_every_scenario_ran_at_saturation_and_at_half_rate(results: dict[str, An
 
 def test_baselines_and_ratios_are_measured(results: dict[str, Any]) -> None:
     raw = results["baselines"]["raw"]
-    for name in ("redis_read", "dynamodb_get", "post_new", "post_repost", "cognito_refresh"):
+    for name in RAW:
         assert_sane(raw[name])
     assert raw["mix"]["rps"] > 0
     for name in SCENARIOS:
         scenario = results["scenarios"][name]
         assert scenario["ratio_to_baseline"] > 0
         assert 0 < scenario["ratio_to_bare"] < 2
+
+
+def test_a_batch_is_reported_per_item_too(results: dict[str, Any]) -> None:
+    batch = results["scenarios"]["post_batch"]
+    assert batch["items_per_request"] == 20
+    per_item = batch["per_item"]
+    assert per_item["items_per_s"] == pytest.approx(batch["saturation"]["rps"] * 20, rel=0.01)
+    assert per_item["server_cpu_us"] == pytest.approx(batch["saturation"]["server_cpu_us"] / 20, rel=0.01)
+    assert per_item["baseline_items_per_s"] > 0
+
+
+def test_change_capture_is_measured_per_record(results: dict[str, Any]) -> None:
+    capture = results["change_capture"]
+    assert set(capture) == {"single", "sync"}
+    single, sync = capture["single"], capture["sync"]
+    assert single["records"] == 20
+    assert single["records_per_batch"] == 1
+    assert sync["records_per_batch"] == 20
+    for shape in (single, sync):
+        assert shape["cpu_us_per_record"] > 0
+        assert shape["wall_ms_per_record"] > 0
+    # Each lone record: its learner's aggregate and the course's in Redis, the roster row's Query and UpdateItem.
+    assert single["dynamodb_calls_per_record"] == 2
+    assert single["redis_round_trips_per_record"] == 2
+    # One learner's sync: one Redis call a record, one roster recomputation for the batch.
+    assert sync["dynamodb_calls_per_record"] == pytest.approx(2 / 20)
+    assert sync["redis_round_trips_per_record"] == pytest.approx(1 + 1 / 20)
 
 
 def test_rebuilds_are_counted_and_one_stampede_rebuild(results: dict[str, Any]) -> None:
@@ -79,6 +129,8 @@ def test_report_and_plots_are_written(smoke: Path, results: dict[str, Any]) -> N
     report = (smoke / "report.md").read_text()
     assert "## Targets" in report
     assert all(f"| {name}:" in report for name in SCENARIOS)
+    assert "## Batches, per item" in report
+    assert "## Change capture, per stream record" in report
     assert len(results["targets"]) == 8
     for plot in ("latency.png", "throughput.png", "rebuild.png"):
         data = (smoke / plot).read_bytes()

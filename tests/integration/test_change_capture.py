@@ -10,7 +10,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from service.changes import lambda_handler
-from service.domain.model import LearnerRow, SessionStats
+from service.domain.model import SessionStats
 from service.dynamodb import codec
 from service.dynamodb.client import streams_client
 from service.settings import Settings
@@ -76,7 +76,7 @@ async def test_a_write_whose_update_never_reached_redis_is_applied_by_the_functi
     reply = await api.course(user, course)
     assert reply.json["sessionsCount"] == truth.sessions == 2
     rows = [row async for page in backends.store.roster_pages(course) for row in page]
-    assert rows == [LearnerRow(user, truth, revision=2)]  # two sessions, each at version 1
+    assert [(row.user_id, row.totals) for row in rows] == [(user, truth)]
     # Delivered again (at least once): nothing changes.
     await asyncio.to_thread(lambda_handler.handler, event, None)
     assert (await api.course(user, course)).json == reply.json

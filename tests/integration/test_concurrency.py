@@ -125,11 +125,20 @@ class Traffic:
         await asyncio.sleep(self.rng.uniform(0, 0.6))
         await self.backends.redis.flushdb()
 
+    async def erase(self, user: str, admin: dict[str, str]) -> None:
+        """Right to erasure, while the learner's own writes go on."""
+        await asyncio.sleep(self.rng.uniform(0.1, 0.4))
+        api = self.rng.choice(self.apis)
+        reply = await api.call("DELETE", f"/admin/users/{user}", headers=admin)
+        while reply.status == 202:  # past the deadline, going on: asking again joins it
+            reply = await api.call("DELETE", f"/admin/users/{user}", headers=admin)
+        assert reply.status == 204, reply.body
 
-def staff_headers(settings: Settings) -> dict[str, str]:
+
+def staff_headers(settings: Settings, role: str = "teacher") -> dict[str, str]:
     assert settings.cognito_user_pool_id
     assert settings.auth_client_id
-    groups: dict[str, object] = {"cognito:groups": ["teacher"]}
+    groups: dict[str, object] = {"cognito:groups": [role]}
     token = idp.access_token(settings.cognito_user_pool_id, settings.auth_client_id, new_id(), **groups)  # type: ignore[arg-type]
     return {"Authorization": f"Bearer {token}"}
 
@@ -139,9 +148,10 @@ async def test_learner_and_course_wide_figures_stay_exact_under_writes_deletes_a
     seed: int, aiohttp_client: AiohttpClient, settings: Settings, backends: Backends
 ) -> None:
     # Several learners of two courses write, re-post, delete through the route and post deleted
-    # sessions again, while sessions also vanish behind the service and Redis is flushed; two
-    # instances read the table's stream. Once quiet, every learner's aggregate, every course's
-    # figures and learner list, and every cached hash equal what DynamoDB holds.
+    # sessions again, while sessions also vanish behind the service, one learner is erased as
+    # they keep writing, and Redis is flushed; two instances read the table's stream. Once quiet,
+    # every learner's aggregate, every course's figures and learner list, and every cached hash
+    # equal what DynamoDB holds.
     rng = random.Random(seed)
     capturing = dataclasses.replace(settings, change_capture=True)
     apis = [Api(await aiohttp_client(create_app(capturing))) for _ in range(2)]
@@ -161,7 +171,7 @@ async def test_learner_and_course_wide_figures_stay_exact_under_writes_deletes_a
     jobs += [traffic.delete(*item) for item in by_route] + [traffic.vanish(*item) for item in behind]
     jobs += [traffic.read(f"/courses/{course}", user) for user, course in rng.choices(pairs, k=40)]
     jobs += [traffic.read(f"/admin/courses/{course}", None) for course in rng.choices(courses, k=40)]
-    jobs += [traffic.flush() for _ in range(3)]
+    jobs += [traffic.flush() for _ in range(3)] + [traffic.erase(users[0], staff_headers(settings, "admin"))]
     rng.shuffle(jobs)
     await asyncio.gather(*jobs)
 

@@ -588,3 +588,19 @@ async def test_entries_with_a_session_are_counted_and_removal_takes_an_entry_out
     result = await cache.read(key)
     assert isinstance(result, Hit)
     assert result.figures == CourseFigures(CourseTotals(1, 1, 100, 100, 1), 1)
+
+
+async def test_versions_compare_as_numbers_of_any_length(cache: AggregateCache) -> None:
+    nine, ten = stored("a", 9, 1, 100, 1), stored("a", 10, 2, 200, 2)
+    await rebuild(cache, [nine])
+    await cache.apply_write(KEY, ten)  # "10" < "9" as text
+    await cache.apply_write(KEY, nine)
+    assert await served(cache) == totals_of(ten)
+    key = "stats:test:course"
+    revision = 1_764_000_000_000_000 * 10**9  # a roster revision: beyond a double's 53 bits
+    await cache.complete(key, await claim(cache, key), [LearnerRow("u", CourseTotals(1, 1, 1, 1, 1), revision + 1)])
+    await cache.apply_change(key, LearnerRow("u", CourseTotals(2, 2, 2, 2, 2), revision))
+    await cache.apply_change(key, LearnerRow("u", CourseTotals(3, 3, 3, 3, 3), revision + 2))
+    result = await cache.read(key)
+    assert isinstance(result, Hit)
+    assert result.figures.totals == CourseTotals(3, 3, 3, 3, 3)

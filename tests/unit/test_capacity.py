@@ -39,20 +39,20 @@ def test_a_rebuild_query_reads_at_most_one_unit_per_seventeen_sessions() -> None
 
 
 def largest_row() -> dict[str, Any]:
-    """The largest roster row: 10 000 sessions each at every bound, and a long revision."""
+    """The largest roster row: 10 000 sessions each at every bound, and a revision of a late stamp."""
     per_session = CourseTotals.of([SessionStats(ID, MAX_MODULES, MAX_SCORE * 100, MAX_TIME_MS)])
     totals = CourseTotals(*(10_000 * value for value in dataclasses.astuple(per_session)))
-    return {**codec.row_key(ID, ID), **codec.row_values(LearnerRow(ID, totals, revision=10**12))}
+    return {**codec.row_key(ID, ID), **codec.row_values(LearnerRow(ID, totals, revision=10**16 * 10**9 + 10**9))}
 
 
-def test_a_roster_row_is_at_most_170_bytes_so_its_write_is_one_unit() -> None:
+def test_a_roster_row_is_at_most_190_bytes_so_its_write_is_one_unit() -> None:
     size = item_bytes(largest_row())
-    assert size <= 170
+    assert size <= 190
     assert math.ceil(size / 1024) == 1
 
 
-def test_a_course_rebuild_reads_at_most_a_unit_per_twenty_four_learners() -> None:
+def test_a_course_rebuild_reads_at_most_a_unit_per_twenty_two_learners() -> None:
     size = item_bytes(largest_row())
     # Each of the 16 partitions rounds up on its own.
-    for learners, units in ((384, 16), (100_000, 4_200)):
+    for learners, units in ((352, 16), (100_000, 4_500)):
         assert codec.ROSTER_SHARDS * math.ceil(learners / codec.ROSTER_SHARDS * size / 4096) <= units

@@ -11,7 +11,7 @@ import pytest
 from service.domain.errors import NotFound
 from service.domain.model import CourseFigures, CourseTotals, LearnerRow, SessionStats, StoredSession, WriteOutcome
 from service.domain.ports import Claimed, Hit, ReadResult
-from service.domain.roster import Roster
+from service.domain.roster import Roster, row_of
 from service.domain.stats import StatsService
 from service.dynamodb.store import SessionStore
 from service.redis.breaker import CircuitBreaker
@@ -286,3 +286,13 @@ async def test_erasure_removes_the_learner_from_every_figure(harness: Harness) -
     for course in (COURSE, OTHER_COURSE):
         await roster.refresh(USER, course)
         assert (await harness.service.course_figures(course)).learners == 1
+
+
+def test_a_row_computed_before_an_erasure_never_outranks_one_after_it() -> None:
+    # Before: many versions, stamped earlier. After the erasure the learner writes again: version 1.
+    before = [StoredSession(SessionStats(f"s{i}", 1, 1, 1), 40, written_at_us=1_000 + i) for i in range(9)]
+    after = [StoredSession(SessionStats("s0", 2, 2, 2), 1, written_at_us=2_000)]
+    assert row_of(USER, after).revision > row_of(USER, before).revision
+    # Without an erasure, any change raises the revision, even a new session stamped by a lagging clock.
+    skewed = [*before, StoredSession(SessionStats("s9", 1, 1, 1), 1, written_at_us=900)]
+    assert row_of(USER, skewed).revision > row_of(USER, before).revision
