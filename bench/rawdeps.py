@@ -13,6 +13,7 @@ validation and middleware leave. By hand: ``taskset -c 0 python -m bench.rawdeps
 from __future__ import annotations
 
 import argparse
+import asyncio
 import dataclasses
 import json
 from collections.abc import Awaitable, Callable
@@ -24,10 +25,11 @@ from aiohttp import web
 from prometheus_client import Counter
 
 from bench.measure import LoadResult, closed_loop
-from bench.traffic import new_session_id, post_values, repost_counter
+from bench.traffic import BATCH_SESSIONS, PAGE_LIMIT, batch_counter, new_session_id, post_values, repost_counter
 from service import keys
 from service.app import create_app
 from service.domain.model import SessionStats
+from service.http.batch import CONCURRENCY as BATCH_CONCURRENCY
 from service.settings import load_settings
 
 # What each route calls, keyed by the baseline's name.
@@ -37,6 +39,10 @@ KINDS = {
     "post_new": "POST, new session: UpdateItem + the apply script",
     "post_repost": "POST, re-post: UpdateItem + the apply script",
     "cognito_refresh": "POST /auth/refresh: InitiateAuth with REFRESH_TOKEN_AUTH",
+    "session_query": f"GET /courses/{{id}}/sessions: a strongly consistent Query of {PAGE_LIMIT + 1} items",
+    "post_batch": f"POST .../sessions/batch: {BATCH_SESSIONS} post_new calls, {BATCH_CONCURRENCY} at a time",
+    "redis_course_read": "GET /admin/courses/{id}: the read script on the course's hash",
+    "roster_query": f"GET /admin/courses/{{id}}/learners: Queries of the roster partitions until {PAGE_LIMIT + 1} rows",
 }
 
 
@@ -58,6 +64,7 @@ class DependencyCalls:
         self._pairs = _rows(data / "pairs.txt")
         self._sessions = _rows(data / "sessions.txt")
         self._refresh_tokens = _rows(data / "refresh.txt")
+        self._courses = [course for course, _ in _rows(data / "courses.txt")]
         self._run_id = run_id
         self._app = create_app(load_settings())
         self._runner = web.AppRunner(self._app)
@@ -67,6 +74,10 @@ class DependencyCalls:
             "post_new": self._post_new,
             "post_repost": self._post_repost,
             "cognito_refresh": self._refresh,
+            "session_query": self._list_sessions,
+            "post_batch": self._post_batch,
+            "redis_course_read": self._course_figures,
+            "roster_query": self._list_learners,
         }
 
     async def __aenter__(self) -> DependencyCalls:
@@ -75,6 +86,11 @@ class DependencyCalls:
 
     async def __aexit__(self, *exc: object) -> None:
         await self._runner.cleanup()
+
+    @property
+    def app(self) -> web.Application:
+        """The application whose store, cache and use cases the calls go through (started by ``async with``)."""
+        return self._app
 
     async def measure(self, kind: str, *, seconds: float, concurrency: int) -> LoadResult:
         before = self._hidden_failures()
@@ -108,6 +124,31 @@ class DependencyCalls:
         values = post_values(repost_counter(n, len(self._sessions)))
         await self._post(user, course, SessionStats(session, *values))
 
+    async def _list_sessions(self, n: int) -> None:
+        user, course = self._pairs[n % len(self._pairs)]
+        await self._app[keys.STATS].sessions(user, course, PAGE_LIMIT)
+
+    async def _post_batch(self, n: int) -> None:
+        """As the batch route records its items: the same use case per item, a bounded number at a time."""
+        user, course = self._pairs[n % len(self._pairs)]
+        gate = asyncio.Semaphore(BATCH_CONCURRENCY)
+
+        async def one(counter: int) -> None:
+            async with gate:
+                await self._post(
+                    user, course, SessionStats(new_session_id(self._run_id, 0xFFFD, counter), *post_values(counter))
+                )
+
+        async with asyncio.TaskGroup() as group:
+            for item in range(BATCH_SESSIONS):
+                group.create_task(one(batch_counter(n, item)))
+
+    async def _course_figures(self, n: int) -> None:
+        await self._app[keys.STATS].course_figures(self._courses[n % len(self._courses)])
+
+    async def _list_learners(self, n: int) -> None:
+        await self._app[keys.STATS].learners(self._courses[n % len(self._courses)], PAGE_LIMIT, (0, None))
+
     async def _refresh(self, n: int) -> None:
         accounts = self._app[keys.ACCOUNTS]
         if accounts is None:
@@ -124,7 +165,7 @@ async def _measure_all(kinds: list[str], data: Path, run_id: str, seconds: float
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--data", type=Path, required=True, help="directory with pairs.txt, sessions.txt and refresh.txt"
+        "--data", type=Path, required=True, help="directory with pairs.txt, sessions.txt, refresh.txt and courses.txt"
     )
     parser.add_argument("--run-id", required=True, help="8 hex digits that make new session ids unique")
     parser.add_argument("--seconds", type=float, default=5.0)

@@ -31,7 +31,7 @@ import aiohttp
 import uvloop
 from redis.asyncio import Redis
 
-from bench import coldread, learners, rawdeps
+from bench import capture, coldread, learners, rawdeps
 from bench.openloop import fixed_rate
 from bench.report import write_report
 from bench.saturate import run_wrk
@@ -49,16 +49,22 @@ from bench.stack import (
     stop_all,
     user_pool_env,
 )
-from bench.traffic import MIX_WRITE_EVERY, Dataset, stream
+from bench.traffic import BATCH_SESSIONS, MIX_WRITE_EVERY, PAGE_LIMIT, Dataset, stream
 from localmode import idp
 from localmode.servers import MotoServer, free_port
+from service import keys
+from service.domain.roster import Roster
 from service.dynamodb.client import dynamodb_client
 from service.dynamodb.store import SessionStore
+from service.redis.cache import AggregateCache
 from service.settings import load_settings
 
 DEFAULT_OUT = ROOT / "bench" / "results"
 USER_POOL = "learning-stats-bench"
 REPEAT_UP_TO = 1_000
+# The narrowed scenarios' requests take most of a second at the local server: their saturation
+# runs and dependency-call loops last at least this long, so that even a smoke run completes a few.
+SLOW_SECONDS = 3
 
 
 @dataclass(frozen=True)
@@ -73,11 +79,13 @@ class Plan:
     connections: int = 32
     pairs: int = 200
     sessions_per_pair: int = 3
+    learners_per_course: int = 100  # the pairs' users are the learners of pairs / this many courses
     learners: int = 100  # registered in the user pool, one refresh token each
     rebuild_sizes: tuple[int, ...] = (10, 100, 1_000, 10_000)
     rebuild_repeats: int = 3  # for up to REPEAT_UP_TO sessions; larger ones take seconds and read once
     readers: int = 100
     stampede_sessions: int = 1_000
+    capture_records: int = 200  # stream records applied by change capture, per shape
     seed: int = 5
 
 
@@ -86,14 +94,16 @@ SMOKE = Plan(
     warmup=0,
     fixed_seconds=0.3,
     rounds=1,
-    raw_seconds=0.3,
+    raw_seconds=1.0,  # a busy machine's local DynamoDB server can take most of a second for 8 writes
     connections=8,
     pairs=10,
     sessions_per_pair=2,
     learners=8,
+    learners_per_course=5,
     rebuild_sizes=(10, 100),
     rebuild_repeats=1,
     stampede_sessions=50,
+    capture_records=20,
 )
 
 
@@ -104,6 +114,11 @@ class Scenario:
     data: str  # which data file its rows come from
     baseline: str  # the raw dependency-call baseline it is compared with
     script: str = ""  # bench/wrk/<script>.lua and traffic.stream(script); the name unless given
+    items: int = 1  # sessions per request
+    # Connections (and the baseline's concurrency) are the plan's divided by this, for requests that
+    # make many calls to the serial local server (20 writes a batch, up to 16 Queries a learner page):
+    # at the full count they would queue there for longer than wrk's timeout.
+    narrower: int = 1
 
     @property
     def requests(self) -> str:
@@ -113,8 +128,26 @@ class Scenario:
 SCENARIOS = (
     Scenario("get_course", "GET /courses/{id} (cached)", "pairs", "redis_read"),
     Scenario("get_course_token", "GET /courses/{id} (cached), bearer token", "tokens", "redis_read"),
+    Scenario("get_course_figures", "GET /admin/courses/{id} (cached), teacher token", "courses", "redis_course_read"),
     Scenario("get_session", "GET /courses/{id}/sessions/{id}", "sessions", "dynamodb_get"),
+    # The Query scenarios before the writes: the local server's Query reads its whole table.
+    Scenario("list_sessions", f"GET /courses/{{id}}/sessions?limit={PAGE_LIMIT}", "pairs", "session_query"),
+    Scenario(
+        "list_learners",
+        f"GET /admin/courses/{{id}}/learners?limit={PAGE_LIMIT}, teacher token",
+        "courses",
+        "roster_query",
+        narrower=8,
+    ),
     Scenario("post_new", "POST /courses/{id}, new sessions", "pairs", "post_new"),
+    Scenario(
+        "post_batch",
+        f"POST /courses/{{id}}/sessions/batch, {BATCH_SESSIONS} new sessions",
+        "pairs",
+        "post_batch",
+        items=BATCH_SESSIONS,
+        narrower=8,
+    ),
     Scenario("post_repost", "POST /courses/{id}, re-posts", "sessions", "post_repost"),
     Scenario("mix", "90% cached GET + 10% POST new", "pairs", "mix"),
     # Last: each refresh leaves tokens in the local server's memory, which no DynamoDB scenario should share.
@@ -154,18 +187,26 @@ class Bench:
         self.cores = cores
         self.raw: dict[str, Any] = {}
 
+    def connections(self, scenario: Scenario) -> int:
+        return max(1, self.plan.connections // scenario.narrower)
+
+    def seconds(self, scenario: Scenario, seconds: float) -> float:
+        return seconds if scenario.narrower == 1 else max(seconds, SLOW_SECONDS)
+
     async def saturate(self, server: Gunicorn, scenario: Scenario, *, warmup: bool) -> dict[str, Any]:
         """wrk at saturation, with the server's CPU time per request."""
         plan = self.plan
         data_file = self.files[scenario.data]
+        connections = self.connections(scenario)
         if warmup and plan.warmup:
             await run_wrk(
-                server.url, scenario.requests, data_file, run_id(), seconds=plan.warmup, connections=plan.connections
+                server.url, scenario.requests, data_file, run_id(), seconds=plan.warmup, connections=connections
             )
         pid = server.worker_pid()
         cpu_before = cpu_seconds(pid)
+        seconds = round(self.seconds(scenario, plan.seconds))
         result = await run_wrk(
-            server.url, scenario.requests, data_file, run_id(), seconds=plan.seconds, connections=plan.connections
+            server.url, scenario.requests, data_file, run_id(), seconds=seconds, connections=connections
         )
         cpu_after = cpu_seconds(pid)
         measured = result.to_json()
@@ -181,7 +222,7 @@ class Bench:
             requests,
             rate=max(saturation_rps / 2, 1.0),
             seconds=self.plan.fixed_seconds,
-            connections=self.plan.connections,
+            connections=self.connections(scenario),
         )
         return result.to_json()
 
@@ -190,6 +231,8 @@ class Bench:
         best = max(rounds, key=lambda measured: float(measured["rps"]))
         return {
             "title": scenario.title,
+            "connections": self.connections(scenario),
+            "items_per_request": scenario.items,
             "saturation": best,
             "rounds": [measured["rps"] for measured in rounds],
             "half_rate": await self.half_rate(server, scenario, float(best["rps"])),
@@ -205,7 +248,9 @@ class Bench:
             return
         with self.cores.server_core():
             result = await calls.measure(
-                scenario.baseline, seconds=self.plan.raw_seconds, concurrency=self.plan.connections
+                scenario.baseline,
+                seconds=self.seconds(scenario, self.plan.raw_seconds),
+                concurrency=self.connections(scenario),
             )
         self.raw[scenario.baseline] = result.to_json()
 
@@ -217,12 +262,43 @@ async def seed_dataset(client: Any, data: Dataset, seed: int) -> None:
     await write_items(client, TABLE, items)
 
 
-async def prime_aggregates(base: str, data: Dataset) -> None:
-    """Read every pair's aggregate once, so the cached scenarios hit Redis."""
+async def seed_rosters(client: Any, cache: AggregateCache, data: Dataset) -> None:
+    """Every pair's roster row, as change capture writes it (the bench's service runs without change
+    capture, and sessions written straight into the table have no stream records)."""
+    roster = Roster(SessionStore(client, TABLE), cache)
+    gate = asyncio.Semaphore(4)  # the local server answers one request at a time
+
+    async def refresh(user: str, course: str) -> None:
+        async with gate:
+            await roster.refresh(user, course)
+
+    await asyncio.gather(*(refresh(user, course) for user, course in data.pairs))
+
+
+async def _course_views(http: aiohttp.ClientSession, base: str, course: str, token: str) -> tuple[Any, Any]:
+    headers = {"Authorization": f"Bearer {token}"}
+    async with http.get(f"{base}/admin/courses/{course}", headers=headers) as response:
+        figures = (response.status, await response.json())
+    async with http.get(f"{base}/admin/courses/{course}/learners?limit={PAGE_LIMIT}", headers=headers) as response:
+        learners = (response.status, await response.json())
+    return figures, learners
+
+
+async def prime_aggregates(base: str, data: Dataset, sessions_per_pair: int) -> None:
+    """Read every pair's aggregate and every course's figures once, so the cached scenarios hit Redis,
+    and check that the figures and the first page of learners count every seeded learner."""
     async with aiohttp.ClientSession() as http:
         replies = await asyncio.gather(*(coldread.read_course(http, base, user, course) for user, course in data.pairs))
-    if any(status != 200 for status, _ in replies):
-        raise RuntimeError("priming the aggregates failed")
+        if any(status != 200 for status, _ in replies):
+            raise RuntimeError("priming the aggregates failed")
+        for course in data.courses:
+            enrolled = sum(1 for _, of in data.pairs if of == course)
+            (status, figures), (listed, page) = await _course_views(http, base, course, data.teacher_token)
+            expected = {"learnersCount": enrolled, "sessionsCount": enrolled * sessions_per_pair}
+            if status != 200 or {name: figures.get(name) for name in expected} != expected:
+                raise RuntimeError(f"course figures of {course}: {status} {figures}, expected {expected}")
+            if listed != 200 or len(page.get("items", [])) != min(enrolled, PAGE_LIMIT):
+                raise RuntimeError(f"learners of {course}: {listed} {page}, expected {min(enrolled, PAGE_LIMIT)}")
 
 
 def machine(cores: Cores) -> dict[str, Any]:
@@ -282,7 +358,7 @@ async def measure(plan: Plan, work: Path, cores: Cores) -> dict[str, Any]:
         bare.start()
         service.start()
         registered = await learners.register(pool, plan.learners)
-        data = Dataset.generate(plan.seed, plan.pairs, plan.sessions_per_pair, registered)
+        data = Dataset.generate(plan.seed, plan.pairs, plan.sessions_per_pair, registered, plan.learners_per_course)
         bench = Bench(plan, data.write(work), data, cores)
         settings = load_settings()
         redis = Redis.from_url(redis_server.url)
@@ -293,9 +369,17 @@ async def measure(plan: Plan, work: Path, cores: Cores) -> dict[str, Any]:
             progress("cold aggregate rebuilds and the stampede")
             # Cold reads first, while the table holds little besides the course being rebuilt.
             rebuild, stampede = await cold_reads(plan, service.url, redis, client)
-            await prime_aggregates(service.url, data)
             async with rawdeps.DependencyCalls(work, run_id()) as calls:
+                cache = calls.app[keys.CACHE]
+                progress("the seeded learners' course rosters, as change capture writes them")
+                await seed_rosters(client, cache, data)
+                await prime_aggregates(service.url, data, plan.sessions_per_pair)
                 results = await run_scenarios(bench, bare, service, calls)
+                progress("change capture: stream records applied to Redis and the rosters")
+                with cores.server_core():
+                    results["change_capture"] = await capture.measure(
+                        settings, client, redis, data.pairs, run_id(), records=plan.capture_records
+                    )
             results["rebuild"], results["stampede"] = rebuild, stampede
         await redis.aclose()
     return results
@@ -347,16 +431,31 @@ async def cold_reads(plan: Plan, base: str, redis: Redis, client: Any) -> tuple[
     return rebuild, await coldread.stampede(base, redis, herd, plan.readers)
 
 
+def significant(value: float) -> float:
+    """Three significant digits: a batch's rate against the bare handler's is a few in ten thousand."""
+    return float(f"{value:.3g}")
+
+
 def add_ratios(results: dict[str, Any]) -> None:
     bare_rps = results["baselines"]["bare"]["saturation"]["rps"]
     raw = results["baselines"]["raw"]
     for name, scenario in results["scenarios"].items():
         baseline = next(s.baseline for s in SCENARIOS if s.name == name)
         rps = scenario["saturation"]["rps"]
+        if not raw[baseline]["rps"]:
+            raise RuntimeError(f"{name}'s baseline {baseline} completed no call: {raw[baseline]}")
         scenario["baseline"] = baseline
         scenario["baseline_rps"] = raw[baseline]["rps"]
-        scenario["ratio_to_baseline"] = round(rps / raw[baseline]["rps"], 3)
-        scenario["ratio_to_bare"] = round(rps / bare_rps, 3)
+        scenario["ratio_to_baseline"] = significant(rps / raw[baseline]["rps"])
+        scenario["ratio_to_bare"] = significant(rps / bare_rps)
+        items = scenario["items_per_request"]
+        if items > 1:
+            cpu = scenario["saturation"].get("server_cpu_us")
+            scenario["per_item"] = {
+                "items_per_s": round(rps * items, 1),
+                "baseline_items_per_s": round(raw[baseline]["rps"] * items, 1),
+                "server_cpu_us": None if cpu is None else round(cpu / items, 1),
+            }
 
 
 def targets(results: dict[str, Any]) -> list[dict[str, Any]]:

@@ -19,6 +19,12 @@ from localmode import idp
 
 # Every tenth request of the mixed scenario is a write.
 MIX_WRITE_EVERY = 10
+# Sessions per batch request: what a learner's app syncs after studying offline.
+BATCH_SESSIONS = 20
+# Items per page of the list scenarios (the routes' default).
+PAGE_LIMIT = 50
+# The roles a teacher's token carries: the admin views need teacher or admin.
+TEACHER_GROUPS = ["teacher"]
 
 
 @dataclass(frozen=True)
@@ -33,30 +39,43 @@ class UserPool:
 @dataclass(frozen=True)
 class Dataset:
     """Users' sessions posted before the scenarios run: ``pairs`` have cached aggregates,
-    and each pair's user an access token of the pool (``tokens``, one per user). The pool's
-    learners (``refresh_tokens``) are other users: Cognito names its users itself."""
+    and each pair's user an access token of the pool (``tokens``, one per user). The pairs'
+    users are each one course's learners, ``learners_per_course`` to a course (``courses``),
+    so that the course-wide views have classes to show; ``teacher_token`` is a token with
+    the teacher role, for them. The pool's learners (``refresh_tokens``) are other users:
+    Cognito names its users itself."""
 
     pairs: list[tuple[str, str]]
     sessions: list[tuple[str, str, str]]
     tokens: dict[str, str]
     refresh_tokens: list[str]
+    courses: list[str]
+    teacher_token: str
 
     @classmethod
-    def generate(cls, seed: int, pairs: int, sessions_per_pair: int, pool: UserPool) -> Dataset:
+    def generate(
+        cls, seed: int, pairs: int, sessions_per_pair: int, pool: UserPool, learners_per_course: int
+    ) -> Dataset:
         rng = random.Random(seed)
-        pair_ids = [(seeded_id(rng), seeded_id(rng)) for _ in range(pairs)]
+        courses = [seeded_id(rng) for _ in range(max(1, pairs // learners_per_course))]
+        pair_ids = [(seeded_id(rng), courses[n % len(courses)]) for n in range(pairs)]
         sessions = [(user, course, seeded_id(rng)) for user, course in pair_ids for _ in range(sessions_per_pair)]
         # The pairs' users need not exist in the pool: the service checks only a token's signature and claims.
         tokens = {user: idp.access_token(pool.pool_id, pool.client_id, user) for user, _ in pair_ids}
-        return cls(pair_ids, sessions, tokens, pool.refresh_tokens)
+        teacher = idp.access_token(
+            pool.pool_id, pool.client_id, seeded_id(rng), lifetime=24 * 3600, **{"cognito:groups": TEACHER_GROUPS}
+        )
+        return cls(pair_ids, sessions, tokens, pool.refresh_tokens, courses, teacher)
 
     def write(self, directory: Path) -> dict[str, Path]:
         """One row per line, fields separated by spaces, for the Lua scripts."""
-        files = {name: directory / f"{name}.txt" for name in ("pairs", "sessions", "tokens", "refresh")}
+        names = ("pairs", "sessions", "tokens", "refresh", "courses")
+        files = {name: directory / f"{name}.txt" for name in names}
         files["pairs"].write_text("".join(f"{user} {course}\n" for user, course in self.pairs))
         files["sessions"].write_text("".join(f"{u} {c} {s}\n" for u, c, s in self.sessions))
         files["tokens"].write_text("".join(f"{u} {c} {self.tokens[u]}\n" for u, c in self.pairs))
         files["refresh"].write_text("".join(f"{token}\n" for token in self.refresh_tokens))
+        files["courses"].write_text("".join(f"{course} {self.teacher_token}\n" for course in self.courses))
         return files
 
 
@@ -84,13 +103,30 @@ def _json_post(path: str, body: bytes, headers: str = "") -> bytes:
     return head.encode() + body
 
 
-def post_request(user: str, course: str, session: str, counter: int) -> bytes:
+def session_body(session: str, counter: int) -> str:
+    """One session's JSON with the ``counter``-th post's values; as post_body() in common.lua."""
     modules, score, time_ms = post_values(counter)
-    body = (
+    return (
         f'{{"sessionId":"{session}","totalModulesStudied":{modules},'
         f'"averageScore":{score // 100}.{score % 100:02d},"timeStudied":{time_ms}}}'
-    ).encode()
-    return _json_post(f"/courses/{course}", body, f"X-User-Id: {user}\r\n")
+    )
+
+
+def post_request(user: str, course: str, session: str, counter: int) -> bytes:
+    return _json_post(f"/courses/{course}", session_body(session, counter).encode(), f"X-User-Id: {user}\r\n")
+
+
+def batch_counter(counter: int, item: int) -> int:
+    """The counter of item ``item`` of the ``counter``-th batch: every item of every batch its own."""
+    return counter * BATCH_SESSIONS + item
+
+
+def batch_request(user: str, course: str, run_id: str, thread: int, counter: int) -> bytes:
+    """An offline sync: ``BATCH_SESSIONS`` new sessions in one request; as batch() in common.lua."""
+    items = [batch_counter(counter, item) for item in range(BATCH_SESSIONS)]
+    sessions = ",".join(session_body(new_session_id(run_id, thread, n), n) for n in items)
+    body = f'{{"sessions":[{sessions}]}}'.encode()
+    return _json_post(f"/courses/{course}/sessions/batch", body, f"X-User-Id: {user}\r\n")
 
 
 def refresh_request(token: str) -> bytes:
@@ -146,6 +182,26 @@ def _refresh(data: Dataset, run_id: str, thread: int) -> Iterator[bytes]:
         yield refresh_request(token)
 
 
+def _list_sessions(data: Dataset, run_id: str, thread: int) -> Iterator[bytes]:
+    for _, user, course in _pairs(data):
+        yield get_request(f"/courses/{course}/sessions?limit={PAGE_LIMIT}", user)
+
+
+def _post_batch(data: Dataset, run_id: str, thread: int) -> Iterator[bytes]:
+    for n, user, course in _pairs(data):
+        yield batch_request(user, course, run_id, thread, n)
+
+
+def _get_course_figures(data: Dataset, run_id: str, thread: int) -> Iterator[bytes]:
+    for course in itertools.cycle(data.courses):
+        yield get_request(f"/admin/courses/{course}", "", data.teacher_token)
+
+
+def _list_learners(data: Dataset, run_id: str, thread: int) -> Iterator[bytes]:
+    for course in itertools.cycle(data.courses):
+        yield get_request(f"/admin/courses/{course}/learners?limit={PAGE_LIMIT}", "", data.teacher_token)
+
+
 STREAMS: dict[str, Callable[[Dataset, str, int], Iterator[bytes]]] = {
     "get_course": _get_course,
     "get_course_token": _get_course_token,
@@ -154,6 +210,10 @@ STREAMS: dict[str, Callable[[Dataset, str, int], Iterator[bytes]]] = {
     "post_repost": _post_repost,
     "mix": _mix,
     "refresh": _refresh,
+    "list_sessions": _list_sessions,
+    "post_batch": _post_batch,
+    "get_course_figures": _get_course_figures,
+    "list_learners": _list_learners,
 }
 
 

@@ -24,13 +24,32 @@ function M.get_bearer(path, token)
   return wrk.format("GET", path, { ["Authorization"] = "Bearer " .. token })
 end
 
--- The n-th post's values: as post_values() in bench/traffic.py.
-function M.post(user, course, session, n)
-  local body = string.format(
+-- One session's JSON with the n-th post's values: as session_body() in bench/traffic.py.
+function M.post_body(session, n)
+  return string.format(
     '{"sessionId":"%s","totalModulesStudied":%d,"averageScore":%d.%02d,"timeStudied":%d}',
     session, n % 50, n % 100, n % 97, 60000 + (n % 1000) * 1000)
+end
+
+-- The n-th post's values: as post_request() in bench/traffic.py.
+function M.post(user, course, session, n)
   return wrk.format("POST", "/courses/" .. course,
-    { ["X-User-Id"] = user, ["Content-Type"] = "application/json" }, body)
+    { ["X-User-Id"] = user, ["Content-Type"] = "application/json" }, M.post_body(session, n))
+end
+
+-- Sessions per batch request: as BATCH_SESSIONS in bench/traffic.py.
+M.BATCH_SESSIONS = 20
+
+-- The n-th offline sync: BATCH_SESSIONS new sessions in one request, as batch_request() in bench/traffic.py.
+function M.batch(user, course, n)
+  local items = {}
+  for item = 0, M.BATCH_SESSIONS - 1 do
+    local counter = n * M.BATCH_SESSIONS + item
+    items[#items + 1] = M.post_body(M.new_session(counter), counter)
+  end
+  return wrk.format("POST", "/courses/" .. course .. "/sessions/batch",
+    { ["X-User-Id"] = user, ["Content-Type"] = "application/json" },
+    '{"sessions":[' .. table.concat(items, ",") .. ']}')
 end
 
 -- As a learner's app renews its access token: as refresh_request() in bench/traffic.py.
