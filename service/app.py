@@ -22,10 +22,12 @@ from service.accounts.cognito import open_accounts
 from service.auth.tokens import TokenVerifier
 from service.changes.applier import ChangeApplier
 from service.changes.poller import StreamPoller
+from service.domain.courses import Courses
 from service.domain.erasures import Erasures
 from service.domain.errors import CacheUnavailable
 from service.domain.roster import Roster
 from service.domain.stats import StatsService
+from service.dynamodb.catalog import CourseCatalog
 from service.dynamodb.client import count_retries, dynamodb_client, streams_client
 from service.dynamodb.store import SessionStore
 from service.dynamodb.table import ensure_table
@@ -92,6 +94,7 @@ async def _stats_ctx(app: web.Application) -> AsyncIterator[None]:
         busy_wait_seconds=min(settings.rebuild_lock_seconds, settings.request_deadline_seconds / 2),
     )
     app[keys.ERASURES] = Erasures(app[keys.STATS])
+    app[keys.COURSES] = Courses(CourseCatalog(app[keys.STORE].client, settings.dynamodb_table), app[keys.CACHE])
     yield
     await app[keys.ERASURES].aclose()
 

@@ -6,6 +6,7 @@ from aiohttp import web
 
 from service.accounts.cognito import CognitoAccounts
 from service.auth.tokens import TokenVerifier
+from service.domain.courses import Courses
 from service.domain.erasures import Erasures
 from service.domain.identity import Identity
 from service.domain.stats import StatsService
@@ -22,6 +23,7 @@ STORE = web.AppKey("store", SessionStore)
 CACHE = web.AppKey("cache", AggregateCache)
 STATS = web.AppKey("stats", StatsService)
 ERASURES = web.AppKey("erasures", Erasures)
+COURSES = web.AppKey("courses", Courses)
 DEADLINES = web.AppKey("deadlines", Deadlines)
 CURSORS = web.AppKey("cursors", Cursors)
 # Who the request acts for, once identified: the access log names them (hashed).

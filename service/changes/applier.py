@@ -11,7 +11,7 @@ drops the aggregate, which is then rebuilt from nothing on its next read
 Then every (learner, course) the batch touched has its roster row recomputed
 from the table (``service.domain.roster``): the course-wide figures follow
 every change, and recomputing cannot double count however often a batch is
-delivered. The rows' own records are skipped: they are derived, not changes.
+delivered. The records of rows and of the course catalog are skipped: they are no session's.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ class ChangeApplier:
         for record in records:
             change = record["dynamodb"]
             user_id = change["Keys"][codec.PARTITION_KEY]["S"]
-            if codec.is_roster_key(user_id):
+            if not codec.is_session_partition(user_id):
                 continue
             course_id = change["Keys"][codec.SORT_KEY]["S"].partition("#")[0]
             touched[user_id, course_id] = None

@@ -147,3 +147,12 @@ class CourseFigures:
 
     totals: CourseTotals
     learners: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Course:
+    """A registered course and who teaches it."""
+
+    course_id: str
+    title: str
+    teachers: tuple[str, ...] = ()

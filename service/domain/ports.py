@@ -10,7 +10,15 @@ import dataclasses
 from collections.abc import AsyncIterator, Sequence
 from typing import Protocol
 
-from service.domain.model import Contribution, CourseFigures, LearnerRow, SessionStats, StoredSession, WriteOutcome
+from service.domain.model import (
+    Contribution,
+    Course,
+    CourseFigures,
+    LearnerRow,
+    SessionStats,
+    StoredSession,
+    WriteOutcome,
+)
 
 
 class SessionRepository(Protocol):
@@ -85,3 +93,27 @@ class AggregateStore(Protocol):
     async def complete(self, key: str, incarnation: str, entries: Sequence[Contribution]) -> CourseFigures | None: ...
 
     async def release(self, key: str) -> None: ...
+
+
+class CourseRegistry(Protocol):
+    """Registered courses and their teachers (DynamoDB)."""
+
+    async def register(self, course_id: str, title: str) -> tuple[bool, Course]: ...
+
+    async def course(self, course_id: str) -> Course | None: ...
+
+    async def assign(self, course_id: str, user_id: str, *, teaches: bool) -> None: ...
+
+    async def teaches(self, user_id: str, course_id: str) -> bool: ...
+
+    async def page(
+        self, limit: int, after: str | None, teacher: str | None = None
+    ) -> tuple[list[Course], str | None]: ...
+
+
+class FlagCache(Protocol):
+    """Short-lived yes/no answers in the cache (Redis); every failure raises ``CacheUnavailable``."""
+
+    async def flag(self, key: str) -> bool | None: ...
+
+    async def set_flag(self, key: str, value: bool, *, replace: bool) -> None: ...

@@ -14,8 +14,10 @@ the learner's sums in the course (``service.domain.roster``), partition key
 ``course#<courseId>#<shard>`` (the shard is a hash of the learner's id, one of
 ``ROSTER_SHARDS``), sort key the learner's id. A course's rows are spread over
 that many partitions, so no partition takes every write of a popular course,
-and the whole roster is that many paginated Queries. Roster keys begin with
-``course#`` and session keys with a user id (a UUID), so the two never meet.
+and the whole roster is that many paginated Queries. Registered courses and
+their teachers are items too (``service.dynamodb.catalog``). Roster and catalog
+keys begin with ``course`` or ``teaches#``, session keys with a user id (a UUID,
+hexadecimal), so they never meet.
 """
 
 from __future__ import annotations
@@ -102,8 +104,18 @@ def decode(item: dict[str, Any]) -> StoredSession:
     return StoredSession(stats, version, written_at_us=written_at)
 
 
-def is_roster_key(partition_key: str) -> bool:
-    return partition_key.startswith(ROSTER_PREFIX)
+# The partitions of ``service.dynamodb.catalog``: every registered course, and each teacher's.
+CATALOG = "courses"
+TEACHING_PREFIX = "teaches#"
+
+
+def teaching_partition(user_id: str) -> str:
+    return f"{TEACHING_PREFIX}{user_id}"
+
+
+def is_session_partition(partition_key: str) -> bool:
+    """Whether a partition holds a learner's sessions (its key is their id), not derived or catalog items."""
+    return not partition_key.startswith((ROSTER_PREFIX, CATALOG, TEACHING_PREFIX))
 
 
 def roster_partition(course_id: str, shard: int) -> str:

@@ -125,6 +125,11 @@ class SessionStore:
         self._table = table
         self._clock = _WriteClock()
 
+    @property
+    def client(self) -> DynamoDBClient:
+        """The DynamoDB client, for the other stores of the same table."""
+        return self._client
+
     async def _update(
         self,
         key: dict[str, Any],

@@ -24,7 +24,7 @@ _CREDENTIALS = CredentialsBody()
 _BOTH = (400, 413, 415, 429, 503)
 
 
-def _accounts(request: web.Request) -> CognitoAccounts:
+def accounts_of(request: web.Request) -> CognitoAccounts:
     accounts = request.app[keys.ACCOUNTS]
     if accounts is None:
         raise NotFound("accounts are not enabled in this deployment (STATS_COGNITO_USER_POOL_ID is not set)")
@@ -40,7 +40,7 @@ def _accounts(request: web.Request) -> CognitoAccounts:
     errors=(*_BOTH, 404, 409),
 )
 async def register(request: web.Request, inputs: Inputs) -> Reply:
-    user_id = await _accounts(request).register(inputs.body["email"], inputs.body["password"])
+    user_id = await accounts_of(request).register(inputs.body["email"], inputs.body["password"])
     return Reply(201, {"user_id": user_id})
 
 
@@ -53,7 +53,7 @@ async def register(request: web.Request, inputs: Inputs) -> Reply:
     errors=(*_BOTH, 404, 409),
 )
 async def confirm(request: web.Request, inputs: Inputs) -> Reply:
-    await _accounts(request).confirm(inputs.body["email"], inputs.body["code"])
+    await accounts_of(request).confirm(inputs.body["email"], inputs.body["code"])
     return Reply(204)
 
 
@@ -66,7 +66,7 @@ async def confirm(request: web.Request, inputs: Inputs) -> Reply:
     errors=(*_BOTH, 401, 403, 404),
 )
 async def login(request: web.Request, inputs: Inputs) -> Reply:
-    return Reply(200, await _accounts(request).login(inputs.body["email"], inputs.body["password"]))
+    return Reply(200, await accounts_of(request).login(inputs.body["email"], inputs.body["password"]))
 
 
 @endpoint(
@@ -78,7 +78,7 @@ async def login(request: web.Request, inputs: Inputs) -> Reply:
     errors=(*_BOTH, 401, 404),
 )
 async def refresh(request: web.Request, inputs: Inputs) -> Reply:
-    return Reply(200, await _accounts(request).refresh(inputs.body["refresh_token"]))
+    return Reply(200, await accounts_of(request).refresh(inputs.body["refresh_token"]))
 
 
 @endpoint(
@@ -93,7 +93,7 @@ async def refresh(request: web.Request, inputs: Inputs) -> Reply:
 )
 async def set_roles(request: web.Request, inputs: Inputs) -> Reply:
     user_id = inputs.params["user_id"]
-    roles = await _accounts(request).set_roles(user_id, frozenset(inputs.body["roles"]))
+    roles = await accounts_of(request).set_roles(user_id, frozenset(inputs.body["roles"]))
     return Reply(200, {"user_id": user_id, "roles": sorted(roles)})
 
 

@@ -3,6 +3,7 @@ stats as they see them, and erasure. Teachers and admins read; only admins erase
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from aiohttp import web
@@ -11,6 +12,7 @@ from service import keys
 from service.domain.errors import ValidationFailed
 from service.domain.model import CourseTotals
 from service.dynamodb.codec import ROSTER_SHARDS
+from service.http.accounts import accounts_of
 from service.http.contract import Inputs, Reply, endpoint
 from service.http.courses import (
     COURSE_STATS_REPLY,
@@ -22,18 +24,23 @@ from service.http.courses import (
 )
 from service.http.deadlines import ANSWER_SHARE
 from service.http.schemas import (
+    CourseBody,
     CourseFiguresResponse,
+    CoursePage,
     CoursePath,
+    CourseResponse,
     ErasureStatusResponse,
-    LearnerCoursePath,
     LearnerPage,
     LearnerSessionPath,
     PageQuery,
+    UserCoursePath,
     UserPath,
 )
 
 STAFF = frozenset({"teacher", "admin"})
-_LEARNER_COURSE = LearnerCoursePath()
+_ADMIN = frozenset({"admin"})
+_COURSE = CourseResponse()
+_USER_COURSE = UserCoursePath()
 _READ_ERRORS = (400, 401, 403, 404, 503)
 
 
@@ -49,6 +56,7 @@ def _sums(totals: CourseTotals) -> dict[str, Any]:
 
 @endpoint(
     operation_id="getCourseFigures",
+    teaching=True,
     summary="Fetches a course's figures over all of its learners",
     tag="admin",
     roles=STAFF,
@@ -57,8 +65,19 @@ def _sums(totals: CourseTotals) -> dict[str, Any]:
     errors=_READ_ERRORS,
 )
 async def get_course_figures(request: web.Request, inputs: Inputs) -> Reply:
-    figures = await request.app[keys.STATS].course_figures(inputs.params["course_id"])
-    return Reply(200, {**_sums(figures.totals), "learners": figures.learners})
+    course_id = inputs.params["course_id"]
+    # The title is read beside the figures, not after them.
+    course = asyncio.ensure_future(request.app[keys.COURSES].course(course_id))
+    try:
+        figures = await request.app[keys.STATS].course_figures(course_id)
+    except BaseException:
+        course.cancel()
+        raise
+    reply = {**_sums(figures.totals), "learners": figures.learners}
+    registered = await course
+    if registered is not None:
+        reply["title"] = registered.title
+    return Reply(200, reply)
 
 
 def _roster_position(raw: str) -> tuple[int, str | None]:
@@ -71,6 +90,7 @@ def _roster_position(raw: str) -> tuple[int, str | None]:
 
 @endpoint(
     operation_id="listCourseLearners",
+    teaching=True,
     summary="Lists a course's learners with their figures, a page at a time",
     tag="admin",
     roles=STAFF,
@@ -93,20 +113,22 @@ async def list_course_learners(request: web.Request, inputs: Inputs) -> Reply:
 
 get_learner_course = endpoint(
     operation_id="getLearnerCourseStats",
+    teaching=True,
     summary="Fetches a learner's course statistics, as the learner sees them",
     tag="admin",
     roles=STAFF,
-    path=_LEARNER_COURSE,
+    path=_USER_COURSE,
     responses={200: COURSE_STATS_REPLY},
     errors=_READ_ERRORS,
 )(course_stats)
 
 list_learner_sessions = endpoint(
     operation_id="listLearnerSessions",
+    teaching=True,
     summary="Lists a learner's sessions in a course, as the learner sees them",
     tag="admin",
     roles=STAFF,
-    path=_LEARNER_COURSE,
+    path=_USER_COURSE,
     query=PageQuery(),
     responses={200: SESSION_PAGE_REPLY},
     errors=(400, 401, 403, 503),
@@ -114,6 +136,7 @@ list_learner_sessions = endpoint(
 
 get_learner_session = endpoint(
     operation_id="getLearnerSession",
+    teaching=True,
     summary="Fetches one of a learner's sessions, as the learner sees it",
     tag="admin",
     roles=STAFF,
@@ -123,7 +146,6 @@ get_learner_session = endpoint(
 )(one_session)
 
 
-_ADMIN = frozenset({"admin"})
 _ERASURE_STATUS = ErasureStatusResponse()
 
 
@@ -175,8 +197,86 @@ async def get_erasure(request: web.Request, inputs: Inputs) -> Reply:
     return Reply(200, {"status": "in_progress" if stored else "done"})
 
 
+@endpoint(
+    operation_id="putCourse",
+    summary="Registers a course, or renames it",
+    tag="admin",
+    roles=_ADMIN,
+    path=CoursePath(),
+    body=CourseBody(),
+    responses={201: (_COURSE, "Registered."), 200: (_COURSE, "Renamed.")},
+    errors=(400, 401, 403, 413, 415, 503),
+)
+async def put_course(request: web.Request, inputs: Inputs) -> Reply:
+    created, course = await request.app[keys.COURSES].register(inputs.params["course_id"], inputs.body["title"])
+    return Reply(201 if created else 200, course)
+
+
+async def _assign(request: web.Request, inputs: Inputs, *, teaches: bool) -> Reply:
+    user_id, course_id = inputs.params["user_id"], inputs.params["course_id"]
+    if teaches and "teacher" not in await accounts_of(request).roles(user_id):
+        message = "this user lacks the teacher role: give it with PUT /admin/users/{userId}/roles"
+        raise ValidationFailed(message, {"userId": message})
+    await request.app[keys.COURSES].assign(course_id, user_id, teaches=teaches)
+    return Reply(204)
+
+
+async def assign_teacher(request: web.Request, inputs: Inputs) -> Reply:
+    return await _assign(request, inputs, teaches=True)
+
+
+async def remove_teacher(request: web.Request, inputs: Inputs) -> Reply:
+    return await _assign(request, inputs, teaches=False)
+
+
+_TEACHER_ERRORS = (400, 401, 403, 404, 503)
+put_teacher = endpoint(
+    operation_id="putCourseTeacher",
+    summary="Makes a user with the teacher role a teacher of a registered course",
+    tag="admin",
+    roles=_ADMIN,
+    path=_USER_COURSE,
+    responses={204: (None, "They teach it (also if they did already).")},
+    errors=_TEACHER_ERRORS,
+)(assign_teacher)
+delete_teacher = endpoint(
+    operation_id="deleteCourseTeacher",
+    summary="Stops a user teaching a registered course",
+    tag="admin",
+    roles=_ADMIN,
+    path=_USER_COURSE,
+    responses={204: (None, "They do not teach it (also if they did not).")},
+    errors=_TEACHER_ERRORS,
+)(remove_teacher)
+
+
+@endpoint(
+    operation_id="listCourses",
+    summary="Lists registered courses: all of them for an admin, the ones they teach for a teacher",
+    tag="admin",
+    roles=STAFF,
+    query=PageQuery(),
+    responses={200: (CoursePage(), "A page of courses in id order; nextCursor fetches the next.")},
+    errors=(400, 401, 403, 503),
+)
+async def list_courses(request: web.Request, inputs: Inputs) -> Reply:
+    params = inputs.params
+    identity = params["identity"]
+    cursors, scope = request.app[keys.CURSORS], f"courses:{identity.user_id}"
+    after = None if params["cursor"] is None else cursors.open(scope, params["cursor"])
+    courses, following = await request.app[keys.COURSES].page(identity, params["limit"], after)
+    page: dict[str, object] = {"items": courses}
+    if following is not None:
+        page["next_cursor"] = cursors.seal(scope, following)
+    return Reply(200, page)
+
+
 def add_routes(app: web.Application) -> None:
+    app.router.add_get("/admin/courses", list_courses, allow_head=False)
     app.router.add_get("/admin/courses/{courseId}", get_course_figures, allow_head=False)
+    app.router.add_put("/admin/courses/{courseId}", put_course)
+    app.router.add_put("/admin/courses/{courseId}/teachers/{userId}", put_teacher)
+    app.router.add_delete("/admin/courses/{courseId}/teachers/{userId}", delete_teacher)
     app.router.add_get("/admin/courses/{courseId}/learners", list_course_learners, allow_head=False)
     app.router.add_get("/admin/users/{userId}/courses/{courseId}", get_learner_course, allow_head=False)
     app.router.add_get("/admin/users/{userId}/courses/{courseId}/sessions", list_learner_sessions, allow_head=False)

@@ -179,6 +179,7 @@ class Contract:
     dumpers: Mapping[int, Dumper]
     learner: bool
     roles: frozenset[str]
+    teaching: bool
 
     async def _caller(self, request: web.Request) -> dict[str, Any]:
         """Who the route acts for: a learner (``user_id``), or a caller with one of its roles."""
@@ -202,6 +203,8 @@ class Contract:
             self.query_reader.read(request.query, params, invalid)
         if invalid:
             raise ValidationFailed(f"invalid {', '.join(invalid)}", invalid)
+        if self.teaching:
+            await request.app[keys.COURSES].check_reader(params["identity"], params["course_id"])
         if self.body is None:
             return Inputs(params)
         try:
@@ -232,7 +235,9 @@ class Contract:
             described["security"] = [{BEARER: []}, {}]
         elif self.roles:
             described["security"] = [{BEARER: []}]
-            described["description"] = f"Needs a bearer token with the {' or '.join(sorted(self.roles))} role."
+            described["description"] = f"Needs a bearer token with the {' or '.join(sorted(self.roles))} role." + (
+                " A teacher only for a course they teach." if self.teaching else ""
+            )
         decorators = [docs(responses=other, **described)]
         if self.learner:
             decorators.append(headers_schema(UserHeader))
@@ -265,10 +270,12 @@ def endpoint(
     tag: str = "stats",
     learner: bool = False,
     roles: frozenset[str] = frozenset(),
+    teaching: bool = False,
 ) -> Callable[[RouteHandler], Handler]:
     """Bind a handler to its contract; see the module docstring.
 
     ``roles``: the route needs a bearer token (never a trusted header) with one of them.
+    ``teaching``: a teacher may call it only for a course they teach (the path's ``courseId``).
     """
     path_reader = _FlatReader(path) if path is not None else None
     query_reader = _FlatReader(query) if query is not None else None
@@ -287,6 +294,7 @@ def endpoint(
         dumpers,
         learner,
         roles,
+        teaching,
     )
 
     def bind(handler: RouteHandler) -> Handler:

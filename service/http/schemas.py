@@ -292,7 +292,7 @@ class UserPath(Schema):
     user_id = UUIDString(required=True, data_key="userId")
 
 
-class LearnerCoursePath(CoursePath):
+class UserCoursePath(CoursePath):
     user_id = UUIDString(required=True, data_key="userId")
 
 
@@ -306,6 +306,7 @@ class CourseFiguresResponse(CourseStatsResponse):
     learnersCount = fields.Integer(
         required=True, attribute="learners", metadata={"description": "Learners with a session in this course."}
     )
+    title = fields.String(metadata={"description": "When the course is registered."})
 
 
 class LearnerStatsResponse(CourseStatsResponse):
@@ -314,11 +315,27 @@ class LearnerStatsResponse(CourseStatsResponse):
     userId = fields.String(required=True, attribute="user_id", metadata={"format": "uuid"})
 
 
+class CourseBody(Schema):
+    class Meta:
+        unknown = RAISE
+
+    title = fields.String(required=True, validate=validate.Length(min=1, max=200))
+
+
+class CourseResponse(Schema):
+    """Dumps a :class:`Course`."""
+
+    courseId = fields.String(required=True, attribute="course_id", metadata={"format": "uuid"})
+    title = fields.String(required=True)
+    teachers = fields.List(fields.String(metadata={"format": "uuid"}), required=True)
+
+
 class ErasureStatusResponse(Schema):
     status = fields.String(required=True, validate=validate.OneOf(["done", "in_progress"]))
 
 
 LearnerPage = _page(LearnerStatsResponse, "LearnerPage")
+CoursePage = _page(CourseResponse, "CoursePage")
 
 
 def _email() -> fields.Email:

@@ -41,6 +41,14 @@ class Staff:
     teacher: dict[str, str]
     learner: dict[str, str]
     learner_id: str
+    teacher_id: str
+
+    async def teach(self, api: Api, course: str) -> None:
+        """Register the course and make the teacher teach it."""
+        registered = await api.call("PUT", f"/admin/courses/{course}", json={"title": "A course"}, headers=self.admin)
+        assert registered.status in (200, 201), registered.body
+        assigned = await api.call("PUT", f"/admin/courses/{course}/teachers/{self.teacher_id}", headers=self.admin)
+        assert assigned.status == 204, assigned.body
 
 
 @pytest.fixture(params=["in-process", "scripts/run"])
@@ -64,7 +72,7 @@ async def staff_of(api: Api) -> Staff:
     assert reply.status == 200, reply.body
     teacher = bearer((await log_in(api, teacher_email))["accessToken"])
     learner = bearer((await log_in(api, learner_email))["accessToken"])
-    return Staff(admin, teacher, learner, learner_id)
+    return Staff(admin, teacher, learner, learner_id, teacher_id)
 
 
 @pytest.fixture
@@ -117,6 +125,7 @@ async def test_a_delete_with_a_malformed_id_is_a_400(api: Api, path: str) -> Non
 
 async def test_teachers_and_admins_see_a_learner_as_the_learner_does(api: Api, staff: Staff) -> None:
     user, course, session = staff.learner_id, new_id(), new_id()
+    await staff.teach(api, course)
     assert (await api.call("POST", f"/courses/{course}", json=body(session, 4), headers=staff.learner)).status == 201
     own = [
         await api.call("GET", f"/courses/{course}{suffix}", headers=staff.learner)
@@ -163,8 +172,13 @@ async def test_a_teacher_cannot_erase(api: Api, staff: Staff, backends: Backends
 
 
 async def course_figures(api: Api, staff: Staff, course: str) -> tuple[int, Any]:
+    """The teacher's answer, without the registered course's title."""
     reply = await api.call("GET", f"/admin/courses/{course}", headers=staff.teacher)
-    return reply.status, reply.json if reply.status == 200 else None
+    if reply.status != 200:
+        return reply.status, None
+    figures = dict(reply.json)
+    assert figures.pop("title") == "A course"
+    return 200, figures
 
 
 async def learner_pages(api: Api, headers: dict[str, str], course: str, limit: int) -> list[list[dict[str, Any]]]:
@@ -194,6 +208,7 @@ async def test_course_figures_and_learners_follow_writes_deletes_and_erasure(
     api = capturing
     staff = await staff_of(api)
     course, users = new_id(), [new_id() for _ in range(5)]
+    await staff.teach(api, course)
     assert await course_figures(api, staff, course) == (404, None)
     sessions: dict[str, list[str]] = {user: [] for user in users}
     for index, user in enumerate(users):
@@ -241,7 +256,7 @@ async def test_course_figures_and_learners_follow_writes_deletes_and_erasure(
 
 @pytest.mark.parametrize("query", ["limit=0", "limit=101", "limit=ten", "cursor=bm90LWEtY3Vyc29y", "cursor="])
 async def test_a_bad_learners_page_is_a_400(api: Api, staff: Staff, query: str) -> None:
-    reply = await api.call("GET", f"/admin/courses/{new_id()}/learners?{query}", headers=staff.teacher)
+    reply = await api.call("GET", f"/admin/courses/{new_id()}/learners?{query}", headers=staff.admin)
     assert_error(reply, 400, "validation_error")
 
 
@@ -251,12 +266,12 @@ async def test_a_learners_cursor_of_another_course_or_list_is_refused(api: Api, 
         await api.post(user, course, body(new_id(), 1))
     sessions = await api.call("GET", f"/courses/{course}/sessions?limit=1", user=user)
     cursor = sessions.json["nextCursor"]
-    reply = await api.call("GET", f"/admin/courses/{course}/learners?cursor={cursor}", headers=staff.teacher)
+    reply = await api.call("GET", f"/admin/courses/{course}/learners?cursor={cursor}", headers=staff.admin)
     assert_error(reply, 400, "validation_error")
 
 
 async def test_an_unknown_course_has_no_learners(api: Api, staff: Staff) -> None:
-    reply = await api.call("GET", f"/admin/courses/{new_id()}/learners", headers=staff.teacher)
+    reply = await api.call("GET", f"/admin/courses/{new_id()}/learners", headers=staff.admin)
     assert (reply.status, reply.json) == (200, {"items": []})
 
 
@@ -349,3 +364,119 @@ async def test_an_erasure_that_finished_says_so(api: Api, staff: Staff) -> None:
     assert (await api.call("DELETE", f"/admin/users/{user}", headers=staff.admin)).status == 204
     status = await api.call("GET", f"/admin/users/{user}/erasure", headers=staff.admin)
     assert status.json == {"status": "done"}
+
+
+async def test_admins_register_and_rename_courses_and_assign_teachers(api: Api, staff: Staff) -> None:
+    course = new_id()
+    path = f"/admin/courses/{course}"
+    created = await api.call("PUT", path, json={"title": "Algebra"}, headers=staff.admin)
+    assert (created.status, created.json) == (201, {"courseId": course, "title": "Algebra", "teachers": []})
+    teacher = f"{path}/teachers/{staff.teacher_id}"
+    assert (await api.call("PUT", teacher, headers=staff.admin)).status == 204
+    assert (await api.call("PUT", teacher, headers=staff.admin)).status == 204  # already: the same
+    renamed = await api.call("PUT", path, json={"title": "Algebra I"}, headers=staff.admin)
+    assert (renamed.status, renamed.json) == (
+        200,
+        {"courseId": course, "title": "Algebra I", "teachers": [staff.teacher_id]},
+    )
+    listed = await api.call("GET", "/admin/courses?limit=100", headers=staff.teacher)
+    assert listed.json["items"] == [renamed.json]
+    everything = [item async for item in every_course(api, staff.admin)]
+    assert renamed.json in everything
+    assert (await api.call("DELETE", teacher, headers=staff.admin)).status == 204
+    assert (await api.call("GET", "/admin/courses", headers=staff.teacher)).json == {"items": []}
+    assert (await api.call("PUT", path, json={"title": "Algebra I"}, headers=staff.admin)).json["teachers"] == []
+
+
+async def every_course(api: Api, headers: dict[str, str]) -> AsyncIterator[dict[str, Any]]:
+    query = "limit=2"
+    while True:
+        reply = await api.call("GET", f"/admin/courses?{query}", headers=headers)
+        assert reply.status == 200, reply.body
+        for item in reply.json["items"]:
+            yield item
+        if "nextCursor" not in reply.json:
+            return
+        query = f"limit=2&cursor={reply.json['nextCursor']}"
+
+
+async def test_a_teacher_reads_only_the_courses_they_teach(api: Api, staff: Staff) -> None:
+    taught, other = new_id(), new_id()
+    await staff.teach(api, taught)
+    await api.call("PUT", f"/admin/courses/{other}", json={"title": "Not theirs"}, headers=staff.admin)
+    for course in (taught, other):
+        await api.post(staff.learner_id, course, body(new_id(), 2))
+    session = new_id()
+    await api.post(staff.learner_id, other, body(session, 1))
+    for suffix in ("", "/learners"):
+        assert (await api.call("GET", f"/admin/courses/{taught}{suffix}", headers=staff.teacher)).status in (200, 404)
+        assert_error(await api.call("GET", f"/admin/courses/{other}{suffix}", headers=staff.teacher), 403, "forbidden")
+        assert (await api.call("GET", f"/admin/courses/{other}{suffix}", headers=staff.admin)).status in (200, 404)
+    learner = f"/admin/users/{staff.learner_id}/courses/{other}"
+    for suffix in ("", "/sessions", f"/sessions/{session}"):
+        assert_error(await api.call("GET", f"{learner}{suffix}", headers=staff.teacher), 403, "forbidden")
+        assert (await api.call("GET", f"{learner}{suffix}", headers=staff.admin)).status == 200
+    # Removed from the course: refused at once, though the answer was remembered.
+    remove = f"/admin/courses/{taught}/teachers/{staff.teacher_id}"
+    assert (await api.call("DELETE", remove, headers=staff.admin)).status == 204
+    assert_error(await api.call("GET", f"/admin/courses/{taught}", headers=staff.teacher), 403, "forbidden")
+
+
+async def test_the_course_figures_carry_the_title_of_a_registered_course(capturing: Api, backends: Backends) -> None:
+    api = capturing
+    staff = await staff_of(api)
+    course = new_id()
+    await api.post(new_id(), course, body(new_id(), 3))
+
+    async def served() -> bool:
+        return (await api.call("GET", f"/admin/courses/{course}", headers=staff.admin)).status == 200
+
+    await until(served, within=10)
+    assert "title" not in (await api.call("GET", f"/admin/courses/{course}", headers=staff.admin)).json
+    await api.call("PUT", f"/admin/courses/{course}", json={"title": "Geometry"}, headers=staff.admin)
+    figures = await api.call("GET", f"/admin/courses/{course}", headers=staff.admin)
+    assert figures.json["title"] == "Geometry"
+    assert figures.json["learnersCount"] == 1
+    # Registered but studied by nobody: still a 404.
+    empty = new_id()
+    await api.call("PUT", f"/admin/courses/{empty}", json={"title": "Empty"}, headers=staff.admin)
+    assert_error(await api.call("GET", f"/admin/courses/{empty}", headers=staff.admin), 404, "not_found")
+
+
+@pytest.mark.parametrize(
+    ("method", "suffix", "payload"),
+    [("PUT", "", {"title": "Mine now"}), ("PUT", "/teachers/{user}", None), ("DELETE", "/teachers/{user}", None)],
+)
+async def test_only_admins_change_courses_and_teachers(
+    api: Api, staff: Staff, method: str, suffix: str, payload: dict[str, str] | None
+) -> None:
+    course = new_id()
+    await staff.teach(api, course)
+    path = f"/admin/courses/{course}{suffix.format(user=staff.teacher_id)}"
+    for caller in (staff.teacher, staff.learner):
+        assert_error(await api.call(method, path, json=payload, headers=caller), 403, "forbidden")
+    listed = await api.call("GET", "/admin/courses?limit=100", headers=staff.teacher)
+    assert listed.json["items"] == [{"courseId": course, "title": "A course", "teachers": [staff.teacher_id]}]
+    assert_error(await api.call("GET", "/admin/courses", headers=staff.learner), 403, "forbidden")
+
+
+async def test_a_teacher_needs_the_role_and_the_course_must_be_registered(api: Api, staff: Staff) -> None:
+    course = new_id()
+    unregistered = await api.call("PUT", f"/admin/courses/{course}/teachers/{staff.teacher_id}", headers=staff.admin)
+    assert_error(unregistered, 404, "not_found")
+    await api.call("PUT", f"/admin/courses/{course}", json={"title": "Chemistry"}, headers=staff.admin)
+    role_less = await api.call("PUT", f"/admin/courses/{course}/teachers/{staff.learner_id}", headers=staff.admin)
+    assert "teacher role" in assert_error(role_less, 400, "validation_error")["message"]
+    listed = await api.call("PUT", f"/admin/courses/{course}", json={"title": "Chemistry"}, headers=staff.admin)
+    assert listed.json["teachers"] == []
+
+
+@pytest.mark.parametrize("payload", [{}, {"title": ""}, {"title": "x" * 201}, {"title": 5}, {"title": "A", "extra": 1}])
+async def test_a_bad_course_body_is_a_400_and_registers_nothing(
+    api: Api, staff: Staff, payload: dict[str, Any]
+) -> None:
+    course = new_id()
+    reply = await api.call("PUT", f"/admin/courses/{course}", json=payload, headers=staff.admin)
+    assert_error(reply, 400, "validation_error")
+    listed = [item["courseId"] async for item in every_course(api, staff.admin)]
+    assert course not in listed

@@ -158,7 +158,7 @@ async def test_learner_and_course_wide_figures_stay_exact_under_writes_deletes_a
     courses, users = [new_id(), new_id()], [new_id() for _ in range(4)]
     pairs = [(user, course) for user in users for course in courses if rng.random() < 0.8]
     first, later = plan_writes(rng, pairs, 80), plan_writes(rng, pairs, 80)
-    traffic = Traffic(rng, apis, backends, staff_headers(settings), again=[])
+    traffic = Traffic(rng, apis, backends, staff_headers(settings, "admin"), again=[])
     await asyncio.gather(*(traffic.write(item) for item in first))
     for pair in pairs:  # cached and complete before the deletes begin
         assert (await apis[0].course(*pair)).status == 200
