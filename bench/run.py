@@ -128,13 +128,13 @@ class Scenario:
 SCENARIOS = (
     Scenario("get_course", "GET /courses/{id} (cached)", "pairs", "redis_read"),
     Scenario("get_course_token", "GET /courses/{id} (cached), bearer token", "tokens", "redis_read"),
-    Scenario("get_course_figures", "GET /admin/courses/{id} (cached), teacher token", "courses", "redis_course_read"),
+    Scenario("get_course_figures", "GET /admin/courses/{id} (cached), admin token", "courses", "redis_course_read"),
     Scenario("get_session", "GET /courses/{id}/sessions/{id}", "sessions", "dynamodb_get"),
     # The Query scenarios before the writes: the local server's Query reads its whole table.
     Scenario("list_sessions", f"GET /courses/{{id}}/sessions?limit={PAGE_LIMIT}", "pairs", "session_query"),
     Scenario(
         "list_learners",
-        f"GET /admin/courses/{{id}}/learners?limit={PAGE_LIMIT}, teacher token",
+        f"GET /admin/courses/{{id}}/learners?limit={PAGE_LIMIT}, admin token",
         "courses",
         "roster_query",
         narrower=8,
@@ -293,7 +293,7 @@ async def prime_aggregates(base: str, data: Dataset, sessions_per_pair: int) -> 
             raise RuntimeError("priming the aggregates failed")
         for course in data.courses:
             enrolled = sum(1 for _, of in data.pairs if of == course)
-            (status, figures), (listed, page) = await _course_views(http, base, course, data.teacher_token)
+            (status, figures), (listed, page) = await _course_views(http, base, course, data.admin_token)
             expected = {"learnersCount": enrolled, "sessionsCount": enrolled * sessions_per_pair}
             if status != 200 or {name: figures.get(name) for name in expected} != expected:
                 raise RuntimeError(f"course figures of {course}: {status} {figures}, expected {expected}")

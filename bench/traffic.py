@@ -23,8 +23,9 @@ MIX_WRITE_EVERY = 10
 BATCH_SESSIONS = 20
 # Items per page of the list scenarios (the routes' default).
 PAGE_LIMIT = 50
-# The roles a teacher's token carries: the admin views need teacher or admin.
-TEACHER_GROUPS = ["teacher"]
+# The roles of the token the admin views are read with (they need teacher or admin): an admin
+# reads every course, where a teacher may be held to the courses they teach.
+ADMIN_GROUPS = ["admin"]
 
 
 @dataclass(frozen=True)
@@ -41,8 +42,8 @@ class Dataset:
     """Users' sessions posted before the scenarios run: ``pairs`` have cached aggregates,
     and each pair's user an access token of the pool (``tokens``, one per user). The pairs'
     users are each one course's learners, ``learners_per_course`` to a course (``courses``),
-    so that the course-wide views have classes to show; ``teacher_token`` is a token with
-    the teacher role, for them. The pool's learners (``refresh_tokens``) are other users:
+    so that the course-wide views have classes to show; ``admin_token`` is a token with
+    the admin role, for them. The pool's learners (``refresh_tokens``) are other users:
     Cognito names its users itself."""
 
     pairs: list[tuple[str, str]]
@@ -50,7 +51,7 @@ class Dataset:
     tokens: dict[str, str]
     refresh_tokens: list[str]
     courses: list[str]
-    teacher_token: str
+    admin_token: str
 
     @classmethod
     def generate(
@@ -62,10 +63,10 @@ class Dataset:
         sessions = [(user, course, seeded_id(rng)) for user, course in pair_ids for _ in range(sessions_per_pair)]
         # The pairs' users need not exist in the pool: the service checks only a token's signature and claims.
         tokens = {user: idp.access_token(pool.pool_id, pool.client_id, user) for user, _ in pair_ids}
-        teacher = idp.access_token(
-            pool.pool_id, pool.client_id, seeded_id(rng), lifetime=24 * 3600, **{"cognito:groups": TEACHER_GROUPS}
+        admin = idp.access_token(
+            pool.pool_id, pool.client_id, seeded_id(rng), lifetime=24 * 3600, **{"cognito:groups": ADMIN_GROUPS}
         )
-        return cls(pair_ids, sessions, tokens, pool.refresh_tokens, courses, teacher)
+        return cls(pair_ids, sessions, tokens, pool.refresh_tokens, courses, admin)
 
     def write(self, directory: Path) -> dict[str, Path]:
         """One row per line, fields separated by spaces, for the Lua scripts."""
@@ -75,7 +76,7 @@ class Dataset:
         files["sessions"].write_text("".join(f"{u} {c} {s}\n" for u, c, s in self.sessions))
         files["tokens"].write_text("".join(f"{u} {c} {self.tokens[u]}\n" for u, c in self.pairs))
         files["refresh"].write_text("".join(f"{token}\n" for token in self.refresh_tokens))
-        files["courses"].write_text("".join(f"{course} {self.teacher_token}\n" for course in self.courses))
+        files["courses"].write_text("".join(f"{course} {self.admin_token}\n" for course in self.courses))
         return files
 
 
@@ -194,12 +195,12 @@ def _post_batch(data: Dataset, run_id: str, thread: int) -> Iterator[bytes]:
 
 def _get_course_figures(data: Dataset, run_id: str, thread: int) -> Iterator[bytes]:
     for course in itertools.cycle(data.courses):
-        yield get_request(f"/admin/courses/{course}", "", data.teacher_token)
+        yield get_request(f"/admin/courses/{course}", "", data.admin_token)
 
 
 def _list_learners(data: Dataset, run_id: str, thread: int) -> Iterator[bytes]:
     for course in itertools.cycle(data.courses):
-        yield get_request(f"/admin/courses/{course}/learners?limit={PAGE_LIMIT}", "", data.teacher_token)
+        yield get_request(f"/admin/courses/{course}/learners?limit={PAGE_LIMIT}", "", data.admin_token)
 
 
 STREAMS: dict[str, Callable[[Dataset, str, int], Iterator[bytes]]] = {

@@ -1,4 +1,4 @@
--- A course's first page of learners: GET /admin/courses/{courseId}/learners?limit=50 with a teacher's token.
+-- A course's first page of learners: GET /admin/courses/{courseId}/learners?limit=50 with an admin's token.
 local common = dofile(debug.getinfo(1, "S").source:match("^@(.*/)") .. "common.lua")
 common.scenario(function(row)
   return common.get_bearer("/admin/courses/" .. row[1] .. "/learners?limit=50", row[2])
