@@ -2,20 +2,42 @@
 
 Simulated learners, drawn from a pool, post sessions to courses they are enrolled
 in (a share of them exact repeats of an earlier post, as client retries send),
-read their course aggregates and read single sessions they posted. Every answer
-is checked: a post must echo what was stored, a read must find what was posted.
-The run fails (exit code 1) when more than ``--max-fail-ratio`` of requests fail.
+read their course aggregates, read single sessions they posted, list their
+sessions, sync batches after studying offline, and now and then delete a session
+of their own (which must then be gone) and sometimes post it again (which must
+create it anew). A few teachers (``--teacher-weight``) read the course-wide
+figures of the courses the learners study and page through their learners.
+Every answer is checked: a post must echo what was stored, a read must find what
+was posted, a course's figures and learner pages must count its learners. The run
+fails (exit code 1) when more than ``--max-fail-ratio`` of requests fail.
 
 ``--identity header`` (the default) names learners with ``X-User-Id``, as a trusted
 gateway does. ``--identity accounts`` makes each simulated learner an account: it
 registers, confirms (where the pool sends no code, as in local mode, confirming is
 a no-op), logs in, sends its access token on every request and refreshes it
 before it expires, and studies its own courses.
+
+Teachers always need a token with the teacher or admin role (``/admin`` never takes
+``X-User-Id``): ``--teacher-token`` if given; else, with ``--identity accounts``,
+they log in as the admin of ``--admin-email`` / ``--admin-password`` (local mode's
+admin by default); else (header mode) they mint tokens with the local identity
+provider's key (``localmode.idp``, present where moto is installed), for the user
+pool and app client of ``--idp-pool-id`` / ``--idp-client-id`` (by default
+``STATS_COGNITO_USER_POOL_ID`` / ``STATS_AUTH_CLIENT_ID``, or read from the admin's
+token after one login). Minted tokens carry the admin role, as the admin's do: an
+admin reads every course, where a teacher may be held to the courses they teach.
+Without that key the teacher class is skipped, with a message saying so. The
+course-wide figures come from change capture, which lags the writes (locally a
+fraction of a second, in production up to tens of seconds): teachers read only
+courses whose first post is at least ``--figures-lag`` old.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
+import json
+import os
 import random
 import threading
 import time
@@ -23,7 +45,7 @@ import uuid
 from collections import deque
 from typing import Any
 
-from locust import HttpUser, between, events
+from locust import HttpUser, between, events, task
 from locust.env import Environment
 from locust.exception import StopUser
 
@@ -36,6 +58,18 @@ BATCH_ROUTE = "/courses/[courseId]/sessions/batch"
 BATCH_SIZE = 5
 _BATCH_RNG = random.Random()
 SESSION_ROUTE = "/courses/[courseId]/sessions/[sessionId]"
+FIGURES_ROUTE = "/admin/courses/[courseId]"
+LEARNERS_ROUTE = "/admin/courses/[courseId]/learners"
+# A teacher's look through a course's learners: this many a page, at most this many pages.
+LEARNER_PAGE = 50
+LEARNER_PAGES = 10
+# Sessions a learner keeps for deleting: posted by the delete task, never by the planner,
+# so no other read expects them.
+OWN_SESSIONS = 3
+# How long a minted teacher token lasts (header mode); a new one is minted before it expires.
+TEACHER_TOKEN_SECONDS = 3600
+# Local mode's admin (localmode.idp), the default for teachers in --identity accounts mode.
+LOCAL_ADMIN = ("admin@example.com", "LocalAdmin1!")
 PASSWORD = "Load-Test-Passw0rd!"  # noqa: S105 - every simulated learner's, meets the pool's policy
 # Refresh this long before the access token expires.
 REFRESH_MARGIN_SECONDS = 60
@@ -54,6 +88,27 @@ def _options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--session-read-weight", type=int, default=2, help="relative frequency of session reads")
     group.add_argument("--list-weight", type=int, default=1, help="relative frequency of session list pages")
     group.add_argument("--batch-weight", type=int, default=1, help="relative frequency of offline-sync batches")
+    group.add_argument("--delete-weight", type=int, default=1, help="relative frequency of deleting one's own session")
+    group.add_argument("--repost-deleted-ratio", type=float, default=0.5, help="share of deleted sessions posted again")
+    group.add_argument(
+        "--teacher-weight", type=int, default=1, help="teachers' weight against the learners' 20 (0: none)"
+    )
+    group.add_argument(
+        "--figures-lag", type=float, default=5.0, help="seconds after a course's first post before teachers read it"
+    )
+    group.add_argument("--teacher-token", default="", help="a teacher's or admin's access token for the teachers")
+    group.add_argument("--admin-email", default=LOCAL_ADMIN[0], help="the admin teachers log in as (accounts mode)")
+    group.add_argument("--admin-password", default=LOCAL_ADMIN[1], help="that admin's password")
+    group.add_argument(
+        "--idp-pool-id",
+        default=os.environ.get("STATS_COGNITO_USER_POOL_ID", ""),
+        help="header mode: the user pool whose teacher tokens are minted with the local identity provider's key",
+    )
+    group.add_argument(
+        "--idp-client-id",
+        default=os.environ.get("STATS_AUTH_CLIENT_ID", ""),
+        help="header mode: the app client those tokens name",
+    )
     group.add_argument("--seed", type=int, default=1, help="seed for the learner and course pools")
     group.add_argument(
         "--identity", choices=("header", "accounts"), default="header", help="X-User-Id, or an account's token"
@@ -73,6 +128,11 @@ class Traffic:
         self._lock = threading.Lock()
         # Bounded: reads pick among recent successful posts.
         self.posted: deque[Write] = deque(maxlen=10_000)
+        # When each course first had a session posted: teachers read those past the figures' lag.
+        self.first_posted: dict[str, float] = {}
+        # Header mode's teacher tokens: the pool and client they name, once known.
+        self.idp_ids: tuple[str, str] | None = None
+        self.teachers_off = ""  # why teachers cannot run, once that is known
 
     def planner(self, users: list[str], rng: random.Random, seed: int) -> WritePlanner:
         """Posts by ``users``, each to a sample of the courses."""
@@ -89,6 +149,20 @@ class Traffic:
         with self._lock:
             return self._planner.next()
 
+    def course_posted(self, course: str) -> None:
+        self.first_posted.setdefault(course, time.monotonic())
+
+    def settled_course(self) -> str | None:
+        """A course with a session posted at least ``--figures-lag`` ago, if any."""
+        settled = time.monotonic() - self.options.figures_lag
+        courses = [course for course, first in self.first_posted.items() if first <= settled]
+        return random.choice(courses) if courses else None
+
+    def teachers_stop(self, reason: str) -> None:
+        if not self.teachers_off:
+            self.teachers_off = reason
+            print(f"teachers skipped: {reason}")
+
 
 _traffic: Traffic | None = None
 
@@ -99,6 +173,7 @@ def traffic() -> Traffic:
 
 
 class Learner(HttpUser):
+    weight = 20
     wait_time = between(0.5, 2.0)
     # With --identity accounts: this learner's own posts, token, and when to refresh it.
     planner: WritePlanner | None = None
@@ -106,6 +181,7 @@ class Learner(HttpUser):
     refresh_at = 0.0
 
     def on_start(self) -> None:
+        self.own: list[Write] = []
         if traffic().options.identity == "accounts":
             self._become_an_account()
 
@@ -173,6 +249,7 @@ class Learner(HttpUser):
                 response.failure(f"POST stored something else: {stored}")
                 return
             self._posts().append(write)
+            traffic().course_posted(write.course)
 
     def _posted(self) -> Write | None:
         posted = self._posts()
@@ -233,6 +310,194 @@ class Learner(HttpUser):
             if response.status_code != 200 or not response.json().get("items"):
                 response.failure(f"session list answered {response.status_code}: {response.text[:200]}")
 
+    def delete_session(self) -> None:
+        """Delete a session of one's own (then it must be gone), and sometimes post it again (created anew)."""
+        own = self.own
+        if len(own) < OWN_SESSIONS and (not own or random.random() < 0.5):
+            write = self._posted()
+            if write is not None:
+                mine = Write(write.user, write.course, session := new_id(), random_payload(_BATCH_RNG, session))
+                if self._post_own(mine):
+                    own.append(mine)
+            return
+        write = own.pop(random.randrange(len(own)))
+        if not self._delete(write):
+            return
+        if random.random() < traffic().options.repost_deleted_ratio and self._post_own(write):
+            own.append(write)
+
+    def _post_own(self, write: Write) -> bool:
+        """Post a session that does not exist (new, or deleted): it must be created."""
+        with self.client.post(
+            f"/courses/{write.course}",
+            json=write.payload,
+            headers=self._identity(write),
+            name=COURSE_ROUTE,
+            catch_response=True,
+        ) as response:
+            if response.status_code != 201 or response.json().get("sessionId") != write.session:
+                response.failure(
+                    f"POST of a new or deleted session answered {response.status_code}: {response.text[:200]}"
+                )
+                return False
+        return True
+
+    def _delete(self, write: Write) -> bool:
+        path = f"/courses/{write.course}/sessions/{write.session}"
+        with self.client.delete(
+            path, headers=self._identity(write), name=SESSION_ROUTE, catch_response=True
+        ) as response:
+            if response.status_code != 204:
+                response.failure(f"DELETE answered {response.status_code}: {response.text[:200]}")
+                return False
+        with self.client.get(path, headers=self._identity(write), name=SESSION_ROUTE, catch_response=True) as response:
+            if response.status_code != 404:
+                response.failure(f"a deleted session answered {response.status_code}: {response.text[:200]}")
+                return False
+            response.success()
+        return True
+
+
+def _claims(token: str) -> dict[str, Any]:
+    """A JWT's claims, unverified: only to learn which pool and client issued it."""
+    payload = token.split(".")[1]
+    claims: dict[str, Any] = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    return claims
+
+
+class Teacher(HttpUser):
+    """A teacher: reads the figures of the courses the learners study, and pages through their learners."""
+
+    weight = 1
+    wait_time = between(1.0, 3.0)
+    token = refresh_token = ""
+    renew_at = 0.0
+
+    def on_start(self) -> None:
+        if traffic().teachers_off:
+            raise StopUser
+        options = traffic().options
+        if options.teacher_token:
+            self.token, self.renew_at = options.teacher_token, float("inf")
+        elif options.identity == "accounts":
+            self._log_in()
+        else:
+            self._mint()
+
+    def _log_in(self) -> None:
+        options = traffic().options
+        credentials = {"email": options.admin_email, "password": options.admin_password}
+        with self.client.post("/auth/login", json=credentials, catch_response=True) as response:
+            if response.status_code != 200:
+                response.failure(f"the admin's login answered {response.status_code}: {response.text[:200]}")
+                raise StopUser
+            self._hold(response.json())
+
+    def _hold(self, tokens: dict[str, Any]) -> None:
+        self.token = tokens["accessToken"]
+        self.refresh_token = tokens.get("refreshToken", self.refresh_token)
+        self.renew_at = time.monotonic() + tokens["expiresIn"] - REFRESH_MARGIN_SECONDS
+
+    def _idp_ids(self) -> tuple[str, str] | None:
+        """The pool and client teacher tokens name: given, or read from the admin's token."""
+        shared = traffic()
+        options = shared.options
+        if shared.idp_ids is None and options.idp_pool_id and options.idp_client_id:
+            shared.idp_ids = options.idp_pool_id, options.idp_client_id
+        if shared.idp_ids is None:
+            self._log_in()
+            claims = _claims(self.token)
+            shared.idp_ids = claims["iss"].rsplit("/", 1)[-1], claims["client_id"]
+        return shared.idp_ids
+
+    def _mint(self) -> None:
+        """Header mode: a token of this teacher's own, signed with the local identity provider's key."""
+        from localmode import idp  # noqa: PLC0415 - checked at start-up; absent where moto is not installed
+
+        pool_id, client_id = self._idp_ids() or ("", "")
+        self.refresh_token = ""  # minted tokens are renewed by minting again, not refreshed
+        self.token = idp.access_token(
+            pool_id, client_id, new_id(), lifetime=TEACHER_TOKEN_SECONDS, **{"cognito:groups": ["admin"]}
+        )
+        self.renew_at = time.monotonic() + TEACHER_TOKEN_SECONDS - REFRESH_MARGIN_SECONDS
+
+    def _headers(self) -> dict[str, str]:
+        if time.monotonic() >= self.renew_at:
+            if self.refresh_token:
+                self._refresh()
+            else:
+                self._mint()
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def _refresh(self) -> None:
+        with self.client.post(
+            "/auth/refresh", json={"refreshToken": self.refresh_token}, catch_response=True
+        ) as response:
+            if response.status_code == 200:
+                self._hold(response.json())
+            else:
+                response.failure(f"refresh answered {response.status_code}: {response.text[:200]}")
+
+    @task(3)
+    def read_figures(self) -> None:
+        course = traffic().settled_course()
+        if course is None:
+            return
+        with self.client.get(
+            f"/admin/courses/{course}", headers=self._headers(), name=FIGURES_ROUTE, catch_response=True
+        ) as response:
+            figures = response.json() if response.status_code == 200 else {}
+            learners, sessions = figures.get("learnersCount", 0), figures.get("sessionsCount", 0)
+            if not 1 <= learners <= sessions or not 0 <= figures.get("averageScore", -1) <= 100:
+                response.failure(f"course figures answered {response.status_code}: {response.text[:200]}")
+
+    @task(1)
+    def page_learners(self) -> None:
+        course = traffic().settled_course()
+        if course is None:
+            return
+        seen: set[str] = set()
+        cursor: str | None = ""
+        for _ in range(LEARNER_PAGES):
+            cursor = self._learner_page(course, cursor or "", seen)
+            if not cursor:
+                return
+
+    def _learner_page(self, course: str, cursor: str, seen: set[str]) -> str | None:
+        """One page, checked: learners with a session, none seen on an earlier page; the next cursor."""
+        query = f"?limit={LEARNER_PAGE}" + (f"&cursor={cursor}" if cursor else "")
+        with self.client.get(
+            f"/admin/courses/{course}/learners{query}",
+            headers=self._headers(),
+            name=LEARNERS_ROUTE,
+            catch_response=True,
+        ) as response:
+            page = response.json() if response.status_code == 200 else {}
+            items = page.get("items", [])
+            users = [item.get("userId") for item in items if item.get("sessionsCount", 0) >= 1]
+            if len(users) != len(items) or seen & set(users) or (not cursor and not users):
+                response.failure(f"learner page answered {response.status_code}: {response.text[:200]}")
+                return None
+        seen.update(users)
+        next_cursor: str | None = page.get("nextCursor")
+        return next_cursor
+
+
+def _teachers_possible(options: argparse.Namespace) -> str:
+    """Why the teacher class cannot run, or nothing."""
+    if options.teacher_weight <= 0:
+        return "--teacher-weight is 0"
+    if options.teacher_token or options.identity == "accounts":
+        return ""
+    try:
+        from localmode import idp  # noqa: F401, PLC0415 - only to know whether the key is there
+    except Exception as exc:  # any failure to load it means the same
+        return (
+            f"header mode mints teacher tokens with the local identity provider's key, which is not available "
+            f"here ({type(exc).__name__}: {exc}); pass --teacher-token, or use --identity accounts"
+        )
+    return ""
+
 
 @events.init.add_listener  # type: ignore[untyped-decorator]
 def _set_up(environment: Environment, **_: Any) -> None:
@@ -246,8 +511,14 @@ def _set_up(environment: Environment, **_: Any) -> None:
         (Learner.read_session, options.session_read_weight),
         (Learner.list_sessions, options.list_weight),
         (Learner.post_batch, options.batch_weight),
+        (Learner.delete_session, options.delete_weight),
     )
     Learner.tasks = [function for function, weight in weighted for _ in range(weight)]
+    Teacher.weight = max(options.teacher_weight, 0)
+    reason = _teachers_possible(options)
+    if reason:
+        _traffic.teachers_stop(reason)
+        environment.user_classes[:] = [user for user in environment.user_classes if user is not Teacher]
 
 
 @events.quitting.add_listener  # type: ignore[untyped-decorator]
