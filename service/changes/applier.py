@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from service.domain.errors import CacheUnavailable
 from service.domain.roster import Roster
 from service.dynamodb import codec
 from service.redis.cache import AggregateCache
@@ -31,8 +32,13 @@ class ChangeApplier:
 
     async def apply(self, records: Sequence[Mapping[str, Any]]) -> None:
         """Apply every record in order; raises ``CacheUnavailable`` or ``DependencyUnavailable``
-        so that the batch is retried."""
+        so that the batch is retried.
+
+        A Redis failure does not stop the batch: the roster rows in DynamoDB are recomputed
+        all the same (what Redis missed is bounded by the cache's maximum age, the rows have
+        no such bound), and the batch is retried once it is through."""
         touched: dict[tuple[str, str], None] = {}
+        failure: CacheUnavailable | None = None
         for record in records:
             change = record["dynamodb"]
             user_id = change["Keys"][codec.PARTITION_KEY]["S"]
@@ -40,12 +46,22 @@ class ChangeApplier:
                 continue
             course_id = change["Keys"][codec.SORT_KEY]["S"].partition("#")[0]
             touched[user_id, course_id] = None
-            key = self._cache.key(user_id, course_id)
-            if record["eventName"] == "REMOVE":
-                await self._cache.forget(key)
-            elif codec.VERSION in change.get("NewImage", {}):
-                await self._cache.apply_change(key, codec.decode(change["NewImage"]))
-            # else: an image with no version holds no session values (moto records the
-            # empty item an UpdateItem creates before its actions run); nothing to apply.
+            try:
+                await self._apply_one(record["eventName"], self._cache.key(user_id, course_id), change)
+            except CacheUnavailable as exc:
+                failure = exc
         for user_id, course_id in touched:
-            await self._roster.refresh(user_id, course_id)
+            try:
+                await self._roster.refresh(user_id, course_id)
+            except CacheUnavailable as exc:
+                failure = exc
+        if failure is not None:
+            raise failure
+
+    async def _apply_one(self, event: str, key: str, change: Mapping[str, Any]) -> None:
+        if event == "REMOVE":
+            await self._cache.forget(key)
+        elif codec.VERSION in change.get("NewImage", {}):
+            await self._cache.apply_change(key, codec.decode(change["NewImage"]))
+        # else: an image with no version holds no session values (moto records the
+        # empty item an UpdateItem creates before its actions run); nothing to apply.

@@ -52,5 +52,6 @@ class Erasures:
         """Stop the erasures under way (shutdown): each is resumed when asked for again."""
         for task in list(self._running.values()):
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            # Its failure, if it failed first, was logged when it ended.
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task

@@ -52,8 +52,6 @@ class StoredSession:
     stats: SessionStats
     version: int
     deleted: bool = False
-    # When the request that wrote it began, µs since the epoch (0 where unknown); it only grows per item.
-    written_at_us: int = dataclasses.field(default=0, compare=False)
 
     @property
     def entry_id(self) -> str:
@@ -68,9 +66,8 @@ class StoredSession:
 class LearnerRow:
     """One learner's sums in one course, as the course's roster holds them.
 
-    ``revision`` orders the states of the learner's items in the course: it grows
-    with every change of them (``service.domain.roster`` says how), so a row
-    computed from a later state of the table always has a higher revision.
+    ``revision`` moves on by one with every store of the row
+    (``service.domain.roster``), so a later row has a higher one.
     """
 
     user_id: str

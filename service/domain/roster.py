@@ -2,31 +2,28 @@
 
 Design
 ------
-A roster row holds one learner's sums in one course and a *revision* that
-grows with every change of the learner's items there: the latest write stamp
-among them, then the sum of their versions (``max stamp * 10**9 + sum``).
-Every change of a session adds one to its version and deletes are tombstones
-(``service.dynamodb.store``), so the sum grows with every change; an item's
-stamp only grows, so the latest stamp never falls while the items stay. Erasure
-removes the items and with them the sum, but a learner who writes again after
-it writes with later stamps, so a row computed before the erasure can never
-replace one computed after. Hence a row computed from a later state of the
-table always has a higher revision.
+A roster row holds one learner's sums in one course and a *revision*, a
+counter that every store of the row moves on by one.
 
 **Who writes rows.** Change capture (``service.changes``), never the request
 path: for each (learner, course) a batch of the table's stream touches, the row
-is computed again from a strongly consistent Query of the learner's items in
-the course, and stored under the condition that the stored revision is lower.
-A recomputation is idempotent (it reads the truth, it does not add a
-difference), so redelivered or retried batches cannot double count, and the
-condition keeps a recomputation from an earlier state from replacing a later
-one, whatever order concurrent consumers finish in. A learner with no item left
-(erased, or removed behind the service) has their row deleted.
+is computed again from the table, optimistically: read the row's revision,
+Query the learner's items (strongly consistent), then store the new row (or
+delete it, if no item is left) only if the revision is still the one read,
+and start again if it is not. A recomputation is idempotent (it reads the
+truth, it does not add a difference), so redelivered or retried batches
+cannot double count; and the stored row always comes from a Query that began
+after the row's previous store, so of two concurrent consumers the later
+Query wins, whatever order they finish in. Every change of an item has a
+stream record, whose refresh begins after the change: once the consumers are
+quiet, each row equals the table. This holds for removals too (erasure, items
+removed behind the service), which lower no counter.
 
 **The course-wide aggregate** is a Redis hash with one entry per row, versioned
 by its revision and kept by the same scripts as a learner's aggregate
-(``service.redis.cache``): after storing a row the consumer applies it there
-(whether or not the store refused it as older: the version rule decides), and
+(``service.redis.cache``): after storing a row the consumer applies it there,
+and after deleting one (a learner with no item left: erased, or removed behind
+the service) it drops the hash; and
 a missing or expired hash is rebuilt from the roster's partitions with the
 same claim, incarnation and completion protocol. Every argument of the
 learner's aggregate carries over with rows in place of sessions: a completed
@@ -44,17 +41,16 @@ learners), never one call per learner.
 
 from __future__ import annotations
 
+from service.domain.errors import DependencyUnavailable
 from service.domain.model import CourseTotals, LearnerRow, StoredSession
 from service.domain.ports import AggregateStore, SessionRepository
 
-# Above any sum of versions a learner's items in a course reach.
-_VERSION_SUMS = 10**9
+# Recomputations of one row that another consumer may overtake before one is stored.
+_ATTEMPTS = 5
 
 
-def row_of(user_id: str, sessions: list[StoredSession]) -> LearnerRow:
-    totals = sum((stored.totals for stored in sessions), CourseTotals())
-    latest = max(stored.written_at_us for stored in sessions)
-    return LearnerRow(user_id, totals, latest * _VERSION_SUMS + sum(stored.version for stored in sessions))
+def row_of(user_id: str, sessions: list[StoredSession], revision: int) -> LearnerRow:
+    return LearnerRow(user_id, sum((stored.totals for stored in sessions), CourseTotals()), revision)
 
 
 class Roster:
@@ -64,17 +60,26 @@ class Roster:
 
     async def refresh(self, user_id: str, course_id: str) -> None:
         """Recompute one learner's row of a course from the table, and apply it to the course's aggregate."""
-        sessions: list[StoredSession] = []
-        async for page in self._store.course_pages(user_id, course_id):
-            sessions.extend(page)
-        if not sessions:
-            await self.drop(user_id, course_id)
-            return
-        row = row_of(user_id, sessions)
-        await self._store.put_row(course_id, row)
-        await self._cache.apply_change(self._cache.course_key(course_id), row)
+        for _ in range(_ATTEMPTS):
+            current = await self._store.row_revision(course_id, user_id)
+            sessions: list[StoredSession] = []
+            async for page in self._store.course_pages(user_id, course_id):
+                sessions.extend(page)
+            if not sessions:
+                if await self._store.delete_row(course_id, user_id, current):
+                    await self.forget_course(course_id)
+                    return
+                continue
+            row = row_of(user_id, sessions, (current or 0) + 1)
+            if await self._store.put_row(course_id, row, current):
+                await self._cache.apply_change(self._cache.course_key(course_id), row)
+                return
+        # Overtaken every time: the batch is retried.
+        raise DependencyUnavailable("dynamodb", "roster/contended")
 
-    async def drop(self, user_id: str, course_id: str) -> None:
-        """Take a learner with no item left out of a course's roster and its aggregate."""
-        await self._store.delete_row(course_id, user_id)
-        await self._cache.remove_entries(self._cache.course_key(course_id), [user_id])
+    async def forget_course(self, course_id: str) -> None:
+        """Drop a course's aggregate after a learner left its roster, for a rebuild from the rows.
+
+        Dropping, not taking the one entry out: a rebuild under way may have read the row
+        before it was deleted, and only a new incarnation stops it completing with it."""
+        await self._cache.forget(self._cache.course_key(course_id))

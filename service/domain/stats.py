@@ -55,7 +55,8 @@ class StatsService:
     async def record(self, user_id: str, course_id: str, stats: SessionStats) -> tuple[WriteOutcome, SessionStats]:
         written = self._store.upsert(user_id, course_id, stats)
         outcome, stored = await self._write(self._cache.key(user_id, course_id), written, lambda done: done[1])
-        return outcome, stored.stats
+        # Refused by a delete stamped after it began: this write came first and the delete removed it.
+        return outcome, stats if stored.deleted else stored.stats
 
     async def delete(self, user_id: str, course_id: str, session_id: str) -> None:
         deleted = self._store.delete(user_id, course_id, session_id)
@@ -142,8 +143,11 @@ class StatsService:
             await self._store.delete_row(course_id, user_id)
             try:
                 await self._cache.forget(self._cache.key(user_id, course_id))
-                await self._cache.remove_entries(self._cache.course_key(course_id), [user_id])
+                await self._roster.forget_course(course_id)
             except CacheUnavailable as exc:
+                # Never served from here again until deleted; elsewhere, change capture repairs them.
+                self._cache.mark_stale(self._cache.key(user_id, course_id))
+                self._cache.mark_stale(self._cache.course_key(course_id))
                 self._redis_failed(exc)
                 log.warning("erasure left to change capture: redis unavailable (%s)", exc)
 

@@ -35,16 +35,8 @@ SORT_KEY = "sessionKey"
 MODULES, SCORE, TIME_MS, VERSION, WRITTEN_AT = "modules", "score", "timeMs", "version", "writtenAtUs"
 DELETED = "deleted"
 # What reads project: the key and the values a session is decoded from.
-PROJECTION = "#sk, #m, #s, #t, #v, #d, #w"
-PROJECTION_NAMES = {
-    "#sk": SORT_KEY,
-    "#m": MODULES,
-    "#s": SCORE,
-    "#t": TIME_MS,
-    "#v": VERSION,
-    "#d": DELETED,
-    "#w": WRITTEN_AT,
-}
+PROJECTION = "#sk, #m, #s, #t, #v, #d"
+PROJECTION_NAMES = {"#sk": SORT_KEY, "#m": MODULES, "#s": SCORE, "#t": TIME_MS, "#v": VERSION, "#d": DELETED}
 
 # Partitions per course roster: at 1 000 writes a second to one course, each takes
 # about 63, far under a partition's 1 000 WCU. Changing it moves every row.
@@ -92,16 +84,15 @@ def encode(user_id: str, course_id: str, stored: StoredSession, written_at_us: i
 def decode(item: dict[str, Any]) -> StoredSession:
     session_id = item[SORT_KEY]["S"].partition("#")[2]
     version = int(item[VERSION]["N"])
-    written_at = int(item[WRITTEN_AT]["N"]) if WRITTEN_AT in item else 0
     if DELETED in item:
-        return StoredSession(SessionStats(session_id, 0, 0, 0), version, deleted=True, written_at_us=written_at)
+        return StoredSession(SessionStats(session_id, 0, 0, 0), version, deleted=True)
     stats = SessionStats(
         session_id=session_id,
         modules=int(item[MODULES]["N"]),
         score_cents=int(item[SCORE]["N"]),
         time_ms=int(item[TIME_MS]["N"]),
     )
-    return StoredSession(stats, version, written_at_us=written_at)
+    return StoredSession(stats, version)
 
 
 # The partitions of ``service.dynamodb.catalog``: every registered course, and each teacher's.

@@ -36,9 +36,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -79,14 +80,16 @@ _UPSERT_CONDITION = (
 )
 _DELETE_EXPRESSION = "SET #d = :yes, #w = :now REMOVE #m, #s, #t ADD #v :one"
 _DELETE_CONDITION = f"attribute_exists(#v) AND attribute_not_exists(#d) AND {_NEWER_STAMP}"
-_DELETE_NAMES = {name: _NAMES[name] for name in ("#m", "#s", "#t", "#v", "#w", "#d")}
 _ROW_NAMES = {f"#{name}": name for name in (*codec.ROW_SUMS, codec.REVISION)}
 _ROW_EXPRESSION = "SET " + ", ".join(f"#{name} = :{name}" for name in (*codec.ROW_SUMS, codec.REVISION))
-# A row computed from an earlier state of the table (a lower revision) never replaces a later one.
-_ROW_CONDITION = "attribute_not_exists(#rev) OR #rev < :rev"
+# A row is stored or deleted only over the revision its recomputation read (service.domain.roster).
+_ROW_ABSENT = "attribute_not_exists(#rev)"
+_ROW_UNCHANGED = "#rev = :read"
 # Items per BatchWriteItem (DynamoDB's limit), and such calls in flight during an erasure.
 _BATCH_WRITE = 25
 _ERASE_CONCURRENCY = 16
+# Calls of one batch while DynamoDB leaves some of its items unprocessed (throttling), about 6 s in all.
+_UNPROCESSED_ATTEMPTS = 8
 
 
 class _WriteClock:
@@ -189,7 +192,7 @@ class SessionStore:
         values: dict[str, Any] = {":now": {"N": str(stamp)}, ":one": {"N": "1"}, ":yes": {"BOOL": True}}
         key = codec.item_key(user_id, course_id, session_id)
         applied, item = await self._update(
-            key, _DELETE_EXPRESSION, _DELETE_CONDITION, _DELETE_NAMES, values, returns="ALL_NEW"
+            key, _DELETE_EXPRESSION, _DELETE_CONDITION, _NAMES, values, returns="ALL_NEW"
         )
         if applied:
             return codec.decode(item)
@@ -225,8 +228,18 @@ class SessionStore:
             "ProjectionExpression": codec.PROJECTION,
         }
 
+    def _partition_query(self, partition: str) -> dict[str, Any]:
+        """A strongly consistent Query of every item of one partition."""
+        return {
+            "TableName": self._table,
+            "KeyConditionExpression": "#pk = :p",
+            "ExpressionAttributeNames": {"#pk": codec.PARTITION_KEY},
+            "ExpressionAttributeValues": {":p": {"S": partition}},
+            "ConsistentRead": True,
+        }
+
     async def _pages(self, request: dict[str, Any]) -> AsyncGenerator[list[dict[str, Any]], None]:
-        """Every page of a Query, from its ``ExclusiveStartKey`` if it has one."""
+        """Every page of a Query, from its ``ExclusiveStartKey`` if it has one (moved on page by page)."""
         while True:
             with dynamodb_errors("Query"):
                 response = await self._client.query(**request)
@@ -234,7 +247,7 @@ class SessionStore:
             last_key = response.get("LastEvaluatedKey")
             if not last_key:
                 return
-            request = {**request, "ExclusiveStartKey": last_key}
+            request["ExclusiveStartKey"] = last_key
 
     async def course_pages(self, user_id: str, course_id: str) -> AsyncIterator[list[StoredSession]]:
         """All of a user's sessions in a course, tombstones included, a strongly consistent page at a time."""
@@ -257,18 +270,51 @@ class SessionStore:
                 sessions.extend(codec.decode(item) for item in items)
                 if len(sessions) > limit:
                     break
+                # Past tombstones: read on in DynamoDB's own 1 MB pages, not a page's worth at a time.
+                request.pop("Limit", None)
         page = sessions[:limit]
         return page, page[-1].stats.session_id if len(sessions) > limit else None
 
-    async def put_row(self, course_id: str, row: LearnerRow) -> None:
-        """Store a learner's roster row unless the stored one is of a later revision."""
-        values = {f":{name}": value for name, value in codec.row_values(row).items()}
-        key = codec.row_key(course_id, row.user_id)
-        await self._update(key, _ROW_EXPRESSION, _ROW_CONDITION, _ROW_NAMES, values, returns="NONE")
+    async def row_revision(self, course_id: str, user_id: str) -> int | None:
+        """The revision of a learner's roster row, None if they have none."""
+        with dynamodb_errors("GetItem"):
+            response = await self._client.get_item(
+                TableName=self._table,
+                Key=codec.row_key(course_id, user_id),
+                ConsistentRead=True,
+                ProjectionExpression="#rev",
+                ExpressionAttributeNames={"#rev": codec.REVISION},
+            )
+        item = response.get("Item")
+        return int(item[codec.REVISION]["N"]) if item else None
 
-    async def delete_row(self, course_id: str, user_id: str) -> None:
+    async def put_row(self, course_id: str, row: LearnerRow, read: int | None) -> bool:
+        """Store a learner's roster row if its revision is still ``read`` (None: still absent); whether it was."""
+        values = {f":{name}": value for name, value in codec.row_values(row).items()}
+        condition = _ROW_ABSENT
+        if read is not None:
+            values[":read"], condition = {"N": str(read)}, _ROW_UNCHANGED
+        key = codec.row_key(course_id, row.user_id)
+        applied, _ = await self._update(key, _ROW_EXPRESSION, condition, _ROW_NAMES, values, returns="NONE")
+        return applied
+
+    async def delete_row(self, course_id: str, user_id: str, read: int | Literal["any"] | None = "any") -> bool:
+        """Delete a learner's roster row if its revision is still ``read`` (None: still absent; "any":
+        whatever it is); whether it was."""
+        request: dict[str, Any] = {"TableName": self._table, "Key": codec.row_key(course_id, user_id)}
+        if read != "any":
+            request["ExpressionAttributeNames"] = {"#rev": codec.REVISION}
+            request["ConditionExpression"] = _ROW_ABSENT if read is None else _ROW_UNCHANGED
+            if read is not None:
+                request["ExpressionAttributeValues"] = {":read": {"N": str(read)}}
         with dynamodb_errors("DeleteItem"):
-            await self._client.delete_item(TableName=self._table, Key=codec.row_key(course_id, user_id))
+            try:
+                await self._client.delete_item(**request)
+            except ClientError as exc:
+                if not _refused(exc):
+                    raise
+                return False
+        return True
 
     async def roster_page(
         self, course_id: str, limit: int, after: tuple[int, str | None]
@@ -279,16 +325,12 @@ class SessionStore:
         shard, after_user = after
         while shard < codec.ROSTER_SHARDS:
             partition = codec.roster_partition(course_id, shard)
-            request: dict[str, Any] = {
-                "TableName": self._table,
-                "KeyConditionExpression": "#pk = :p",
-                # A row with no session left is kept for its revision, and never listed.
-                "FilterExpression": "#n > :zero",
-                "ExpressionAttributeNames": {"#pk": codec.PARTITION_KEY, "#n": "n"},
-                "ExpressionAttributeValues": {":p": {"S": partition}, ":zero": {"N": "0"}},
-                "ConsistentRead": True,
-                "Limit": limit + 1 - len(rows),
-            }
+            request = self._partition_query(partition)
+            # A row with no session left is kept for its revision, and never listed.
+            request["FilterExpression"] = "#n > :zero"
+            request["ExpressionAttributeNames"]["#n"] = "n"
+            request["ExpressionAttributeValues"][":zero"] = {"N": "0"}
+            request["Limit"] = limit + 1 - len(rows)
             if after_user is not None:
                 request["ExclusiveStartKey"] = {
                     codec.PARTITION_KEY: {"S": partition},
@@ -306,39 +348,20 @@ class SessionStore:
     async def roster_pages(self, course_id: str) -> AsyncIterator[list[LearnerRow]]:
         """Every row of a course's roster, empty ones included, a strongly consistent page at a time."""
         for shard in range(codec.ROSTER_SHARDS):
-            request = {
-                "TableName": self._table,
-                "KeyConditionExpression": "#pk = :p",
-                "ExpressionAttributeNames": {"#pk": codec.PARTITION_KEY},
-                "ExpressionAttributeValues": {":p": {"S": codec.roster_partition(course_id, shard)}},
-                "ConsistentRead": True,
-            }
-            async for items in self._pages(request):
+            async for items in self._pages(self._partition_query(codec.roster_partition(course_id, shard))):
                 yield [codec.decode_row(item) for item in items]
 
     async def holds_items(self, user_id: str) -> bool:
         """Whether any item of the user is left (one key read)."""
         with dynamodb_errors("Query"):
-            response = await self._client.query(
-                TableName=self._table,
-                KeyConditionExpression="#pk = :u",
-                ExpressionAttributeNames={"#pk": codec.PARTITION_KEY},
-                ExpressionAttributeValues={":u": {"S": user_id}},
-                ConsistentRead=True,
-                Limit=1,
-            )
+            response = await self._client.query(**self._partition_query(user_id), Limit=1)
         return bool(response.get("Items"))
 
     async def erase(self, user_id: str) -> set[str]:
         """Remove every item of a user, tombstones included; the courses they had items in."""
-        request = {
-            "TableName": self._table,
-            "KeyConditionExpression": "#pk = :u",
-            "ExpressionAttributeNames": {"#pk": codec.PARTITION_KEY, "#sk": codec.SORT_KEY},
-            "ExpressionAttributeValues": {":u": {"S": user_id}},
-            "ConsistentRead": True,
-            "ProjectionExpression": "#pk, #sk",
-        }
+        request = self._partition_query(user_id)
+        request["ExpressionAttributeNames"]["#sk"] = codec.SORT_KEY
+        request["ProjectionExpression"] = "#pk, #sk"
         courses: set[str] = set()
         gate = asyncio.Semaphore(_ERASE_CONCURRENCY)
         # Deletes start while later pages are read; the first failure stops the rest.
@@ -352,18 +375,22 @@ class SessionStore:
         finally:
             for delete in deletes:
                 delete.cancel()
+            # Every delete's end is awaited, so no failure goes unretrieved and none outlives the client.
+            await asyncio.gather(*deletes, return_exceptions=True)
         return courses
 
     async def _delete_items(self, keys: Sequence[dict[str, Any]], gate: asyncio.Semaphore) -> None:
         requests: list[Any] = [{"DeleteRequest": {"Key": key}} for key in keys]
         async with gate:
-            while requests:
+            for attempt in range(_UNPROCESSED_ATTEMPTS):
                 with dynamodb_errors("BatchWriteItem"):
                     response = await self._client.batch_write_item(RequestItems={self._table: requests})
-                # Throttled items come back unprocessed: send them again (botocore spaces retries of errors only).
+                # Throttled items come back unprocessed: send them again, backing off as botocore would.
                 requests = response.get("UnprocessedItems", {}).get(self._table, [])
-                if requests:
-                    await asyncio.sleep(0.05)
+                if not requests:
+                    return
+                await asyncio.sleep(random.uniform(0, 0.05 * 2**attempt))
+        raise DependencyUnavailable("dynamodb", "BatchWriteItem/UnprocessedItems")
 
     async def stream_arn(self) -> str | None:
         """The table's stream, if it has one."""

@@ -179,26 +179,6 @@ return {0, ARGV[2]}
 """
 
 
-# KEYS[1] hash; ARGV: entry ids. Takes each entry's contribution out of the sums
-# and forgets the entry (a learner erased from a course's roster).
-REMOVE_SCRIPT = """
-for j = 1, #ARGV do
-  local field = 's:' .. ARGV[j]
-  local old = redis.call('HGET', KEYS[1], field)
-  if old then
-    local _, a, b, c, d, e = string.match(old, '^(%d+):(%d+):(%d+):(%d+):(%d+):(%d+)$')
-    local values = {a, b, c, d, e}
-    for k, name in ipairs({'n', 'm', 'w', 'ss', 't'}) do
-      redis.call('HINCRBY', KEYS[1], name, '-' .. values[k])
-    end
-    if tonumber(a) > 0 then redis.call('HINCRBY', KEYS[1], 'L', -1) end
-    redis.call('HDEL', KEYS[1], field)
-  end
-end
-return 0
-"""
-
-
 def aggregate_key(user_id: str, course_id: str) -> str:
     # "v2": entries hold six numbers since deletes and course rosters; older hashes are not read.
     return f"stats:v2:agg:{user_id}:{course_id}"
@@ -259,7 +239,6 @@ class AggregateCache:
         self._breaker = breaker
         self._apply = redis.register_script(APPLY_SCRIPT)
         self._read = redis.register_script(READ_SCRIPT)
-        self._remove = redis.register_script(REMOVE_SCRIPT)
         # Reads are the hot path: a lean connection of their own when the URL allows it.
         # The same watch as the redis-py client's connections (see service.redis.client).
         self._primary = watch or PrimaryWatch()
@@ -363,11 +342,6 @@ class AggregateCache:
         await self._call(
             self._apply(keys=[key], args=[self._ttl_ms, "", "", self._primary.epoch, *_entry_args([entry])])
         )
-
-    async def remove_entries(self, key: str, entry_ids: Sequence[str]) -> None:
-        """Take entries out of an aggregate, sums and all (erasure)."""
-        if entry_ids:
-            await self._call(self._remove(keys=[key], args=list(entry_ids)))
 
     async def forget(self, key: str) -> None:
         """Drop an aggregate: its next read rebuilds it from nothing."""

@@ -27,6 +27,7 @@ SCENARIOS = (
 )
 RAW = (
     "redis_read",
+    "figures_read",
     "redis_course_read",
     "dynamodb_get",
     "session_query",

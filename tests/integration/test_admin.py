@@ -480,3 +480,15 @@ async def test_a_bad_course_body_is_a_400_and_registers_nothing(
     assert_error(reply, 400, "validation_error")
     listed = [item["courseId"] async for item in every_course(api, staff.admin)]
     assert course not in listed
+
+
+async def test_pages_skip_runs_of_deleted_sessions(api: Api) -> None:
+    user, course = new_id(), new_id()
+    sessions = sorted(new_id() for _ in range(8))
+    for session in sessions:
+        await api.post(user, course, body(session, 1))
+    kept = [sessions[0], sessions[7]]
+    for session in sessions[1:7]:
+        assert (await api.call("DELETE", f"/courses/{course}/sessions/{session}", user=user)).status == 204
+    assert await every_page(api, user, course, 1) == [[kept[0]], [kept[1]]]
+    assert await every_page(api, user, course, 50) == [kept]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Literal
 
 import fakeredis
 import pytest
@@ -11,7 +12,7 @@ import pytest
 from service.domain.errors import NotFound
 from service.domain.model import CourseFigures, CourseTotals, LearnerRow, SessionStats, StoredSession, WriteOutcome
 from service.domain.ports import Claimed, Hit, ReadResult
-from service.domain.roster import Roster, row_of
+from service.domain.roster import Roster
 from service.domain.stats import StatsService
 from service.dynamodb.store import SessionStore
 from service.redis.breaker import CircuitBreaker
@@ -52,13 +53,21 @@ class FakeStore(SessionStore):
         stored = self.items.get((user_id, course_id, session_id))
         return None if stored is None or stored.deleted else stored
 
-    async def put_row(self, course_id: str, row: LearnerRow) -> None:
-        stored = self.rows.get((course_id, row.user_id))
-        if stored is None or stored.revision < row.revision:
-            self.rows[course_id, row.user_id] = row
+    async def row_revision(self, course_id: str, user_id: str) -> int | None:
+        stored = self.rows.get((course_id, user_id))
+        return None if stored is None else stored.revision
 
-    async def delete_row(self, course_id: str, user_id: str) -> None:
+    async def put_row(self, course_id: str, row: LearnerRow, read: int | None) -> bool:
+        if await self.row_revision(course_id, row.user_id) != read:
+            return False
+        self.rows[course_id, row.user_id] = row
+        return True
+
+    async def delete_row(self, course_id: str, user_id: str, read: int | Literal["any"] | None = "any") -> bool:
+        if read != "any" and await self.row_revision(course_id, user_id) != read:
+            return False
         self.rows.pop((course_id, user_id), None)
+        return True
 
     async def roster_pages(self, course_id: str) -> AsyncIterator[list[LearnerRow]]:
         yield [row for (course, _), row in sorted(self.rows.items()) if course == course_id]
@@ -260,8 +269,9 @@ async def test_course_figures_follow_the_rows_that_refreshes_compute(harness: Ha
         await roster.refresh(OTHER_USER, COURSE)
     assert await harness.service.course_figures(COURSE) == CourseFigures(harness.store.totals(USER), 1)
     assert harness.store.rows[COURSE, OTHER_USER].totals == CourseTotals()
-    # A refresh computed from an earlier state (a lower revision) never replaces a later row.
-    await harness.store.put_row(COURSE, LearnerRow(OTHER_USER, CourseTotals(1, 1, 1, 1, 1), 1))
+    # A recomputation that read an earlier revision never replaces a later row.
+    stale = LearnerRow(OTHER_USER, CourseTotals(1, 1, 1, 1, 1), 2)
+    assert not await harness.store.put_row(COURSE, stale, read=1)
     assert harness.store.rows[COURSE, OTHER_USER].totals == CourseTotals()
 
 
@@ -288,11 +298,40 @@ async def test_erasure_removes_the_learner_from_every_figure(harness: Harness) -
         assert (await harness.service.course_figures(course)).learners == 1
 
 
-def test_a_row_computed_before_an_erasure_never_outranks_one_after_it() -> None:
-    # Before: many versions, stamped earlier. After the erasure the learner writes again: version 1.
-    before = [StoredSession(SessionStats(f"s{i}", 1, 1, 1), 40, written_at_us=1_000 + i) for i in range(9)]
-    after = [StoredSession(SessionStats("s0", 2, 2, 2), 1, written_at_us=2_000)]
-    assert row_of(USER, after).revision > row_of(USER, before).revision
-    # Without an erasure, any change raises the revision, even a new session stamped by a lagging clock.
-    skewed = [*before, StoredSession(SessionStats("s9", 1, 1, 1), 1, written_at_us=900)]
-    assert row_of(USER, skewed).revision > row_of(USER, before).revision
+async def test_a_recomputation_overtaken_by_another_consumer_starts_again(harness: Harness) -> None:
+    await harness.record("s1", 3, 5000, 100)
+    roster = Roster(harness.store, harness.cache)
+    await roster.refresh(USER, COURSE)
+    first = harness.store.rows[COURSE, USER]
+
+    class Overtaken(FakeStore):
+        """Another consumer stores the row between this one's read of it and its store."""
+
+        overtakes = 1
+
+        async def put_row(self, course_id: str, row: LearnerRow, read: int | None) -> bool:
+            if self.overtakes:
+                self.overtakes -= 1
+                await FakeStore.put_row(self, course_id, LearnerRow(row.user_id, row.totals, row.revision), read)
+            return await super().put_row(course_id, row, read)
+
+    store = Overtaken()
+    store.items, store.rows = harness.store.items, harness.store.rows
+    await harness.record("s2", 1, 10000, 50)
+    await Roster(store, harness.cache).refresh(USER, COURSE)
+    assert store.rows[COURSE, USER].totals == harness.store.totals()
+    assert store.rows[COURSE, USER].revision == first.revision + 2  # the other's store, then this one's
+
+
+async def test_a_post_that_a_later_delete_overtook_answers_with_its_own_values() -> None:
+    tombstone = StoredSession(SessionStats("s1", 0, 0, 0), 3, deleted=True)
+
+    class Overtaken(FakeStore):
+        async def upsert(self, user_id: str, course_id: str, stats: SessionStats) -> tuple[WriteOutcome, StoredSession]:
+            return WriteOutcome.SUPERSEDED, tombstone
+
+    harness = Harness()
+    service = StatsService(Overtaken(), harness.cache, harness.metrics, busy_wait_seconds=1.0)
+    posted = SessionStats("s1", 4, 5000, 10)
+    assert await service.record(USER, COURSE, posted) == (WriteOutcome.SUPERSEDED, posted)
+    await harness.redis.aclose()
