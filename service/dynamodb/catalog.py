@@ -88,8 +88,17 @@ class CourseCatalog:
             }
         }
         key = _assignment_key(user_id, course_id)
+        # An Update rather than a Put: the task role's actions stay those it has for sessions.
         assignment = (
-            {"Put": {"TableName": self._table, "Item": key}}
+            {
+                "Update": {
+                    "TableName": self._table,
+                    "Key": key,
+                    "UpdateExpression": "SET #assigned = :yes",
+                    "ExpressionAttributeNames": {"#assigned": "assigned"},
+                    "ExpressionAttributeValues": {":yes": {"BOOL": True}},
+                }
+            }
             if teaches
             else {"Delete": {"TableName": self._table, "Key": key}}
         )

@@ -20,6 +20,7 @@ TABLE_ACTIONS = {
     "dynamodb:DescribeTable",
     "dynamodb:BatchWriteItem",
     "dynamodb:DeleteItem",
+    "dynamodb:BatchGetItem",
 }
 # The roles route and the password policy's read; sign-up, confirmation and login are unauthenticated APIs.
 POOL_ACTIONS = {
