@@ -115,9 +115,7 @@ class StatsService:
         """The course-wide figures over every learner's row of the course's roster."""
 
         async def load() -> Loaded:
-            rows: list[LearnerRow] = []
-            async for page in self._store.roster_pages(course_id):
-                rows.extend(page)
+            rows = await self._store.roster(course_id)
             self._metrics.rebuilds.inc()
             totals = sum((row.totals for row in rows), CourseTotals())
             return rows, CourseFigures(totals, sum(1 for row in rows if row.totals.sessions))

@@ -345,11 +345,16 @@ class SessionStore:
             shard, after_user = shard + 1, None
         return [row for _, row in rows], None
 
-    async def roster_pages(self, course_id: str) -> AsyncIterator[list[LearnerRow]]:
-        """Every row of a course's roster, empty ones included, a strongly consistent page at a time."""
-        for shard in range(codec.ROSTER_SHARDS):
-            async for items in self._pages(self._partition_query(codec.roster_partition(course_id, shard))):
-                yield [codec.decode_row(item) for item in items]
+    async def roster(self, course_id: str) -> list[LearnerRow]:
+        """Every row of a course's roster, empty ones included: its partitions read at once,
+        each a strongly consistent page at a time."""
+
+        async def shard_rows(shard: int) -> list[LearnerRow]:
+            partition = self._partition_query(codec.roster_partition(course_id, shard))
+            return [codec.decode_row(item) async for items in self._pages(partition) for item in items]
+
+        shards = await asyncio.gather(*(shard_rows(shard) for shard in range(codec.ROSTER_SHARDS)))
+        return [row for rows in shards for row in rows]
 
     async def holds_items(self, user_id: str) -> bool:
         """Whether any item of the user is left (one key read)."""

@@ -56,7 +56,7 @@ RUN_TIMEOUT_SECONDS = 90
 # document (whether the account exists, the code sent by email, the pool's password policy),
 # so those routes are held to every check but the acceptance of valid data and its warnings.
 ACCOUNT_ROUTES = "^/auth/"
-SEALED_CURSOR_ROUTES = "^((/admin/users/[^/]+)?/courses/[^/]+/sessions|/admin/courses/[^/]+/learners)$"
+SEALED_CURSOR_ROUTES = "^((/admin/users/[^/]+)?/courses/[^/]+/sessions|/admin/courses(/[^/]+/learners)?)$"
 
 
 def config(user_id: str) -> str:

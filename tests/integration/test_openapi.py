@@ -96,7 +96,7 @@ async def test_swagger_ui_is_served(api: Api) -> None:
 
 async def test_every_admin_route_documents_its_roles_and_needs_a_token(api: Api) -> None:
     spec = await fetch_spec(api)
-    staff = "admin or teacher role"
+    staff = "admin or teacher role. A teacher only for a course they teach."
     expected = {
         ("/admin/courses/{courseId}", "get"): staff,
         ("/admin/courses/{courseId}/learners", "get"): staff,
@@ -105,6 +105,10 @@ async def test_every_admin_route_documents_its_roles_and_needs_a_token(api: Api)
         ("/admin/users/{userId}/courses/{courseId}/sessions/{sessionId}", "get"): staff,
         ("/admin/users/{userId}", "delete"): "admin role",
         ("/admin/users/{userId}/erasure", "get"): "admin role",
+        ("/admin/courses", "get"): "admin or teacher role.",
+        ("/admin/courses/{courseId}", "put"): "admin role",
+        ("/admin/courses/{courseId}/teachers/{userId}", "put"): "admin role",
+        ("/admin/courses/{courseId}/teachers/{userId}", "delete"): "admin role",
     }
     for (path, method), roles in expected.items():
         operation = spec["paths"][path][method]

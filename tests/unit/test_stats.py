@@ -69,8 +69,8 @@ class FakeStore(SessionStore):
         self.rows.pop((course_id, user_id), None)
         return True
 
-    async def roster_pages(self, course_id: str) -> AsyncIterator[list[LearnerRow]]:
-        yield [row for (course, _), row in sorted(self.rows.items()) if course == course_id]
+    async def roster(self, course_id: str) -> list[LearnerRow]:
+        return [row for (course, _), row in sorted(self.rows.items()) if course == course_id]
 
     async def erase(self, user_id: str) -> set[str]:
         erased = [key for key in self.items if key[0] == user_id]
