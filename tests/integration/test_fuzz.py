@@ -50,8 +50,8 @@ CHECKS = (
     "use_after_free",
     "ensure_resource_availability",
 )
-MAX_EXAMPLES = 25
-RUN_TIMEOUT_SECONDS = 90
+MAX_EXAMPLES = 20
+RUN_TIMEOUT_SECONDS = 180
 # Whether a schema-valid body of an account route is accepted depends on state outside the
 # document (whether the account exists, the code sent by email, the pool's password policy),
 # so those routes are held to every check but the acceptance of valid data and its warnings.
