@@ -66,6 +66,12 @@ class Roster:
             async for page in self._store.course_pages(user_id, course_id):
                 sessions.extend(page)
             if not sessions:
+                if current is None:
+                    # No row to delete; the course's hash is dropped only if it still counts them
+                    # (a store that landed as their row was deleted), not once per record of an erasure.
+                    if await self._cache.holds_entry(self._cache.course_key(course_id), user_id):
+                        await self.forget_course(course_id)
+                    return
                 if await self._store.delete_row(course_id, user_id, current):
                     await self.forget_course(course_id)
                     return

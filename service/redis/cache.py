@@ -343,6 +343,10 @@ class AggregateCache:
             self._apply(keys=[key], args=[self._ttl_ms, "", "", self._primary.epoch, *_entry_args([entry])])
         )
 
+    async def holds_entry(self, key: str, entry_id: str) -> bool:
+        """Whether an aggregate holds an entry (a session, or a learner of a course)."""
+        return bool(await self._call(self._redis.hexists(key, f"s:{entry_id}")))
+
     async def forget(self, key: str) -> None:
         """Drop an aggregate: its next read rebuilds it from nothing."""
         await self._call(self._redis.delete(key))

@@ -335,3 +335,23 @@ async def test_a_post_that_a_later_delete_overtook_answers_with_its_own_values()
     posted = SessionStats("s1", 4, 5000, 10)
     assert await service.record(USER, COURSE, posted) == (WriteOutcome.SUPERSEDED, posted)
     await harness.redis.aclose()
+
+
+async def test_a_learner_who_left_a_roster_is_dropped_from_the_course_once(harness: Harness) -> None:
+    roster = Roster(harness.store, harness.cache)
+    for user in (USER, OTHER_USER):
+        await harness.service.record(user, COURSE, SessionStats(f"{user}-a", 2, 5000, 10))
+        await roster.refresh(user, COURSE)
+    key = harness.cache.course_key(COURSE)
+    await harness.service.course_figures(COURSE)
+    await harness.service.erase(USER)
+    assert not await harness.redis.exists(key)  # dropped for a rebuild without them
+    assert (await harness.service.course_figures(COURSE)).learners == 1
+    # The erasure's own records: nothing left of theirs, so the rebuilt hash stays.
+    for _ in range(3):
+        await roster.refresh(USER, COURSE)
+    assert await harness.redis.exists(key)
+    # A store of their row that landed in a rebuild under way is found and dropped.
+    await harness.cache.apply_change(key, LearnerRow(USER, CourseTotals(1, 1, 1, 1, 1), 9))
+    await roster.refresh(USER, COURSE)
+    assert not await harness.redis.exists(key)
