@@ -39,6 +39,9 @@ class SessionStats:
     modules: int
     score_cents: int
     time_ms: int
+    # When the session was completed, ms since the epoch; None in a body that does not say.
+    # Not part of equality: the aggregates never read it, and a re-post may omit it.
+    completed_at_ms: int | None = dataclasses.field(default=None, compare=False)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

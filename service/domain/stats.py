@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -55,8 +56,11 @@ class StatsService:
     async def record(self, user_id: str, course_id: str, stats: SessionStats) -> tuple[WriteOutcome, SessionStats]:
         written = self._store.upsert(user_id, course_id, stats)
         outcome, stored = await self._write(self._cache.key(user_id, course_id), written, lambda done: done[1])
-        # Refused by a delete stamped after it began: this write came first and the delete removed it.
-        return outcome, stats if stored.deleted else stored.stats
+        if stored.deleted:
+            # Refused by a delete stamped after it began: this write came first and the delete removed it.
+            completed = stats.completed_at_ms or time.time_ns() // 1_000_000
+            return outcome, dataclasses.replace(stats, completed_at_ms=completed)
+        return outcome, stored.stats
 
     async def delete(self, user_id: str, course_id: str, session_id: str) -> None:
         deleted = self._store.delete(user_id, course_id, session_id)

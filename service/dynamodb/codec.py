@@ -6,8 +6,9 @@ are a single ``Query`` on the key. Attributes: ``modules``, ``score`` (hundredth
 of a percent point), ``timeMs``, ``version`` (grows by one per change) and
 ``writtenAtUs``: when the request that wrote it began, in µs since the epoch
 (``service.dynamodb.store`` explains why). Items written before that attribute
-existed carry ``updatedAt`` (ms) instead, which nothing reads. A deleted session
-is a tombstone: ``deleted = true``, its version and stamp, and no values.
+existed carry ``updatedAt`` (ms) instead. ``completedAtMs`` is when the session
+was completed (ms). A deleted session is a tombstone: ``deleted = true``, its
+version and stamp, and no values.
 
 **Course rosters** live in the same table: one row per (course, learner) with
 the learner's sums in the course (``service.domain.roster``), partition key
@@ -34,9 +35,22 @@ SORT_KEY = "sessionKey"
 # Attribute of each stored value, under the placeholder names the expressions use.
 MODULES, SCORE, TIME_MS, VERSION, WRITTEN_AT = "modules", "score", "timeMs", "version", "writtenAtUs"
 DELETED = "deleted"
+# When the session was completed, ms since the epoch. Items stored before it existed are read as
+# completed when they were written (``writtenAtUs``, or the older ``updatedAt`` in ms).
+COMPLETED_AT, LEGACY_UPDATED_AT = "completedAtMs", "updatedAt"
 # What reads project: the key and the values a session is decoded from.
-PROJECTION = "#sk, #m, #s, #t, #v, #d"
-PROJECTION_NAMES = {"#sk": SORT_KEY, "#m": MODULES, "#s": SCORE, "#t": TIME_MS, "#v": VERSION, "#d": DELETED}
+PROJECTION = "#sk, #m, #s, #t, #v, #d, #c, #w, #u"
+PROJECTION_NAMES = {
+    "#sk": SORT_KEY,
+    "#m": MODULES,
+    "#s": SCORE,
+    "#t": TIME_MS,
+    "#v": VERSION,
+    "#d": DELETED,
+    "#c": COMPLETED_AT,
+    "#w": WRITTEN_AT,
+    "#u": LEGACY_UPDATED_AT,
+}
 
 # Partitions per course roster: at 1 000 writes a second to one course, each takes
 # about 63, far under a partition's 1 000 WCU. Changing it moves every row.
@@ -72,7 +86,10 @@ def stats_values(stats: SessionStats) -> dict[str, Any]:
 def encode(user_id: str, course_id: str, stored: StoredSession, written_at_us: int | None = None) -> dict[str, Any]:
     """A whole item, attribute for attribute as an upsert (or a delete) leaves it (for bulk loads and tests)."""
     now = time.time_ns() // 1000 if written_at_us is None else written_at_us
-    values = {DELETED: {"BOOL": True}} if stored.deleted else stats_values(stored.stats)
+    values: dict[str, Any] = {DELETED: {"BOOL": True}} if stored.deleted else stats_values(stored.stats)
+    if not stored.deleted:
+        completed = stored.stats.completed_at_ms
+        values[COMPLETED_AT] = {"N": str(now // 1000 if completed is None else completed)}
     return {
         **item_key(user_id, course_id, stored.stats.session_id),
         **values,
@@ -91,8 +108,17 @@ def decode(item: dict[str, Any]) -> StoredSession:
         modules=int(item[MODULES]["N"]),
         score_cents=int(item[SCORE]["N"]),
         time_ms=int(item[TIME_MS]["N"]),
+        completed_at_ms=completed_at(item),
     )
     return StoredSession(stats, version)
+
+
+def completed_at(item: dict[str, Any]) -> int | None:
+    if COMPLETED_AT in item:
+        return int(item[COMPLETED_AT]["N"])
+    if WRITTEN_AT in item:
+        return int(item[WRITTEN_AT]["N"]) // 1000
+    return int(item[LEGACY_UPDATED_AT]["N"]) if LEGACY_UPDATED_AT in item else None
 
 
 # The partitions of ``service.dynamodb.catalog``: every registered course, and each teacher's.

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import random
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Sequence
@@ -70,15 +71,22 @@ _NAMES = {
     "#v": codec.VERSION,
     "#w": codec.WRITTEN_AT,
     "#d": codec.DELETED,
+    "#c": codec.COMPLETED_AT,
 }
 _NEWER_STAMP = "(attribute_not_exists(#w) OR #w < :now)"
-_UPSERT_EXPRESSION = "SET #m = :m, #s = :s, #t = :t, #w = :now REMOVE #d ADD #v :one"
+_CHANGED = "attribute_not_exists(#v) OR attribute_exists(#d) OR #m <> :m OR #s <> :s OR #t <> :t"
+# With a completion time the body sets it; without, the stored one stays (or it is now, on creation).
+_UPSERT_EXPRESSIONS = {
+    True: "SET #m = :m, #s = :s, #t = :t, #w = :now, #c = :c REMOVE #d ADD #v :one",
+    False: "SET #m = :m, #s = :s, #t = :t, #w = :now, #c = if_not_exists(#c, :c) REMOVE #d ADD #v :one",
+}
 # Identical values fail the first clause: nothing is written and the version stays.
 # A stamp no newer than the stored one fails the second: a late attempt writes nothing.
-_UPSERT_CONDITION = (
-    f"(attribute_not_exists(#v) OR attribute_exists(#d) OR #m <> :m OR #s <> :s OR #t <> :t) AND {_NEWER_STAMP}"
-)
-_DELETE_EXPRESSION = "SET #d = :yes, #w = :now REMOVE #m, #s, #t ADD #v :one"
+_UPSERT_CONDITIONS = {
+    True: f"({_CHANGED} OR #c <> :c) AND {_NEWER_STAMP}",
+    False: f"({_CHANGED}) AND {_NEWER_STAMP}",
+}
+_DELETE_EXPRESSION = "SET #d = :yes, #w = :now REMOVE #m, #s, #t, #c ADD #v :one"
 _DELETE_CONDITION = f"attribute_exists(#v) AND attribute_not_exists(#d) AND {_NEWER_STAMP}"
 _ROW_NAMES = {f"#{name}": name for name in (*codec.ROW_SUMS, codec.REVISION)}
 _ROW_EXPRESSION = "SET " + ", ".join(f"#{name} = :{name}" for name in (*codec.ROW_SUMS, codec.REVISION))
@@ -166,25 +174,34 @@ class SessionStore:
     async def upsert(self, user_id: str, course_id: str, stats: SessionStats) -> tuple[WriteOutcome, StoredSession]:
         """Create or replace one session; identical values, or a newer stored write, leave it untouched."""
         stored_values = codec.stats_values(stats)
+        stamp = self._clock.stamp()
+        given = stats.completed_at_ms is not None
         values = {
             ":m": stored_values[codec.MODULES],
             ":s": stored_values[codec.SCORE],
             ":t": stored_values[codec.TIME_MS],
-            ":now": {"N": str(self._clock.stamp())},
+            ":c": {"N": str(stats.completed_at_ms if given else stamp // 1000)},
+            ":now": {"N": str(stamp)},
             ":one": {"N": "1"},
         }
-        # When it applies, the old version and tombstone mark say what the write did; the new values are ours.
+        # When it applies, the old item's version, tombstone mark and completion time say what the write did
+        # (the whole old item: UPDATED_OLD may leave out an attribute that if_not_exists kept).
         key = codec.item_key(user_id, course_id, stats.session_id)
-        applied, item = await self._update(
-            key, _UPSERT_EXPRESSION, _UPSERT_CONDITION, _NAMES, values, returns="UPDATED_OLD"
-        )
+        expression, condition = _UPSERT_EXPRESSIONS[given], _UPSERT_CONDITIONS[given]
+        applied, item = await self._update(key, expression, condition, _NAMES, values, returns="ALL_OLD")
         if not applied:
             stored = codec.decode(item)
             same = stored.stats == stats and not stored.deleted
+            same = same and stats.completed_at_ms in (None, stored.stats.completed_at_ms)
             return (WriteOutcome.UNCHANGED if same else WriteOutcome.SUPERSEDED), stored
         created = codec.VERSION not in item or codec.DELETED in item
         version = int(item[codec.VERSION]["N"]) + 1 if codec.VERSION in item else 1
-        return (WriteOutcome.CREATED if created else WriteOutcome.REPLACED), StoredSession(stats, version)
+        if not given and not created and codec.COMPLETED_AT in item:
+            completed = int(item[codec.COMPLETED_AT]["N"])  # kept
+        else:
+            completed = int(values[":c"]["N"])  # set, or by if_not_exists where the item had none
+        written = dataclasses.replace(stats, completed_at_ms=completed)
+        return (WriteOutcome.CREATED if created else WriteOutcome.REPLACED), StoredSession(written, version)
 
     async def delete(self, user_id: str, course_id: str, session_id: str) -> StoredSession | None:
         """Make a session a tombstone; None if there is no such session (or it is deleted already)."""

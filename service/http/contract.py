@@ -50,7 +50,7 @@ from service import keys
 from service.domain.errors import PayloadTooLarge, UnsupportedMediaType, ValidationFailed
 from service.domain.identity import Forbidden
 from service.http.identity import identify
-from service.http.schemas import ErrorResponse, Score, UserHeader, UUIDString, field_messages
+from service.http.schemas import CompletedAt, ErrorResponse, Score, UserHeader, UUIDString, field_messages
 
 MAX_BODY_BYTES = 64 * 1024
 
@@ -116,7 +116,12 @@ class _FlatReader:
 
 
 # Converters of the field types a flat response schema may dump by the short path.
-_TO_WIRE: dict[type[Field], Callable[[Any], Any]] = {fields.Integer: int, fields.String: str, Score: Score.to_wire}
+_TO_WIRE: dict[type[Field], Callable[[Any], Any]] = {
+    fields.Integer: int,
+    fields.String: str,
+    Score: Score.to_wire,
+    CompletedAt: CompletedAt.to_wire,
+}
 
 
 class Dumper:

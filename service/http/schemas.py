@@ -8,8 +8,10 @@ number, and an integer field accepts no fractional part.
 
 from __future__ import annotations
 
+import datetime
 import math
 import re
+import time
 import uuid
 from typing import Any
 
@@ -82,6 +84,45 @@ def _range(low: int, high: int, unit: str = "") -> validate.Range:
     return validate.Range(min=low, max=high, error=f"Must be between {low} and {high}{unit}.")
 
 
+EARLIEST_COMPLETION = datetime.datetime(2000, 1, 1, tzinfo=datetime.UTC)
+# How far ahead of this service's clock a completion time may be: clients' clocks drift.
+COMPLETION_LEEWAY = datetime.timedelta(minutes=5)
+
+
+class CompletedAt(fields.AwareDateTime):
+    """An RFC 3339 time with a zone, converted to UTC ms since the epoch, from 2000 to 5 minutes from now;
+    dumped as ``2026-12-01T10:00:00.000Z``."""
+
+    default_error_messages = {
+        "invalid": "Must be an RFC 3339 date and time, such as 2026-12-01T10:00:00Z.",
+        "invalid_awareness": "Must carry a zone: Z or an offset such as +01:00.",
+        "range": "Must be from 2000-01-01T00:00:00Z to 5 minutes from now.",
+    }
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(format="iso", **kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:  # type: ignore[override]
+        if not isinstance(value, str) or "T" not in value.upper():
+            raise self.make_error("invalid")
+        moment = super()._deserialize(value, attr, data, **kwargs)
+        if not EARLIEST_COMPLETION <= moment <= datetime.datetime.now(datetime.UTC) + COMPLETION_LEEWAY:
+            raise self.make_error("range")
+        return int(moment.timestamp() * 1000)
+
+    @staticmethod
+    def to_wire(value: Any) -> str:
+        moment = datetime.datetime.fromtimestamp(int(value) / 1000, datetime.UTC)
+        return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{int(value) % 1000:03d}Z"
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
+        return None if value is None else self.to_wire(value)
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
 class SessionStatsBody(Schema):
     """A completed learning session's stats, as the platform posts them; loads as :class:`SessionStats`."""
 
@@ -102,6 +143,12 @@ class SessionStatsBody(Schema):
         validate=_range(0, MAX_TIME_MS, " milliseconds"),
         metadata={"description": "Time studied in milliseconds."},
     )
+    completedAt = CompletedAt(
+        metadata={
+            "description": "When the session was completed: RFC 3339 with a zone, from 2000 to 5 minutes from now. "
+            "When absent, the time it was first stored; a re-post without it keeps the stored one."
+        }
+    )
 
     @post_load
     def _to_stats(self, data: dict[str, Any], **_: Any) -> SessionStats:
@@ -110,6 +157,7 @@ class SessionStatsBody(Schema):
             modules=data["totalModulesStudied"],
             score_cents=score_to_cents(data["averageScore"]),
             time_ms=data["timeStudied"],
+            completed_at_ms=data.get("completedAt"),
         )
 
 
@@ -131,6 +179,9 @@ class SessionStatsResponse(Schema):
     totalModulesStudied = fields.Integer(required=True, attribute="modules")
     averageScore = Score(required=True, attribute="score_cents", metadata={"minimum": 0, "maximum": MAX_SCORE})
     timeStudied = fields.Integer(required=True, attribute="time_ms", metadata={"description": "Milliseconds."})
+    completedAt = CompletedAt(
+        required=True, attribute="completed_at_ms", metadata={"description": "UTC, to the millisecond."}
+    )
 
 
 class CourseStatsResponse(Schema):

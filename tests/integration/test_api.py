@@ -30,11 +30,13 @@ async def test_create_then_read_session(api: Api) -> None:
     created = await api.post(user, course, body(5, 72.5, 900_000, sessionId=session))
     assert created.status == 201
     expected = {"sessionId": session, "totalModulesStudied": 5, "averageScore": 72.5, "timeStudied": 900_000}
-    assert created.json == expected
+    stored = created.json
+    completed = stored.pop("completedAt")  # when it was stored: tests/integration/test_completed_at.py
+    assert stored == expected
     assert created.headers["Location"] == f"/courses/{course}/sessions/{session}"
     fetched = await api.session(user, course, session)
     assert fetched.status == 200
-    assert fetched.json == expected
+    assert fetched.json == {**expected, "completedAt": completed}
 
 
 async def test_session_id_is_generated_when_absent(api: Api) -> None:

@@ -111,12 +111,14 @@ def test_course_totals_json_shape() -> None:
 
 
 def test_session_json_shape() -> None:
-    body = SESSION_STATS.dump(SessionStats("3fa85f64-5717-4562-b3fc-2c963f66afa6", 12, 1235, 90_000))
+    stats = SessionStats("3fa85f64-5717-4562-b3fc-2c963f66afa6", 12, 1235, 90_000, completed_at_ms=1_764_583_200_007)
+    body = SESSION_STATS.dump(stats)
     assert body == {
         "sessionId": "3fa85f64-5717-4562-b3fc-2c963f66afa6",
         "totalModulesStudied": 12,
         "averageScore": 12.35,
         "timeStudied": 90_000,
+        "completedAt": "2025-12-01T10:00:00.007Z",
     }
     assert type(body["averageScore"]) is float
 
