@@ -67,16 +67,15 @@ def _sums(totals: CourseTotals) -> dict[str, Any]:
 async def get_course_figures(request: web.Request, inputs: Inputs) -> Reply:
     course_id = inputs.params["course_id"]
     # The title is read beside the figures, not after them.
-    course = asyncio.ensure_future(request.app[keys.COURSES].course(course_id))
+    title = asyncio.ensure_future(request.app[keys.COURSES].title(course_id))
     try:
         figures = await request.app[keys.STATS].course_figures(course_id)
     except BaseException:
-        course.cancel()
+        title.cancel()
         raise
     reply = {**_sums(figures.totals), "learners": figures.learners}
-    registered = await course
-    if registered is not None:
-        reply["title"] = registered.title
+    if (registered := await title) is not None:
+        reply["title"] = registered
     return Reply(200, reply)
 
 

@@ -93,8 +93,8 @@ T = TypeVar("T")
 
 # Sessions per apply-script call in a rebuild.
 REBUILD_CHUNK = 500
-# How long a remembered yes/no answer (whether a teacher teaches a course) lives.
-FLAG_SECONDS = 60
+# How long a remembered answer (whether a teacher teaches a course, a course's title) lives.
+REMEMBER_SECONDS = 60
 
 _APPLY_FUNCTION = """
 local function fmt(x) return string.format('%d', x) end
@@ -361,15 +361,15 @@ class AggregateCache:
             reply = await self._call(self._apply(keys=[key], args=args))
         return _figures(reply) if int(reply[0]) == 1 else None
 
-    async def flag(self, key: str) -> bool | None:
-        """A yes/no answer remembered by :meth:`set_flag`, None if there is none (expired, flushed)."""
-        value = await self._call(self._redis.get(key))
-        return None if value is None else value == b"1"
+    async def recall(self, key: str) -> str | None:
+        """A short answer remembered by :meth:`remember`, None if there is none (expired, flushed)."""
+        value: bytes | str | None = await self._call(self._redis.get(key))
+        return value.decode() if isinstance(value, bytes) else value
 
-    async def set_flag(self, key: str, value: bool, *, replace: bool) -> None:
-        """Remember a yes/no answer for ``FLAG_SECONDS``; unless ``replace``, only where none is remembered
-        (a reader's answer never overwrites the one a change just set)."""
-        await self._call(self._redis.set(key, "1" if value else "0", ex=FLAG_SECONDS, nx=not replace))
+    async def remember(self, key: str, value: str, *, replace: bool) -> None:
+        """Remember a short answer for ``REMEMBER_SECONDS``; unless ``replace``, only where none is
+        remembered (a reader's answer never overwrites the one a change just set)."""
+        await self._call(self._redis.set(key, value, ex=REMEMBER_SECONDS, nx=not replace))
 
     async def release(self, key: str) -> None:
         """Give up a rebuild lock so other readers need not wait for it to expire."""

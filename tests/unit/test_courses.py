@@ -45,10 +45,10 @@ class MemoryCatalog:
 class DownCache:
     """Redis unreachable."""
 
-    async def flag(self, key: str) -> bool | None:
+    async def recall(self, key: str) -> str | None:
         raise CacheUnavailable("down")
 
-    async def set_flag(self, key: str, value: bool, *, replace: bool) -> None:
+    async def remember(self, key: str, value: str, *, replace: bool) -> None:
         raise CacheUnavailable("down")
 
 
@@ -76,7 +76,7 @@ async def test_a_removal_overrules_an_answer_a_reader_remembers_late(redis: Any)
     await courses.assign("c1", TEACHER.user_id, teaches=True)
     await courses.assign("c1", TEACHER.user_id, teaches=False)
     # A reader that loaded "teaches" before the removal remembers it only where nothing is.
-    await cache.set_flag(teaching_key(TEACHER.user_id, "c1"), True, replace=False)
+    await cache.remember(teaching_key(TEACHER.user_id, "c1"), "1", replace=False)
     with pytest.raises(Forbidden):
         await courses.check_reader(TEACHER, "c1")
 
@@ -101,3 +101,16 @@ async def test_a_teacher_pages_their_courses_and_an_admin_all(redis: Any) -> Non
     assert [c.course_id for c in (await courses.page(TEACHER, 10, None))[0]] == ["c2"]
     assert [c.course_id for c in (await courses.page(ADMIN, 10, None))[0]] == ["c1", "c2", "c3"]
     assert await courses.course("c1") == Course("c1", "C1")
+
+
+async def test_a_title_is_remembered_and_a_registration_or_rename_tells_it(redis: Any) -> None:
+    catalog = MemoryCatalog()
+    courses = Courses(catalog, make_cache(redis))
+    assert await courses.title("c1") is None  # not registered: remembered as such
+    await courses.register("c1", "Algebra")
+    assert await courses.title("c1") == "Algebra"
+    catalog.courses["c1"] = Course("c1", "Changed behind the service")
+    assert await courses.title("c1") == "Algebra"  # remembered for its minute
+    await courses.register("c1", "Algebra II")
+    assert await courses.title("c1") == "Algebra II"
+    assert await Courses(catalog, DownCache()).title("c1") == "Algebra II"
