@@ -27,7 +27,13 @@ def envelope(code: str = "not_found") -> dict[str, Any]:
 
 
 def session_body() -> dict[str, Any]:
-    return {"sessionId": new_id(), "totalModulesStudied": 3, "averageScore": 87.5, "timeStudied": 1000}
+    return {
+        "sessionId": new_id(),
+        "totalModulesStudied": 3,
+        "averageScore": 87.5,
+        "timeStudied": 1000,
+        "completedAt": "2026-12-01T10:00:00.000Z",
+    }
 
 
 @pytest.fixture
