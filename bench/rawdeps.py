@@ -41,7 +41,7 @@ KINDS = {
     "cognito_refresh": "POST /auth/refresh: InitiateAuth with REFRESH_TOKEN_AUTH",
     "session_query": f"GET /courses/{{id}}/sessions: a strongly consistent Query of {PAGE_LIMIT + 1} items",
     "post_batch": f"POST .../sessions/batch: {BATCH_SESSIONS} post_new calls, {BATCH_CONCURRENCY} at a time",
-    "figures_read": "GET /admin/courses/{id}: the read script on the course's hash, and the course's GetItem beside it",
+    "figures_read": "GET /admin/courses/{id}: the read script on the course's hash, and its remembered title beside it",
     "redis_course_read": "the read script on the course's hash alone",
     "roster_query": f"GET /admin/courses/{{id}}/learners: Queries of the roster partitions until {PAGE_LIMIT + 1} rows",
 }
@@ -149,9 +149,9 @@ class DependencyCalls:
         await self._app[keys.STATS].course_figures(self._courses[n % len(self._courses)])
 
     async def _figures_and_course(self, n: int) -> None:
-        """As the route reads them: the figures, and the registered course (its title) at the same time."""
+        """As the route reads them: the figures, and the course's remembered title at the same time."""
         course = self._courses[n % len(self._courses)]
-        await asyncio.gather(self._app[keys.STATS].course_figures(course), self._app[keys.COURSES].course(course))
+        await asyncio.gather(self._app[keys.STATS].course_figures(course), self._app[keys.COURSES].title(course))
 
     async def _list_learners(self, n: int) -> None:
         await self._app[keys.STATS].learners(self._courses[n % len(self._courses)], PAGE_LIMIT, (0, None))

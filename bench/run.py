@@ -134,7 +134,7 @@ SCENARIOS = (
         "GET /admin/courses/{id} (cached), admin token",
         "courses",
         "figures_read",
-        # What the read costs without the course's GetItem: the figures' own Redis read.
+        # What the read costs without the course's title: the figures' own Redis read.
         context=("redis_course_read",),
     ),
     Scenario("get_session", "GET /courses/{id}/sessions/{id}", "sessions", "dynamodb_get"),

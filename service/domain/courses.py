@@ -48,9 +48,6 @@ class Courses:
         await self._tell(title_key(course_id), title)
         return registered
 
-    async def course(self, course_id: str) -> Course | None:
-        return await self._catalog.course(course_id)
-
     async def title(self, course_id: str) -> str | None:
         """A registered course's title, None if it is not registered."""
 

@@ -102,12 +102,12 @@ async def list_course_learners(request: web.Request, inputs: Inputs) -> Reply:
     params = inputs.params
     course_id = params["course_id"]
     cursors, scope = request.app[keys.CURSORS], f"learners:{course_id}"
-    after = (0, None) if params["cursor"] is None else _roster_position(cursors.open(scope, params["cursor"]))
+    position = cursors.position(scope, params["cursor"])
+    after = (0, None) if position is None else _roster_position(position)
     rows, following = await request.app[keys.STATS].learners(course_id, params["limit"], after)
-    page: dict[str, object] = {"items": [{**_sums(row.totals), "user_id": row.user_id} for row in rows]}
-    if following is not None:
-        page["next_cursor"] = cursors.seal(scope, f"{following[0]}:{following[1] or ''}")
-    return Reply(200, page)
+    items = [{**_sums(row.totals), "user_id": row.user_id} for row in rows]
+    resume = None if following is None else f"{following[0]}:{following[1] or ''}"
+    return Reply(200, cursors.page(scope, items, resume))
 
 
 get_learner_course = endpoint(
@@ -262,12 +262,9 @@ async def list_courses(request: web.Request, inputs: Inputs) -> Reply:
     params = inputs.params
     identity = params["identity"]
     cursors, scope = request.app[keys.CURSORS], f"courses:{identity.user_id}"
-    after = None if params["cursor"] is None else cursors.open(scope, params["cursor"])
+    after = cursors.position(scope, params["cursor"])
     courses, following = await request.app[keys.COURSES].page(identity, params["limit"], after)
-    page: dict[str, object] = {"items": courses}
-    if following is not None:
-        page["next_cursor"] = cursors.seal(scope, following)
-    return Reply(200, page)
+    return Reply(200, cursors.page(scope, courses, following))
 
 
 def add_routes(app: web.Application) -> None:

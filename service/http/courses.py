@@ -64,12 +64,9 @@ async def session_list(request: web.Request, inputs: Inputs) -> Reply:
     params = inputs.params
     user_id, course_id = params["user_id"], params["course_id"]
     cursors, scope = request.app[keys.CURSORS], f"sessions:{user_id}:{course_id}"
-    after = None if params["cursor"] is None else cursors.open(scope, params["cursor"])
+    after = cursors.position(scope, params["cursor"])
     items, next_after = await request.app[keys.STATS].sessions(user_id, course_id, params["limit"], after)
-    page: dict[str, object] = {"items": items}
-    if next_after is not None:
-        page["next_cursor"] = cursors.seal(scope, next_after)
-    return Reply(200, page)
+    return Reply(200, cursors.page(scope, items, next_after))
 
 
 get_course = endpoint(

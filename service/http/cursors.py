@@ -14,6 +14,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+from collections.abc import Sequence
 
 from service.domain.errors import ValidationFailed
 
@@ -35,6 +36,17 @@ class Cursors:
         """The cursor for resuming the ``scope`` listing after ``position``."""
         raw = position.encode()
         return base64.urlsafe_b64encode(_VERSION + self._tag(scope, raw) + raw).rstrip(b"=").decode()
+
+    def position(self, scope: str, cursor: str | None) -> str | None:
+        """Where a page of the ``scope`` listing starts after: what ``cursor`` names, None for the first."""
+        return None if cursor is None else self.open(scope, cursor)
+
+    def page(self, scope: str, items: Sequence[object], following: str | None) -> dict[str, object]:
+        """A page of every list: its items, and a cursor only where another page follows."""
+        page: dict[str, object] = {"items": items}
+        if following is not None:
+            page["next_cursor"] = self.seal(scope, following)
+        return page
 
     def open(self, scope: str, cursor: str) -> str:
         """The position ``cursor`` names in the ``scope`` listing, or ``ValidationFailed``."""

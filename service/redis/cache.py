@@ -99,7 +99,7 @@ REMEMBER_SECONDS = 60
 _APPLY_FUNCTION = """
 local function fmt(x) return string.format('%d', x) end
 local SUMS = {'n', 'm', 'w', 'ss', 't'}
--- Versions as decimal strings (no leading zeros): a roster revision has more digits than a double holds.
+-- Versions as decimal strings (no leading zeros), by length then text: exact at any size, where tonumber is a double.
 local function later(a, b)
   if #a ~= #b then return #a > #b end
   return a > b
