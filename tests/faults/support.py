@@ -183,10 +183,20 @@ class Traffic:
             stop.set()
             await asyncio.gather(*tasks)
 
-    async def retry_unanswered(self) -> list[int]:
-        """What a client does after a 503: send the same request again."""
+    async def retry_unanswered(self, attempts: int = 4) -> list[int]:
+        """What a client does after a 503: send the same request again, after Retry-After, a few times
+        (the first retries meet a dependency that is still catching up with what queued during the fault)."""
         pending, self.unanswered = self.unanswered, []
-        return [(await self.post(pair, payload, kind="repost")).status for pair, payload in pending]
+        statuses = []
+        for pair, payload in pending:
+            for attempt in range(attempts):
+                reply = await self.post(pair, payload, kind="repost")
+                if reply.status != 503 or attempt == attempts - 1:
+                    break
+                await asyncio.sleep(int(reply.headers.get("Retry-After", "1")))
+            statuses.append(reply.status)
+        self.unanswered = [item for item, status in zip(pending, statuses, strict=True) if status == 503]
+        return statuses
 
     def during(self, start: float, end: float) -> list[Sample]:
         """Requests sent and answered while the fault lasted (not the ones it released)."""
