@@ -19,6 +19,7 @@ from types import FrameType
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import BaseWSGIServer
 
+
 class _Server(BaseWSGIServer):
     # Connections waiting to be served. werkzeug's 128 overflows when many clients call at once
     # (a course rebuild reads 16 roster partitions concurrently): Linux then drops their SYNs and
