@@ -31,6 +31,27 @@ def random_payload(rng: random.Random, session: str) -> dict[str, Any]:
     }
 
 
+# Types of config/module_types.yaml that generated results name (this module does not read the service's files).
+MODULE_TYPES = ("video", "reading", "quiz", "exercise", "lab", "project")
+
+
+def random_results(rng: random.Random, count: int) -> list[dict[str, Any]]:
+    """``count`` module results of a session: 200 of them still fit in one day."""
+    return [
+        {
+            "moduleType": rng.choice(MODULE_TYPES),
+            "score": round(rng.uniform(0, 100), rng.choice([0, 1, 2])),
+            "timeStudied": rng.randint(0, 400_000),
+        }
+        for _ in range(count)
+    ]
+
+
+def payload_with_results(rng: random.Random, session: str, count: int) -> dict[str, Any]:
+    """A POST body with ``count`` module results; the summary follows from them."""
+    return {"sessionId": session, "modules": random_results(rng, count)}
+
+
 @dataclass(frozen=True)
 class Write:
     user: str
@@ -41,7 +62,8 @@ class Write:
 
 class WritePlanner:
     """Session posts over (user, course) pairs: new values for a few sessions per pair,
-    and a share of exact repeats of an earlier request, as a client retry sends."""
+    and a share of exact repeats of an earlier request, as a client retry sends.
+    ``results_share`` of the new values carry 1 to ``max_results`` module results."""
 
     def __init__(
         self,
@@ -51,8 +73,12 @@ class WritePlanner:
         sessions_per_pair: int = 6,
         repeat_ratio: float = 0.2,
         history: int = 10_000,
+        results_share: float = 0.0,
+        max_results: int = 20,
     ) -> None:
         self._rng = rng
+        self._results_share = results_share
+        self._max_results = max_results
         self._pairs = pairs
         self._sessions = {pair: [new_id() for _ in range(sessions_per_pair)] for pair in pairs}
         self._repeat_ratio = repeat_ratio
@@ -66,11 +92,20 @@ class WritePlanner:
         else:
             user, course = rng.choice(self._pairs)
             session = rng.choice(self._sessions[user, course])
-            write = Write(user, course, session, random_payload(rng, session))
+            write = Write(user, course, session, self._payload(session))
         self._history.append(write)
         return write
 
+    def _payload(self, session: str) -> dict[str, Any]:
+        rng = self._rng
+        # Drawn only with a share, so that the seeds of runs without results plan what they always did.
+        if self._results_share and rng.random() < self._results_share:
+            return payload_with_results(rng, session, rng.randint(1, self._max_results))
+        return random_payload(rng, session)
 
-def plan_writes(rng: random.Random, pairs: list[tuple[str, str]], count: int) -> list[Write]:
-    planner = WritePlanner(rng, pairs)
+
+def plan_writes(
+    rng: random.Random, pairs: list[tuple[str, str]], count: int, *, results_share: float = 0.0
+) -> list[Write]:
+    planner = WritePlanner(rng, pairs, results_share=results_share)
     return [planner.next() for _ in range(count)]

@@ -37,8 +37,13 @@ def session_item(user: str, course: str, stats: SessionStats) -> dict[str, Any]:
 
 
 def item_bytes(item: dict[str, Any]) -> int:
-    """An item's size as the 1 MB page limit counts it: names plus values (numbers by their digits)."""
-    return sum(len(name.encode()) + len(next(iter(value.values())).encode()) for name, value in item.items())
+    """An item's size as the 1 MB page limit counts it: names plus values (numbers by their digits,
+    binary by its bytes, a boolean generously as its name)."""
+    return sum(len(name.encode()) + _value_bytes(next(iter(value.values()))) for name, value in item.items())
+
+
+def _value_bytes(value: Any) -> int:
+    return len(value) if isinstance(value, bytes) else len(str(value).encode())
 
 
 def expected_pages(items: Sequence[dict[str, Any]]) -> int:

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 
-from service import keys
+from service import keys, module_types
 from service.accounts.cognito import open_accounts
 from service.auth.tokens import TokenVerifier
 from service.changes.applier import ChangeApplier
@@ -32,7 +32,7 @@ from service.dynamodb.client import count_retries, dynamodb_client, streams_clie
 from service.dynamodb.store import SessionStore
 from service.dynamodb.table import ensure_table
 from service.http import accounts, admin, courses, ops
-from service.http.contract import MAX_BODY_BYTES
+from service.http.contract import MAX_BATCH_BODY_BYTES
 from service.http.cursors import Cursors
 from service.http.deadlines import Deadlines
 from service.http.middleware import request_envelope
@@ -153,7 +153,8 @@ async def _changes_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(middlewares=[request_envelope], client_max_size=MAX_BODY_BYTES)
+    module_types.install(settings.module_types)
+    app = web.Application(middlewares=[request_envelope], client_max_size=MAX_BATCH_BODY_BYTES)
     app[keys.SETTINGS] = settings
     app[keys.METRICS] = Metrics()
     app[keys.DEADLINES] = Deadlines()

@@ -14,6 +14,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal, cast
 
+from service import module_types
+from service.module_types import ModuleTypes
+
 ENVIRONMENTS = ("local", "test", "production")
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -63,6 +66,9 @@ class Settings:
     change_capture: bool = False
     access_log: bool = True
     git_revision: str = "unknown"
+    # The platform's module types (SPEC §7): the file, and what load_settings read from it.
+    module_types_file: str = str(module_types.DEFAULT_FILE)
+    module_types: ModuleTypes = dataclasses.field(default_factory=module_types.load_default)
 
     @property
     def is_local(self) -> bool:
@@ -190,6 +196,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "cursor_secret": _parse_secret,
     "access_log": _parse_bool,
     "git_revision": _parse_text,
+    "module_types_file": _parse_text,
 }
 
 
@@ -234,6 +241,11 @@ def load_settings(
         if raw is not None and raw != "":
             values[name] = _convert(name, raw)
     values.update(overrides)
+    if "module_types" not in values:
+        try:
+            values["module_types"] = module_types.load(Path(values.get("module_types_file", module_types.DEFAULT_FILE)))
+        except module_types.ModuleTypesError as exc:
+            raise ConfigError(str(exc)) from None
     _complete_user_pool(values)
     if env == "production":
         _require_production_endpoints(values)

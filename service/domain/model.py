@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Protocol
 
@@ -20,9 +21,9 @@ def score_to_cents(score: float | int) -> int:
     return int((Decimal(repr(score)) * SCORE_SCALE).quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
-def _rounded_ratio(numerator: int, denominator: int) -> int:
-    # Half-up rounding in integers; both operands are never negative.
-    return (2 * numerator + denominator) // (2 * denominator)
+def rounded_mean(total: int, count: int) -> int:
+    """``total / count`` rounded half up, in integers; neither is ever negative, and ``count`` is not 0."""
+    return (2 * total + count) // (2 * count)
 
 
 class WriteOutcome(enum.Enum):
@@ -34,6 +35,16 @@ class WriteOutcome(enum.Enum):
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class ModuleResult:
+    """One module's result within a session (SPEC §7)."""
+
+    module_type: str
+    score_cents: int
+    time_ms: int
+    module_id: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class SessionStats:
     session_id: str
     modules: int
@@ -42,6 +53,7 @@ class SessionStats:
     # When the session was completed, ms since the epoch; None in a body that does not say.
     # Not part of equality: the aggregates never read it, and a re-post may omit it.
     completed_at_ms: int | None = dataclasses.field(default=None, compare=False)
+    results: tuple[ModuleResult, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -101,6 +113,57 @@ class Contribution(Protocol):
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class TypeTotals:
+    """Integer sums over the module results of one type."""
+
+    module_type: str
+    results: int = 0
+    time_ms: int = 0
+    score_sum: int = 0  # sum of score_cents
+
+    def __add__(self, other: TypeTotals) -> TypeTotals:
+        return TypeTotals(
+            self.module_type,
+            self.results + other.results,
+            self.time_ms + other.time_ms,
+            self.score_sum + other.score_sum,
+        )
+
+    @property
+    def average_score_cents(self) -> int:
+        return rounded_mean(self.score_sum, self.results) if self.results else 0
+
+
+def type_sums_text(by_type: Sequence[TypeTotals]) -> str:
+    """``"<type>:<results>:<time>:<scores>|…"``, the compact form that roster rows and cached
+    entries store ('' for none); ``service.redis.cache``'s script reads the same."""
+    return "|".join(f"{kind.module_type}:{kind.results}:{kind.time_ms}:{kind.score_sum}" for kind in by_type)
+
+
+def type_sums_of(text: str) -> tuple[TypeTotals, ...]:
+    """What :func:`type_sums_text` wrote."""
+    if not text:
+        return ()
+    sums = []
+    for part in text.split("|"):
+        name, results, time_ms, scores = part.split(":")
+        sums.append(TypeTotals(name, int(results), int(time_ms), int(scores)))
+    return tuple(sums)
+
+
+def _merged(left: tuple[TypeTotals, ...], right: tuple[TypeTotals, ...]) -> tuple[TypeTotals, ...]:
+    if not right:
+        return left
+    if not left:
+        return right
+    by_type = {kind.module_type: kind for kind in left}
+    for kind in right:
+        mine = by_type.get(kind.module_type)
+        by_type[kind.module_type] = kind if mine is None else mine + kind
+    return tuple(by_type[name] for name in sorted(by_type))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class CourseTotals:
     """Integer sums over sessions: one learner's in one course, or every learner's in a course."""
 
@@ -109,17 +172,22 @@ class CourseTotals:
     weighted_score: int = 0  # sum of score_cents * modules
     score_sum: int = 0  # sum of score_cents
     time_ms: int = 0
+    # The module results' sums by type, ordered by type id; types without a result are absent.
+    by_type: tuple[TypeTotals, ...] = ()
 
     @classmethod
     def of(cls, sessions: Iterable[SessionStats]) -> CourseTotals:
         totals = [0, 0, 0, 0, 0]
+        by_type: tuple[TypeTotals, ...] = ()
         for stats in sessions:
             totals[0] += 1
             totals[1] += stats.modules
             totals[2] += stats.score_cents * stats.modules
             totals[3] += stats.score_cents
             totals[4] += stats.time_ms
-        return cls(*totals)
+            if stats.results:
+                by_type = _merged(by_type, _type_totals(stats.results))
+        return cls(totals[0], totals[1], totals[2], totals[3], totals[4], by_type)
 
     def __add__(self, other: CourseTotals) -> CourseTotals:
         return CourseTotals(
@@ -128,25 +196,50 @@ class CourseTotals:
             self.weighted_score + other.weighted_score,
             self.score_sum + other.score_sum,
             self.time_ms + other.time_ms,
+            _merged(self.by_type, other.by_type),
         )
 
     @property
     def average_score_cents(self) -> int:
         """Mean score weighted by modules studied; the plain mean when no module was."""
         if self.modules:
-            return _rounded_ratio(self.weighted_score, self.modules)
+            return rounded_mean(self.weighted_score, self.modules)
         if self.sessions:
-            return _rounded_ratio(self.score_sum, self.sessions)
+            return rounded_mean(self.score_sum, self.sessions)
         return 0
+
+
+def _type_totals(results: Sequence[ModuleResult]) -> tuple[TypeTotals, ...]:
+    sums: dict[str, list[int]] = {}
+    for result in results:
+        kind = sums.setdefault(result.module_type, [0, 0, 0])
+        kind[0] += 1
+        kind[1] += result.time_ms
+        kind[2] += result.score_cents
+    return tuple(TypeTotals(name, *sums[name]) for name in sorted(sums))
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class CourseFigures:
     """A cached aggregate's sums and how many of its entries have a session:
-    for a course, ``learners`` is the number of learners with at least one session."""
+    for a course, ``learners`` is the number of learners with at least one session.
+    ``type_entries`` counts, by module type, the entries with a result of that type
+    (a course's learners who studied it); like ``totals.by_type``, only where asked."""
 
     totals: CourseTotals
     learners: int
+    type_entries: tuple[tuple[str, int], ...] = ()
+
+    @classmethod
+    def of(cls, entries: Iterable[Contribution]) -> CourseFigures:
+        """The figures a cached aggregate of these entries holds (``service.redis.cache``'s sums)."""
+        totals, learners, by_type = CourseTotals(), 0, Counter[str]()
+        for entry in entries:
+            contribution = entry.totals
+            totals += contribution
+            learners += 1 if contribution.sessions else 0
+            by_type.update(kind.module_type for kind in contribution.by_type if kind.results)
+        return cls(totals, learners, tuple(sorted(by_type.items())))
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

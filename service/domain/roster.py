@@ -42,7 +42,7 @@ learners), never one call per learner.
 from __future__ import annotations
 
 from service.domain.errors import DependencyUnavailable
-from service.domain.model import CourseTotals, LearnerRow, StoredSession
+from service.domain.model import CourseFigures, LearnerRow, StoredSession
 from service.domain.ports import AggregateStore, SessionRepository
 
 # Recomputations of one row that another consumer may overtake before one is stored.
@@ -50,7 +50,7 @@ _ATTEMPTS = 5
 
 
 def row_of(user_id: str, sessions: list[StoredSession], revision: int) -> LearnerRow:
-    return LearnerRow(user_id, sum((stored.totals for stored in sessions), CourseTotals()), revision)
+    return LearnerRow(user_id, CourseFigures.of(sessions).totals, revision)
 
 
 class Roster:

@@ -104,27 +104,28 @@ class StatsService:
         page, next_after = await self._store.session_page(user_id, course_id, limit, after)
         return [stored.stats for stored in page], next_after
 
-    async def course(self, user_id: str, course_id: str) -> CourseTotals:
+    async def course(self, user_id: str, course_id: str, *, by_type: bool = False) -> CourseTotals:
+        """The learner's aggregate in the course; with ``by_type``, its sums by module type too."""
+
         async def load() -> Loaded:
             sessions = await self._load_course(user_id, course_id)
-            totals = sum((stored.totals for stored in sessions), CourseTotals())
-            return sessions, CourseFigures(totals, totals.sessions)
+            return sessions, CourseFigures.of(sessions)
 
-        figures = await self._aggregate(self._cache.key(user_id, course_id), load)
+        figures = await self._aggregate(self._cache.key(user_id, course_id), load, by_type=by_type)
         if figures.totals.sessions == 0:
             raise NotFound("no sessions for this user in this course")
         return figures.totals
 
-    async def course_figures(self, course_id: str) -> CourseFigures:
-        """The course-wide figures over every learner's row of the course's roster."""
+    async def course_figures(self, course_id: str, *, by_type: bool = False) -> CourseFigures:
+        """The course-wide figures over every learner's row of the course's roster; with ``by_type``,
+        the sums by module type and how many learners studied each too."""
 
         async def load() -> Loaded:
             rows = await self._store.roster(course_id)
             self._metrics.rebuilds.inc()
-            totals = sum((row.totals for row in rows), CourseTotals())
-            return rows, CourseFigures(totals, sum(1 for row in rows if row.totals.sessions))
+            return rows, CourseFigures.of(rows)
 
-        figures = await self._aggregate(self._cache.course_key(course_id), load)
+        figures = await self._aggregate(self._cache.course_key(course_id), load, by_type=by_type)
         if figures.learners == 0:
             raise NotFound("no learner has a session in this course")
         return figures
@@ -153,11 +154,14 @@ class StatsService:
                 self._redis_failed(exc)
                 log.warning("erasure left to change capture: redis unavailable (%s)", exc)
 
-    async def _aggregate(self, key: str, load: Callable[[], Awaitable[Loaded]]) -> CourseFigures:
-        """A cached aggregate, or one rebuild of it from DynamoDB however many readers miss at once."""
+    async def _aggregate(
+        self, key: str, load: Callable[[], Awaitable[Loaded]], *, by_type: bool = False
+    ) -> CourseFigures:
+        """A cached aggregate, or one rebuild of it from DynamoDB however many readers miss at once.
+        A rebuild's figures always hold the by-type sums; a hit's only when ``by_type`` asks for them."""
         flight = self._flights.get(key)
         if flight is None:
-            result = await self._read_cache(key)
+            result = await self._read_cache(key, by_type=by_type)
             if isinstance(result, Hit):
                 self._metrics.cache_hits.inc()
                 return result.figures
@@ -170,9 +174,9 @@ class StatsService:
         self._metrics.cache_misses.inc()
         return await asyncio.shield(flight)
 
-    async def _read_cache(self, key: str) -> ReadResult | None:
+    async def _read_cache(self, key: str, *, by_type: bool = False) -> ReadResult | None:
         try:
-            return await self._cache.read(key)
+            return await self._cache.read(key, by_type=by_type)
         except CacheUnavailable as exc:
             self._redis_failed(exc)
             return None
@@ -198,7 +202,7 @@ class StatsService:
         deadline = time.monotonic() + self._busy_wait
         while isinstance(result, Busy) and time.monotonic() < deadline:
             await asyncio.sleep(_BUSY_POLL_SECONDS)
-            result = await self._read_cache(key)
+            result = await self._read_cache(key, by_type=True)
         if isinstance(result, Hit):
             return result.figures
         claim = result if isinstance(result, Claimed) else None

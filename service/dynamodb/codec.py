@@ -7,11 +7,17 @@ of a percent point), ``timeMs``, ``version`` (grows by one per change) and
 ``writtenAtUs``: when the request that wrote it began, in µs since the epoch
 (``service.dynamodb.store`` explains why). Items written before that attribute
 existed carry ``updatedAt`` (ms) instead. ``completedAtMs`` is when the session
-was completed (ms). A deleted session is a tombstone: ``deleted = true``, its
-version and stamp, and no values.
+was completed (ms). ``results``, when the session has module results (SPEC §7),
+is one binary value: per result, the type id's length and text, the score in
+hundredths (2 bytes), the time in ms (4 bytes), and a flag byte followed by the
+module id's 16 bytes when it has one. 20 results with module ids take about
+600 bytes, so such a session stays one write unit (README "What each route
+costs in DynamoDB"); as text they took twice that. A deleted
+session is a tombstone: ``deleted = true``, its version and stamp, and no values.
 
 **Course rosters** live in the same table: one row per (course, learner) with
-the learner's sums in the course (``service.domain.roster``), partition key
+the learner's sums in the course (``service.domain.roster``; ``b`` holds their
+sums by module type, ``service.domain.model.type_sums_text``), partition key
 ``course#<courseId>#<shard>`` (the shard is a hash of the learner's id, one of
 ``ROSTER_SHARDS``), sort key the learner's id. A course's rows are spread over
 that many partitions, so no partition takes every write of a popular course,
@@ -23,11 +29,23 @@ hexadecimal), so they never meet.
 
 from __future__ import annotations
 
+import base64
+import struct
 import time
+import uuid
 import zlib
+from collections.abc import Sequence
 from typing import Any
 
-from service.domain.model import CourseTotals, LearnerRow, SessionStats, StoredSession
+from service.domain.model import (
+    CourseTotals,
+    LearnerRow,
+    ModuleResult,
+    SessionStats,
+    StoredSession,
+    type_sums_of,
+    type_sums_text,
+)
 
 PARTITION_KEY = "userId"
 SORT_KEY = "sessionKey"
@@ -38,8 +56,9 @@ DELETED = "deleted"
 # When the session was completed, ms since the epoch. Items stored before it existed are read as
 # completed when they were written (``writtenAtUs``, or the older ``updatedAt`` in ms).
 COMPLETED_AT, LEGACY_UPDATED_AT = "completedAtMs", "updatedAt"
+RESULTS = "results"
 # What reads project: the key and the values a session is decoded from.
-PROJECTION = "#sk, #m, #s, #t, #v, #d, #c, #w, #u"
+PROJECTION = "#sk, #m, #s, #t, #v, #d, #c, #w, #u, #r"
 PROJECTION_NAMES = {
     "#sk": SORT_KEY,
     "#m": MODULES,
@@ -50,6 +69,7 @@ PROJECTION_NAMES = {
     "#c": COMPLETED_AT,
     "#w": WRITTEN_AT,
     "#u": LEGACY_UPDATED_AT,
+    "#r": RESULTS,
 }
 
 # Partitions per course roster: at 1 000 writes a second to one course, each takes
@@ -59,6 +79,7 @@ ROSTER_PREFIX = "course#"
 # A roster row's attributes: the learner's sums in the course and their revision.
 ROW_SUMS = ("n", "m", "w", "ss", "t")
 REVISION = "rev"
+ROW_TYPE_SUMS = "b"
 
 
 def session_key(course_id: str, session_id: str) -> str:
@@ -76,11 +97,43 @@ def item_key(user_id: str, course_id: str, session_id: str) -> dict[str, Any]:
 
 def stats_values(stats: SessionStats) -> dict[str, Any]:
     """A session's stored values as DynamoDB attribute values, by attribute name."""
-    return {
+    values = {
         MODULES: {"N": str(stats.modules)},
         SCORE: {"N": str(stats.score_cents)},
         TIME_MS: {"N": str(stats.time_ms)},
     }
+    if stats.results:
+        values[RESULTS] = {"B": results_bytes(stats.results)}
+    return values
+
+
+_NUMBERS = struct.Struct(">HI")  # a result's score in hundredths (at most 10 000) and its time in ms (at most a day)
+_NO_ID, _WITH_ID = b"\x00", b"\x01"
+
+
+def results_bytes(results: Sequence[ModuleResult]) -> bytes:
+    out = bytearray()
+    for result in results:
+        kind = result.module_type.encode()
+        out += bytes((len(kind),)) + kind + _NUMBERS.pack(result.score_cents, result.time_ms)
+        out += _NO_ID if result.module_id is None else _WITH_ID + uuid.UUID(result.module_id).bytes
+    return bytes(out)
+
+
+def results_of(value: bytes | str) -> tuple[ModuleResult, ...]:
+    """What :func:`results_bytes` wrote; a stream record delivered to Lambda carries it as base64 text."""
+    data = base64.b64decode(value) if isinstance(value, str) else value
+    results, at = [], 0
+    while at < len(data):
+        end = at + 1 + data[at]
+        kind = data[at + 1 : end].decode()
+        score, time_ms = _NUMBERS.unpack_from(data, end)
+        at = end + _NUMBERS.size + 1
+        module_id = None
+        if data[at - 1 : at] == _WITH_ID:
+            module_id, at = str(uuid.UUID(bytes=data[at : at + 16])), at + 16
+        results.append(ModuleResult(kind, score, time_ms, module_id))
+    return tuple(results)
 
 
 def encode(user_id: str, course_id: str, stored: StoredSession, written_at_us: int | None = None) -> dict[str, Any]:
@@ -109,6 +162,7 @@ def decode(item: dict[str, Any]) -> StoredSession:
         score_cents=int(item[SCORE]["N"]),
         time_ms=int(item[TIME_MS]["N"]),
         completed_at_ms=completed_at(item),
+        results=results_of(item[RESULTS]["B"]) if RESULTS in item else (),
     )
     return StoredSession(stats, version)
 
@@ -149,14 +203,18 @@ def row_key(course_id: str, user_id: str) -> dict[str, Any]:
 
 
 def row_values(row: LearnerRow) -> dict[str, Any]:
+    """A row's attributes; ``b`` is always written (empty without results) so that one expression stores every row."""
     totals = row.totals
     numbers = (totals.sessions, totals.modules, totals.weighted_score, totals.score_sum, totals.time_ms)
     return {
         **{name: {"N": str(value)} for name, value in zip(ROW_SUMS, numbers, strict=True)},
+        ROW_TYPE_SUMS: {"S": type_sums_text(totals.by_type)},
         REVISION: {"N": str(row.revision)},
     }
 
 
 def decode_row(item: dict[str, Any]) -> LearnerRow:
-    totals = CourseTotals(*(int(item[name]["N"]) for name in ROW_SUMS))
+    by_type = type_sums_of(item[ROW_TYPE_SUMS]["S"]) if ROW_TYPE_SUMS in item else ()
+    sessions, modules, weighted, score_sum, time_ms = (int(item[name]["N"]) for name in ROW_SUMS)
+    totals = CourseTotals(sessions, modules, weighted, score_sum, time_ms, by_type)
     return LearnerRow(item[SORT_KEY]["S"], totals, int(item[REVISION]["N"]))

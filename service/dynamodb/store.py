@@ -37,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import random
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Sequence
@@ -72,24 +73,34 @@ _NAMES = {
     "#w": codec.WRITTEN_AT,
     "#d": codec.DELETED,
     "#c": codec.COMPLETED_AT,
+    "#r": codec.RESULTS,
 }
 _NEWER_STAMP = "(attribute_not_exists(#w) OR #w < :now)"
 _CHANGED = "attribute_not_exists(#v) OR attribute_exists(#d) OR #m <> :m OR #s <> :s OR #t <> :t"
-# With a completion time the body sets it; without, the stored one stays (or it is now, on creation).
-_UPSERT_EXPRESSIONS = {
-    True: "SET #m = :m, #s = :s, #t = :t, #w = :now, #c = :c REMOVE #d ADD #v :one",
-    False: "SET #m = :m, #s = :s, #t = :t, #w = :now, #c = if_not_exists(#c, :c) REMOVE #d ADD #v :one",
-}
-# Identical values fail the first clause: nothing is written and the version stays.
-# A stamp no newer than the stored one fails the second: a late attempt writes nothing.
-_UPSERT_CONDITIONS = {
-    True: f"({_CHANGED} OR #c <> :c) AND {_NEWER_STAMP}",
-    False: f"({_CHANGED}) AND {_NEWER_STAMP}",
-}
-_DELETE_EXPRESSION = "SET #d = :yes, #w = :now REMOVE #m, #s, #t, #c ADD #v :one"
+
+
+@functools.cache
+def _upsert(given: bool, results: bool) -> tuple[str, str]:
+    """The expression and condition of an upsert, by whether the body gives a completion time and module results.
+
+    With a completion time the body sets it; without, the stored one stays (or it is now, on creation).
+    Results replace the stored ones; a body without them leaves the session without. Identical values
+    fail the condition's first clause, so nothing is written and the version stays; a stamp no newer
+    than the stored one fails the second, so a late attempt writes nothing."""
+    completed = ":c" if given else "if_not_exists(#c, :c)"
+    expression = f"SET #m = :m, #s = :s, #t = :t, #w = :now, #c = {completed}"
+    expression += ", #r = :r REMOVE #d" if results else " REMOVE #d, #r"
+    changed = _CHANGED + (" OR attribute_not_exists(#r) OR #r <> :r" if results else " OR attribute_exists(#r)")
+    if given:
+        changed += " OR #c <> :c"
+    return f"{expression} ADD #v :one", f"({changed}) AND {_NEWER_STAMP}"
+
+
+_DELETE_EXPRESSION = "SET #d = :yes, #w = :now REMOVE #m, #s, #t, #c, #r ADD #v :one"
 _DELETE_CONDITION = f"attribute_exists(#v) AND attribute_not_exists(#d) AND {_NEWER_STAMP}"
-_ROW_NAMES = {f"#{name}": name for name in (*codec.ROW_SUMS, codec.REVISION)}
-_ROW_EXPRESSION = "SET " + ", ".join(f"#{name} = :{name}" for name in (*codec.ROW_SUMS, codec.REVISION))
+_ROW_ATTRIBUTES = (*codec.ROW_SUMS, codec.ROW_TYPE_SUMS, codec.REVISION)
+_ROW_NAMES = {f"#{name}": name for name in _ROW_ATTRIBUTES}
+_ROW_EXPRESSION = "SET " + ", ".join(f"#{name} = :{name}" for name in _ROW_ATTRIBUTES)
 # A row is stored or deleted only over the revision its recomputation read (service.domain.roster).
 _ROW_ABSENT = "attribute_not_exists(#rev)"
 _ROW_UNCHANGED = "#rev = :read"
@@ -184,10 +195,12 @@ class SessionStore:
             ":now": {"N": str(stamp)},
             ":one": {"N": "1"},
         }
+        if codec.RESULTS in stored_values:
+            values[":r"] = stored_values[codec.RESULTS]
         # When it applies, the old item's version, tombstone mark and completion time say what the write did
         # (the whole old item: UPDATED_OLD may leave out an attribute that if_not_exists kept).
         key = codec.item_key(user_id, course_id, stats.session_id)
-        expression, condition = _UPSERT_EXPRESSIONS[given], _UPSERT_CONDITIONS[given]
+        expression, condition = _upsert(given, ":r" in values)
         applied, item = await self._update(key, expression, condition, _NAMES, values, returns="ALL_OLD")
         if not applied:
             stored = codec.decode(item)

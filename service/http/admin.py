@@ -16,9 +16,11 @@ from service.http.accounts import accounts_of
 from service.http.contract import Inputs, Reply, endpoint
 from service.http.courses import (
     COURSE_STATS_REPLY,
+    MODULES_REPLY,
     SESSION_PAGE_REPLY,
     SESSION_REPLY,
     course_stats,
+    module_breakdown,
     one_session,
     session_list,
 )
@@ -26,6 +28,7 @@ from service.http.deadlines import ANSWER_SHARE
 from service.http.schemas import (
     CourseBody,
     CourseFiguresResponse,
+    CourseModuleBreakdown,
     CoursePage,
     CoursePath,
     CourseResponse,
@@ -79,6 +82,32 @@ async def get_course_figures(request: web.Request, inputs: Inputs) -> Reply:
     return Reply(200, reply)
 
 
+@endpoint(
+    operation_id="getCourseModuleBreakdown",
+    teaching=True,
+    summary="Fetches a course's module results over all of its learners, by module type",
+    tag="admin",
+    roles=STAFF,
+    path=CoursePath(),
+    responses={200: (CourseModuleBreakdown(), "Every learner's results in the course, by module type.")},
+    errors=_READ_ERRORS,
+)
+async def get_course_modules(request: web.Request, inputs: Inputs) -> Reply:
+    figures = await request.app[keys.STATS].course_figures(inputs.params["course_id"], by_type=True)
+    learners = dict(figures.type_entries)
+    items = [
+        {
+            "module_type": kind.module_type,
+            "results": kind.results,
+            "time_ms": kind.time_ms,
+            "average_score_cents": kind.average_score_cents,
+            "learners": learners.get(kind.module_type, 0),
+        }
+        for kind in figures.totals.by_type
+    ]
+    return Reply(200, {"items": items})
+
+
 def _roster_position(raw: str) -> tuple[int, str | None]:
     shard, _, after = raw.partition(":")
     if not shard.isdigit() or int(shard) >= ROSTER_SHARDS:
@@ -120,6 +149,17 @@ get_learner_course = endpoint(
     responses={200: COURSE_STATS_REPLY},
     errors=_READ_ERRORS,
 )(course_stats)
+
+get_learner_modules = endpoint(
+    operation_id="getLearnerModuleBreakdown",
+    teaching=True,
+    summary="Fetches a learner's module results in a course by module type, as the learner sees them",
+    tag="admin",
+    roles=STAFF,
+    path=_USER_COURSE,
+    responses={200: MODULES_REPLY},
+    errors=_READ_ERRORS,
+)(module_breakdown)
 
 list_learner_sessions = endpoint(
     operation_id="listLearnerSessions",
@@ -274,7 +314,9 @@ def add_routes(app: web.Application) -> None:
     app.router.add_put("/admin/courses/{courseId}/teachers/{userId}", put_teacher)
     app.router.add_delete("/admin/courses/{courseId}/teachers/{userId}", delete_teacher)
     app.router.add_get("/admin/courses/{courseId}/learners", list_course_learners, allow_head=False)
+    app.router.add_get("/admin/courses/{courseId}/modules", get_course_modules, allow_head=False)
     app.router.add_get("/admin/users/{userId}/courses/{courseId}", get_learner_course, allow_head=False)
+    app.router.add_get("/admin/users/{userId}/courses/{courseId}/modules", get_learner_modules, allow_head=False)
     app.router.add_get("/admin/users/{userId}/courses/{courseId}/sessions", list_learner_sessions, allow_head=False)
     app.router.add_get(
         "/admin/users/{userId}/courses/{courseId}/sessions/{sessionId}", get_learner_session, allow_head=False

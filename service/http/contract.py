@@ -50,9 +50,19 @@ from service import keys
 from service.domain.errors import PayloadTooLarge, UnsupportedMediaType, ValidationFailed
 from service.domain.identity import Forbidden
 from service.http.identity import identify
-from service.http.schemas import CompletedAt, ErrorResponse, Score, UserHeader, UUIDString, field_messages
+from service.http.schemas import (
+    CompletedAt,
+    ErrorResponse,
+    ModuleResults,
+    Score,
+    UserHeader,
+    UUIDString,
+    field_messages,
+)
 
 MAX_BODY_BYTES = 64 * 1024
+# The batch route's limit (SPEC §7: a batch of sessions with module results); the application's too.
+MAX_BATCH_BODY_BYTES = 1024 * 1024
 
 # The OpenAPI security scheme of access tokens.
 BEARER = "bearerAuth"
@@ -64,7 +74,7 @@ ERROR_DESCRIPTIONS = {
     403: "The token's user may not do this, or X-User-Id names another user.",
     404: "Not found for this user.",
     409: "Conflicts with what exists: an account for this email, or a confirmed one.",
-    413: "Body over 64 KiB.",
+    413: "Body over 64 KiB (the batch route: 1 MiB).",
     415: "Body is not application/json.",
     429: "The identity provider refuses more requests or attempts for now; see Retry-After.",
     503: "A dependency is unavailable; see Retry-After.",
@@ -121,6 +131,7 @@ _TO_WIRE: dict[type[Field], Callable[[Any], Any]] = {
     fields.String: str,
     Score: Score.to_wire,
     CompletedAt: CompletedAt.to_wire,
+    ModuleResults: ModuleResults.to_wire,
 }
 
 
@@ -144,7 +155,9 @@ class Dumper:
         for key, attribute, convert in self._plan:
             value = getattr(obj, attribute, missing)
             if value is not missing:  # as marshmallow does, a value lacking a field dumps without it
-                dumped[key] = None if value is None else convert(value)
+                wired = None if value is None else convert(value)
+                if wired is not missing:  # nor does one whose field serialises to nothing
+                    dumped[key] = wired
         return dumped
 
 
@@ -158,6 +171,8 @@ async def read_json_object(request: web.Request, limit: int = MAX_BODY_BYTES) ->
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise PayloadTooLarge(limit) from None
+    if len(raw) > limit:  # a chunked body declares no length
+        raise PayloadTooLarge(limit)
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -185,6 +200,7 @@ class Contract:
     learner: bool
     roles: frozenset[str]
     teaching: bool
+    max_body: int
 
     async def _caller(self, request: web.Request) -> dict[str, Any]:
         """Who the route acts for: a learner (``user_id``), or a caller with one of its roles."""
@@ -213,7 +229,7 @@ class Contract:
         if self.body is None:
             return Inputs(params)
         try:
-            return Inputs(params, self.body.load(await read_json_object(request)))
+            return Inputs(params, self.body.load(await read_json_object(request, self.max_body)))
         except ValidationError as exc:
             raise ValidationFailed("invalid request body", field_messages(exc)) from None
 
@@ -276,11 +292,13 @@ def endpoint(
     learner: bool = False,
     roles: frozenset[str] = frozenset(),
     teaching: bool = False,
+    max_body: int = MAX_BODY_BYTES,
 ) -> Callable[[RouteHandler], Handler]:
     """Bind a handler to its contract; see the module docstring.
 
     ``roles``: the route needs a bearer token (never a trusted header) with one of them.
     ``teaching``: a teacher may call it only for a course they teach (the path's ``courseId``).
+    ``max_body``: the largest body it reads, at most ``MAX_BATCH_BODY_BYTES``.
     """
     path_reader = _FlatReader(path) if path is not None else None
     query_reader = _FlatReader(query) if query is not None else None
@@ -300,6 +318,7 @@ def endpoint(
         learner,
         roles,
         teaching,
+        max_body,
     )
 
     def bind(handler: RouteHandler) -> Handler:

@@ -7,7 +7,7 @@ from aiohttp import web
 from service import keys
 from service.domain.model import WriteOutcome
 from service.http.batch import record_batch
-from service.http.contract import Inputs, Reply, endpoint
+from service.http.contract import MAX_BATCH_BODY_BYTES, Inputs, Reply, endpoint
 from service.http.schemas import (
     COURSE_STATS,
     SESSION_BODY,
@@ -15,6 +15,7 @@ from service.http.schemas import (
     BatchBody,
     BatchResponse,
     CoursePath,
+    ModuleBreakdown,
     PageQuery,
     SessionPage,
     SessionPath,
@@ -47,11 +48,18 @@ async def post_session(request: web.Request, inputs: Inputs) -> Reply:
 COURSE_STATS_REPLY = (COURSE_STATS, "Aggregate over all of the user's sessions in the course.")
 SESSION_REPLY = (SESSION_STATS, "The session as stored.")
 SESSION_PAGE_REPLY = (SessionPage(), "A page of sessions in session-id order; nextCursor fetches the next.")
+MODULES_REPLY = (ModuleBreakdown(), "The results of the user's sessions in the course, by module type.")
 
 
 async def course_stats(request: web.Request, inputs: Inputs) -> Reply:
     params = inputs.params
     return Reply(200, await request.app[keys.STATS].course(params["user_id"], params["course_id"]))
+
+
+async def module_breakdown(request: web.Request, inputs: Inputs) -> Reply:
+    params = inputs.params
+    totals = await request.app[keys.STATS].course(params["user_id"], params["course_id"], by_type=True)
+    return Reply(200, {"items": totals.by_type})
 
 
 async def one_session(request: web.Request, inputs: Inputs) -> Reply:
@@ -77,6 +85,15 @@ get_course = endpoint(
     responses={200: COURSE_STATS_REPLY},
     errors=(400, 401, 403, 404, 503),
 )(course_stats)
+
+get_modules = endpoint(
+    operation_id="getModuleBreakdown",
+    summary="Fetches the learner's module results in a course, by module type",
+    learner=True,
+    path=_COURSE,
+    responses={200: MODULES_REPLY},
+    errors=(400, 401, 403, 404, 503),
+)(module_breakdown)
 
 get_session = endpoint(
     operation_id="getSession",
@@ -118,6 +135,7 @@ async def delete_session(request: web.Request, inputs: Inputs) -> Reply:
     learner=True,
     path=_COURSE,
     body=BatchBody(),
+    max_body=MAX_BATCH_BODY_BYTES,
     responses={200: (BatchResponse(), "One result per item, in order; a refused item never blocks the others.")},
     errors=(400, 401, 403, 413, 415, 503),
 )
@@ -129,6 +147,7 @@ async def post_batch(request: web.Request, inputs: Inputs) -> Reply:
 def add_routes(app: web.Application) -> None:
     app.router.add_post("/courses/{courseId}", post_session)
     app.router.add_get("/courses/{courseId}", get_course, allow_head=False)
+    app.router.add_get("/courses/{courseId}/modules", get_modules, allow_head=False)
     app.router.add_get("/courses/{courseId}/sessions", list_sessions, allow_head=False)
     app.router.add_post("/courses/{courseId}/sessions/batch", post_batch)
     # "batch" is the batch route's, for every method: OPTIONS and 405s name only its POST.

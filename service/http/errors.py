@@ -25,7 +25,7 @@ from service.domain.errors import (
     ValidationFailed,
 )
 from service.domain.identity import Forbidden, Unauthenticated
-from service.http.contract import MAX_BODY_BYTES
+from service.http.contract import MAX_BATCH_BODY_BYTES
 from service.telemetry.metrics import Metrics
 
 log = logging.getLogger("service.request")
@@ -97,7 +97,11 @@ def report_unavailable(exc: DependencyUnavailable, *, metrics: Metrics, request_
 def from_http_exception(exc: web.HTTPException, *, retry_after: int, metrics: Metrics, request_id: str) -> web.Response:
     if isinstance(exc, web.HTTPRequestEntityTooLarge):
         return from_service_error(
-            PayloadTooLarge(MAX_BODY_BYTES), retry_after=retry_after, metrics=metrics, request_id=request_id
+            # aiohttp refuses only bodies over the application's limit, the largest any route takes.
+            PayloadTooLarge(MAX_BATCH_BODY_BYTES),
+            retry_after=retry_after,
+            metrics=metrics,
+            request_id=request_id,
         )
     code, message = _HTTP_CODES.get(exc.status, ("http_error", exc.reason))
     headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None

@@ -10,7 +10,10 @@ same scripts::
 
     n m w ss t      sessions, modules, sum(score*modules), sum(score), time
     L               entries that count at least one session (a course's learners)
-    s:<entryId>     "<version>:<n>:<m>:<w>:<ss>:<t>" (a deleted session: all zero)
+    s:<entryId>     "<version>:<n>:<m>:<w>:<ss>:<t>" (a deleted session: all zero), then
+                    "|<type>:<results>:<time>:<scores>" for each module type it has results of
+    b:<type>:c|t|s  that type's results, time and sum of scores
+    b:<type>:L      entries with a result of that type (a course's learners who studied it)
     i               incarnation: a random nonce written when the hash is created
     c               "1" once the hash is known to hold every entry
     a               when it was completed, ms since the epoch
@@ -18,8 +21,9 @@ same scripts::
     l               rebuild lock, expiry in ms since the epoch
 
 **Apply rule** (one Lua script, atomic): a contribution is applied only if its
-version is newer than the one recorded for that session; the sums move by the
-difference between the new and the recorded contribution. Applying is
+version is newer than the one recorded for that session; the sums, the by-type
+sums included, move by the difference between the new and the recorded
+contribution. Applying is
 therefore idempotent (a retry or a re-post adds nothing twice) and
 order-independent (an older version arriving late is ignored), so a write's
 update and a rebuild's update of the same session commute.
@@ -81,7 +85,7 @@ from redis.exceptions import NoScriptError, RedisError
 from redis.typing import EncodableT
 
 from service.domain.errors import CacheUnavailable
-from service.domain.model import Contribution, CourseFigures, CourseTotals
+from service.domain.model import Contribution, CourseFigures, CourseTotals, TypeTotals, type_sums_text
 from service.domain.ports import Busy, Claimed, Hit, ReadResult
 from service.redis.breaker import CircuitBreaker, CircuitState
 from service.redis.channel import ScriptChannel
@@ -104,36 +108,55 @@ local function later(a, b)
   if #a ~= #b then return #a > #b end
   return a > b
 end
+-- Moves the by-type sums of key by sign times each '<type>:<results>:<time>:<scores>' of text.
+local function move_types(key, text, sign)
+  for kind, c, t, s in string.gmatch(text, '([%w-]+):(%d+):(%d+):(%d+)') do
+    local prefix = 'b:' .. kind .. ':'
+    redis.call('HINCRBY', key, prefix .. 'c', fmt(sign * tonumber(c)))
+    redis.call('HINCRBY', key, prefix .. 't', fmt(sign * tonumber(t)))
+    redis.call('HINCRBY', key, prefix .. 's', fmt(sign * tonumber(s)))
+    if tonumber(c) > 0 then redis.call('HINCRBY', key, prefix .. 'L', sign) end
+  end
+end
 local function apply(key, argv, first)
-  for j = first, #argv, 7 do
+  for j = first, #argv, 8 do
     local field = 's:' .. argv[j]
     local version = argv[j + 1]
     local old = redis.call('HGET', key, field)
     local before = {0, 0, 0, 0, 0}
+    local old_types = ''
     local newer = true
     if old then
-      local ov, a, b, c, d, e = string.match(old, '^(%d+):(%d+):(%d+):(%d+):(%d+):(%d+)$')
+      local ov, a, b, c, d, e, rest = string.match(old, '^(%d+):(%d+):(%d+):(%d+):(%d+):(%d+)(.*)$')
       if not later(version, ov) then
         newer = false
       else
         before = {tonumber(a), tonumber(b), tonumber(c), tonumber(d), tonumber(e)}
+        old_types = rest
       end
     end
     if newer then
-      redis.call('HSET', key, field, table.concat(argv, ':', j + 1, j + 6))
+      local types = argv[j + 7]
+      local value = table.concat(argv, ':', j + 1, j + 6)
+      if types ~= '' then value = value .. '|' .. types end
+      redis.call('HSET', key, field, value)
       for k = 1, 5 do
         redis.call('HINCRBY', key, SUMS[k], fmt(tonumber(argv[j + 1 + k]) - before[k]))
       end
       local counted = (tonumber(argv[j + 2]) > 0 and 1 or 0) - (before[1] > 0 and 1 or 0)
       if counted ~= 0 then redis.call('HINCRBY', key, 'L', counted) end
+      if old_types ~= '' then move_types(key, old_types, -1) end
+      if types ~= '' then move_types(key, types, 1) end
     end
   end
 end
 """
 
 # KEYS[1] hash; ARGV: ttl_ms, nonce ('' = only update a hash that exists),
-# expected incarnation ('' = do not complete), primary epoch, then 7 values per
-# entry: id, version and its n m w ss t. Returns {1, n, m, w, ss, t, L} when completed, else {0}.
+# expected incarnation ('' = do not complete), primary epoch, k, then k fields
+# to return on completion, then 8 values per entry: id, version, its n m w ss t
+# and its by-type sums ('' for none). Returns {1, n, m, w, ss, t, L, the k fields}
+# when completed, else {0}.
 APPLY_SCRIPT = (
     _APPLY_FUNCTION
     + """
@@ -142,31 +165,36 @@ if redis.call('EXISTS', key) == 0 then
   if ARGV[2] == '' then return {0} end
   redis.call('HSET', key, 'i', ARGV[2])
 end
-apply(key, ARGV, 5)
+local extra = tonumber(ARGV[5])
+apply(key, ARGV, 6 + extra)
 redis.call('PEXPIRE', key, ARGV[1])
 if ARGV[3] ~= '' and redis.call('HGET', key, 'i') == ARGV[3] then
   local now = redis.call('TIME')
   local at = now[1] .. string.format('%03d', math.floor(tonumber(now[2]) / 1000))
   redis.call('HSET', key, 'c', '1', 'a', at, 'e', ARGV[4])
   redis.call('HDEL', key, 'l')
-  local h = redis.call('HMGET', key, 'n', 'm', 'w', 'ss', 't', 'L')
-  return {1, h[1], h[2], h[3], h[4], h[5], h[6]}
+  local h = redis.call('HMGET', key, 'n', 'm', 'w', 'ss', 't', 'L', unpack(ARGV, 6, 5 + extra))
+  table.insert(h, 1, 1)
+  return h
 end
 return {0}
 """
 )
 
-# KEYS[1] hash; ARGV: ttl_ms, nonce, lock_ms, max_age_ms, primary epoch.
-# Returns {1, n, m, w, ss, t, L} on a hit, {0, incarnation} when this caller now
-# holds the rebuild lock, {2} when another caller is rebuilding.
+# KEYS[1] hash; ARGV: ttl_ms, nonce, lock_ms, max_age_ms, primary epoch, then
+# fields to return too. Returns {1, n, m, w, ss, t, L, those fields} on a hit,
+# {0, incarnation} when this caller now holds the rebuild lock, {2} when another
+# caller is rebuilding.
 READ_SCRIPT = """
 local key = KEYS[1]
-local h = redis.call('HMGET', key, 'c', 'n', 'm', 'w', 'ss', 't', 'L', 'i', 'l', 'a', 'e')
+local h = redis.call('HMGET', key, 'c', 'n', 'm', 'w', 'ss', 't', 'L', 'i', 'l', 'a', 'e', unpack(ARGV, 6))
 local now = redis.call('TIME')
 local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 if h[1] == '1' and h[11] == ARGV[5] and now_ms - tonumber(h[10] or 0) < tonumber(ARGV[4]) then
   redis.call('PEXPIRE', key, ARGV[1])
-  return {1, h[2], h[3], h[4], h[5], h[6], h[7]}
+  local hit = {1, h[2], h[3], h[4], h[5], h[6], h[7]}
+  for k = 12, #h do hit[k - 4] = h[k] end
+  return hit
 end
 if h[9] and tonumber(h[9]) > now_ms then
   return {2}
@@ -180,26 +208,44 @@ return {0, ARGV[2]}
 
 
 def aggregate_key(user_id: str, course_id: str) -> str:
-    # "v2": entries hold six numbers since deletes and course rosters; older hashes are not read.
-    return f"stats:v2:agg:{user_id}:{course_id}"
+    # "v3": entries carry by-type sums since module results. Older hashes, which tasks of an earlier
+    # release may still keep during a deploy, lack them and are never read.
+    return f"stats:v3:agg:{user_id}:{course_id}"
 
 
 def course_key(course_id: str) -> str:
     """The course-wide aggregate: one entry per learner of the course's roster."""
-    return f"stats:v2:course:{course_id}"
+    return f"stats:v3:course:{course_id}"
 
 
 def _nonce() -> str:
     return os.urandom(8).hex()
 
 
-def _figures(reply: Sequence[Any]) -> CourseFigures:
+def _figures(reply: Sequence[Any], types: Sequence[str] = ()) -> CourseFigures:
+    """A hit's or a completion's figures; with ``types``, the by-type fields of :func:`_type_fields` follow."""
     # Spelt out rather than a generator: this runs on every cached read.
     sessions, modules, weighted, score_sum, time_ms, learners = reply[1:7]
+    by_type: list[TypeTotals] = []
+    entries: list[tuple[str, int]] = []
+    for index, kind in enumerate(types):
+        results, kind_time, scores, kind_entries = (int(value or 0) for value in reply[7 + 4 * index : 11 + 4 * index])
+        if results:
+            by_type.append(TypeTotals(kind, results, kind_time, scores))
+            entries.append((kind, kind_entries))
     totals = CourseTotals(
-        int(sessions or 0), int(modules or 0), int(weighted or 0), int(score_sum or 0), int(time_ms or 0)
+        int(sessions or 0),
+        int(modules or 0),
+        int(weighted or 0),
+        int(score_sum or 0),
+        int(time_ms or 0),
+        tuple(by_type),
     )
-    return CourseFigures(totals, int(learners or 0))
+    return CourseFigures(totals, int(learners or 0), tuple(entries))
+
+
+def _type_fields(types: Sequence[str]) -> list[str]:
+    return [f"b:{kind}:{sum_name}" for kind in types for sum_name in ("c", "t", "s", "L")]
 
 
 def _entry_args(entries: Sequence[Contribution]) -> list[str | int]:
@@ -214,6 +260,7 @@ def _entry_args(entries: Sequence[Contribution]) -> list[str | int]:
             totals.weighted_score,
             totals.score_sum,
             totals.time_ms,
+            type_sums_text(totals.by_type),
         )
     return args
 
@@ -231,8 +278,13 @@ class AggregateCache:
         breaker: CircuitBreaker,
         slow_reads: Counter | None = None,
         watch: PrimaryWatch | None = None,
+        module_types: Sequence[str] = (),
     ) -> None:
         self._redis = redis
+        # Every module type's by-type fields: read with a breakdown, and returned by every completion
+        # (a rebuild's figures may serve a breakdown reader who joined it).
+        self._types = tuple(module_types)
+        self._type_fields = _type_fields(self._types)
         self._ttl_ms = ttl_seconds * 1000
         self._max_age_ms = max_age_seconds * 1000
         self._lock_ms = int(lock_seconds * 1000)
@@ -295,14 +347,17 @@ class AggregateCache:
             self._stale.add(key)
             raise
 
-    async def read(self, key: str) -> ReadResult:
+    async def read(self, key: str, *, by_type: bool = False) -> ReadResult:
+        """The aggregate if cached and complete, with its sums by module type if ``by_type``."""
         if key in self._stale:
             await self._delete_stale(key)
         args: list[int | str] = [self._ttl_ms, _nonce(), self._lock_ms, self._max_age_ms, self._primary.epoch]
+        if by_type:
+            args += self._type_fields
         reply = await self._call(self._read_script(key, args))
         status = int(reply[0])
         if status == 1:
-            return Hit(_figures(reply))
+            return Hit(_figures(reply, self._types if by_type else ()))
         if status == 0:
             return Claimed(reply[1].decode() if isinstance(reply[1], bytes) else str(reply[1]))
         return Busy()
@@ -328,7 +383,7 @@ class AggregateCache:
     async def apply_write(self, key: str, entry: Contribution) -> None:
         """Apply one session's stored state; if that fails or is cancelled, remember the aggregate as stale."""
         try:
-            args = [self._ttl_ms, _nonce(), "", self._primary.epoch, *_entry_args([entry])]
+            args = [self._ttl_ms, _nonce(), "", self._primary.epoch, 0, *_entry_args([entry])]
             await self._call(self._apply(keys=[key], args=args))
         except BaseException:
             # A cancellation (request deadline, shutdown) may come after DynamoDB took
@@ -340,7 +395,7 @@ class AggregateCache:
         """Apply a change seen in the table's stream, to a cached aggregate only: an absent
         one is rebuilt from DynamoDB when next read, so nothing is cached for nobody."""
         await self._call(
-            self._apply(keys=[key], args=[self._ttl_ms, "", "", self._primary.epoch, *_entry_args([entry])])
+            self._apply(keys=[key], args=[self._ttl_ms, "", "", self._primary.epoch, 0, *_entry_args([entry])])
         )
 
     async def holds_entry(self, key: str, entry_id: str) -> bool:
@@ -356,10 +411,12 @@ class AggregateCache:
         chunks = [entries[i : i + REBUILD_CHUNK] for i in range(0, len(entries), REBUILD_CHUNK)] or [[]]
         reply: Sequence[Any] = [0]
         for index, chunk in enumerate(chunks):
-            expected = incarnation if index == len(chunks) - 1 else ""
-            args = [self._ttl_ms, _nonce(), expected, self._primary.epoch, *_entry_args(chunk)]
-            reply = await self._call(self._apply(keys=[key], args=args))
-        return _figures(reply) if int(reply[0]) == 1 else None
+            last = index == len(chunks) - 1
+            fields = self._type_fields if last else []
+            args: list[Any] = [self._ttl_ms, _nonce(), incarnation if last else "", self._primary.epoch, len(fields)]
+            args += fields
+            reply = await self._call(self._apply(keys=[key], args=[*args, *_entry_args(chunk)]))
+        return _figures(reply, self._types) if int(reply[0]) == 1 else None
 
     async def recall(self, key: str) -> str | None:
         """A short answer remembered by :meth:`remember`, None if there is none (expired, flushed)."""

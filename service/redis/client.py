@@ -39,5 +39,6 @@ def open_cache(settings: Settings, slow_reads: Counter | None = None) -> tuple[R
         breaker=CircuitBreaker(reset_seconds=1.0),
         slow_reads=slow_reads,
         watch=watch,
+        module_types=settings.module_types.ids,
     )
     return redis, cache

@@ -8,6 +8,7 @@ Tests isolate themselves with fresh user ids, so servers are shared per session.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import signal
 import subprocess
@@ -107,6 +108,18 @@ async def api(request: pytest.FixtureRequest, aiohttp_client: AiohttpClient, set
         return
     base = request.getfixturevalue("service_process")
     async with aiohttp.ClientSession(base_url=base) as session:
+        yield Api(session)
+
+
+@pytest.fixture(params=["in-process", "scripts/run"])
+async def capturing(
+    request: pytest.FixtureRequest, aiohttp_client: AiohttpClient, settings: Settings
+) -> AsyncIterator[Api]:
+    """The api fixture's two ways, both reading the table's stream (local mode does by default)."""
+    if request.param == "in-process":
+        yield Api(await aiohttp_client(create_app(dataclasses.replace(settings, change_capture=True))))
+        return
+    async with aiohttp.ClientSession(base_url=request.getfixturevalue("service_process")) as session:
         yield Api(session)
 
 

@@ -9,7 +9,6 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
 import pytest
 from pytest_aiohttp import AiohttpClient
 
@@ -49,18 +48,6 @@ class Staff:
         assert registered.status in (200, 201), registered.body
         assigned = await api.call("PUT", f"/admin/courses/{course}/teachers/{self.teacher_id}", headers=self.admin)
         assert assigned.status == 204, assigned.body
-
-
-@pytest.fixture(params=["in-process", "scripts/run"])
-async def capturing(
-    request: pytest.FixtureRequest, aiohttp_client: AiohttpClient, settings: Settings
-) -> AsyncIterator[Api]:
-    """The api fixture's two ways, both reading the table's stream (local mode does by default)."""
-    if request.param == "in-process":
-        yield Api(await aiohttp_client(create_app(dataclasses.replace(settings, change_capture=True))))
-        return
-    async with aiohttp.ClientSession(base_url=request.getfixturevalue("service_process")) as session:
-        yield Api(session)
 
 
 async def staff_of(api: Api) -> Staff:

@@ -35,19 +35,29 @@ def lambda_environment(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> I
     lambda_handler._runtime.cache_clear()
 
 
-async def stream_records(settings: Settings, backends: Backends, user: str) -> list[dict[str, Any]]:
-    """This user's records in the table's stream, as Lambda would deliver them."""
+async def stream_end(settings: Settings, backends: Backends) -> tuple[str, list[str]]:
+    """The table's stream, and an iterator at the end of each of its shards: reading from there
+    sees only what comes next, however much the session's other tests wrote before."""
     description = await backends.dynamodb.describe_table(TableName=TABLE)
     arn = description["Table"]["LatestStreamArn"]
-    found: list[dict[str, Any]] = []
     async with streams_client(settings) as streams:
         shards = (await streams.describe_stream(StreamArn=arn))["StreamDescription"]["Shards"]
-        for shard in shards:
-            iterator = (
-                await streams.get_shard_iterator(
-                    StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
-                )
-            )["ShardIterator"]
+        iterators = [
+            (await streams.get_shard_iterator(StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="LATEST"))[
+                "ShardIterator"
+            ]
+            for shard in shards
+        ]
+    return arn, iterators
+
+
+async def stream_records(settings: Settings, start: tuple[str, list[str]], user: str) -> list[dict[str, Any]]:
+    """This user's records in the table's stream since ``start``, as Lambda would deliver them."""
+    arn, iterators = start
+    found: list[dict[str, Any]] = []
+    async with streams_client(settings) as streams:
+        for first in iterators:
+            iterator: str | None = first
             while iterator:
                 reply = await streams.get_records(ShardIterator=iterator, Limit=1000)
                 found += [r for r in reply["Records"] if r["dynamodb"]["Keys"][codec.PARTITION_KEY]["S"] == user]
@@ -61,6 +71,7 @@ async def test_a_write_whose_update_never_reached_redis_is_applied_by_the_functi
 ) -> None:
     api = Api(app_client)
     user, course = new_id(), new_id()
+    start = await stream_end(settings, backends)
     first = {"totalModulesStudied": 2, "averageScore": 40, "timeStudied": 100}
     assert (await api.post(user, course, first)).status == 201
     assert (await api.course(user, course)).json["sessionsCount"] == 1  # cached, complete
@@ -68,7 +79,7 @@ async def test_a_write_whose_update_never_reached_redis_is_applied_by_the_functi
     await backends.store.upsert(user, course, SessionStats(new_id(), 5, 8000, 500))
     assert (await api.course(user, course)).json["sessionsCount"] == 1
 
-    event = {"Records": await stream_records(settings, backends, user)}
+    event = {"Records": await stream_records(settings, start, user)}
     assert len(event["Records"]) >= 2
     result = await asyncio.to_thread(lambda_handler.handler, event, None)
     assert result == {"applied": len(event["Records"])}

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import random
+from collections import Counter
 from typing import Any
 
 import pytest
@@ -17,15 +18,16 @@ from bench.datagen import Write, plan_writes
 from localmode import idp
 from service import keys
 from service.app import create_app
-from service.domain.model import CourseTotals
+from service.domain.model import CourseTotals, TypeTotals, type_sums_of
 from service.dynamodb import codec
-from service.http.schemas import COURSE_STATS
+from service.http.schemas import COURSE_STATS, TypeBreakdown
 from service.redis.cache import aggregate_key, course_key
 from service.settings import Settings
 from tests.faults.support import until
 from tests.integration.support import TABLE, Api, Backends, new_id
 
 pytestmark = pytest.mark.slow
+BREAKDOWN = TypeBreakdown()
 
 
 async def two_instances(aiohttp_client: AiohttpClient, settings: Settings) -> list[TestClient[Any, Any]]:
@@ -147,11 +149,11 @@ def staff_headers(settings: Settings, role: str = "teacher") -> dict[str, str]:
 async def test_learner_and_course_wide_figures_stay_exact_under_writes_deletes_and_flushes(
     seed: int, aiohttp_client: AiohttpClient, settings: Settings, backends: Backends
 ) -> None:
-    # Several learners of two courses write, re-post, delete through the route and post deleted
-    # sessions again, while sessions also vanish behind the service, one learner is erased as
-    # they keep writing, and Redis is flushed; two instances read the table's stream. Once quiet,
-    # every learner's aggregate, every course's figures and learner list, and every cached hash
-    # equal what DynamoDB holds.
+    # Several learners of two courses write (with module results or without), re-post, delete
+    # through the route and post deleted sessions again, while sessions also vanish behind the
+    # service, one learner is erased as they keep writing, and Redis is flushed; two instances
+    # read the table's stream. Once quiet, every learner's aggregate and breakdown, every course's
+    # figures, breakdown and learner list, and every cached hash equal what DynamoDB holds.
     rng = random.Random(seed)
     # The test server serves one DynamoDB request at a time, and this run queues hundreds at once
     # (rebuilds read 16 partitions, the erasure writes 16 batches): time, not exactness, is what it
@@ -162,7 +164,8 @@ async def test_learner_and_course_wide_figures_stay_exact_under_writes_deletes_a
     apis = [Api(await aiohttp_client(create_app(capturing))) for _ in range(2)]
     courses, users = [new_id(), new_id()], [new_id() for _ in range(4)]
     pairs = [(user, course) for user in users for course in courses if rng.random() < 0.8]
-    first, later = plan_writes(rng, pairs, 80), plan_writes(rng, pairs, 80)
+    # Half the sessions carry module results, and a re-post may change them or drop them.
+    first, later = (plan_writes(rng, pairs, 80, results_share=0.5) for _ in range(2))
     traffic = Traffic(rng, apis, backends, staff_headers(settings, "admin"), again=[])
     await asyncio.gather(*(traffic.write(item) for item in first))
     for pair in pairs:  # cached and complete before the deletes begin
@@ -198,9 +201,14 @@ async def course_exact(
     total = sum(studied.values(), CourseTotals())
     figures = (200, {**COURSE_STATS.dump(total), "learnersCount": len(studied)}) if studied else (404, None)
     learners = {user: COURSE_STATS.dump(truth) for user, truth in studied.items()}
+    type_learners = Counter(kind.module_type for truth in studied.values() for kind in truth.by_type)
+    breakdown = [{**BREAKDOWN.dump(kind), "learnersCount": type_learners[kind.module_type]} for kind in total.by_type]
     for api in apis:
         reply = await api.call("GET", f"/admin/courses/{course}", headers=staff)
         if (reply.status, reply.json if reply.status == 200 else None) != figures:
+            return False
+        reply = await api.call("GET", f"/admin/courses/{course}/modules", headers=staff)
+        if studied and reply.json != {"items": breakdown}:
             return False
         listed = await api.call("GET", f"/admin/courses/{course}/learners?limit=100", headers=staff)
         if {item.pop("userId"): item for item in listed.json["items"]} != learners:
@@ -213,9 +221,13 @@ async def all_exact(apis: list[Api], backends: Backends, pairs: list[tuple[str, 
     for user, course in pairs:
         truth = await backends.truth(user, course)
         expected = (200, COURSE_STATS.dump(truth)) if truth.sessions else (404, None)
+        breakdown = {"items": [BREAKDOWN.dump(kind) for kind in truth.by_type]}
         for api in apis:
             reply = await api.course(user, course)
             if (reply.status, reply.json if reply.status == 200 else None) != expected:
+                return False
+            reply = await api.call("GET", f"/courses/{course}/modules", user=user)
+            if truth.sessions and reply.json != breakdown:
                 return False
     return True
 
@@ -226,10 +238,17 @@ async def assert_hash_consistent(backends: Backends, key: str) -> None:
     fields = {name.decode(): value.decode() for name, value in raw.items()}
     if not fields:
         return  # expired or never read again since the last flush
-    entries = [tuple(map(int, value.split(":")[1:])) for name, value in fields.items() if name.startswith("s:")]
+    values = [value.partition("|") for name, value in fields.items() if name.startswith("s:")]
+    entries = [tuple(map(int, sums.split(":")[1:])) for sums, _, _ in values]
     for index, name in enumerate(("n", "m", "w", "ss", "t")):
         assert int(fields.get(name, 0)) == sum(entry[index] for entry in entries), name
     assert int(fields.get("L", 0)) == sum(1 for entry in entries if entry[0])
+    by_type = [type_sums_of(types) for _, _, types in values]
+    for kind in {kind.module_type for sums in by_type for kind in sums}:
+        mine = [next((sums for sums in entry if sums.module_type == kind), TypeTotals(kind)) for entry in by_type]
+        for letter, attribute in (("c", "results"), ("t", "time_ms"), ("s", "score_sum")):
+            assert int(fields.get(f"b:{kind}:{letter}", 0)) == sum(getattr(sums, attribute) for sums in mine)
+        assert int(fields.get(f"b:{kind}:L", 0)) == sum(1 for sums in mine if sums.results)
 
 
 @pytest.mark.parametrize("instances", [1, 2])

@@ -6,6 +6,7 @@ from typing import Any
 
 from openapi_spec_validator import validate
 
+from service import module_types
 from service.http.schemas import SESSION_BODY
 from tests.integration.support import Api
 
@@ -40,7 +41,14 @@ async def test_request_body_is_the_validating_schema(api: Api) -> None:
     post = spec["paths"]["/courses/{courseId}"]["post"]
     body = resolve(spec, post["requestBody"]["content"]["application/json"]["schema"])
     assert set(body["properties"]) == set(SESSION_BODY.fields)
-    assert set(body["required"]) == {name for name, field in SESSION_BODY.fields.items() if field.required}
+    # Nothing is required on its own: the summary fields are, unless module results stand for them.
+    assert set(body.get("required", [])) == {name for name, field in SESSION_BODY.fields.items() if field.required}
+    assert "Required without modules" in body["properties"]["totalModulesStudied"]["description"]
+    result = resolve(spec, body["properties"]["modules"]["items"])
+    assert set(result["required"]) == {"moduleType", "score", "timeStudied"}
+    # The enum is config/module_types.yaml's types that take results.
+    assert result["properties"]["moduleType"]["enum"] == list(module_types.current().active_ids)
+    assert (body["properties"]["modules"]["minItems"], body["properties"]["modules"]["maxItems"]) == (1, 200)
     assert body["properties"]["totalModulesStudied"]["maximum"] == 10_000
     assert body["properties"]["averageScore"]["maximum"] == 100
     assert body["properties"]["timeStudied"]["maximum"] == 86_400_000

@@ -14,7 +14,15 @@ import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from service.domain.errors import CacheUnavailable
-from service.domain.model import CourseFigures, CourseTotals, LearnerRow, SessionStats, StoredSession
+from service.domain.model import (
+    CourseFigures,
+    CourseTotals,
+    LearnerRow,
+    ModuleResult,
+    SessionStats,
+    StoredSession,
+    TypeTotals,
+)
 from service.domain.ports import Busy, Claimed, Hit
 from service.redis.breaker import CircuitBreaker
 from service.redis.cache import REBUILD_CHUNK, AggregateCache, aggregate_key
@@ -43,6 +51,7 @@ def make_cache(
     lock_seconds: float = LOCK_SECONDS,
     max_age_seconds: int = TTL_SECONDS,
     breaker: CircuitBreaker | None = None,
+    module_types: tuple[str, ...] = (),
 ) -> AggregateCache:
     # A high threshold keeps the breaker out of tests that are about Redis failures themselves.
     return AggregateCache(
@@ -51,6 +60,7 @@ def make_cache(
         max_age_seconds=max_age_seconds,
         lock_seconds=lock_seconds,
         breaker=breaker or CircuitBreaker(failure_threshold=1_000),
+        module_types=module_types,
     )
 
 
@@ -604,3 +614,71 @@ async def test_versions_compare_as_numbers_of_any_length(cache: AggregateCache) 
     result = await cache.read(key)
     assert isinstance(result, Hit)
     assert result.figures.totals == CourseTotals(3, 3, 3, 3, 3)
+
+
+TYPE_IDS = ("lab", "quiz", "video")
+
+
+def with_results(session_id: str, version: int, *results: tuple[str, int, int]) -> StoredSession:
+    stats = SessionStats(session_id, len(results), 5000, 100, results=tuple(ModuleResult(*r) for r in results))
+    return StoredSession(stats, version)
+
+
+async def served_by_type(cache: AggregateCache, key: str = KEY) -> CourseFigures:
+    result = await cache.read(key, by_type=True)
+    assert isinstance(result, Hit), result
+    return result.figures
+
+
+async def test_by_type_sums_move_with_each_newer_version_and_a_tombstone(redis: Any) -> None:
+    cache = make_cache(redis, module_types=TYPE_IDS)
+    a1 = with_results("a", 1, ("quiz", 8000, 10), ("quiz", 6000, 20), ("video", 9000, 5))
+    b1 = with_results("b", 1, ("video", 5000, 7))
+    figures = await cache.complete(KEY, await claim(cache), [a1, b1])
+    assert figures == CourseFigures.of([a1, b1])
+    assert figures is not None
+    assert [kind.module_type for kind in figures.totals.by_type] == ["quiz", "video"]
+    # The plain read leaves the by-type sums out; asked, they equal the entries'.
+    assert (await served(cache)).by_type == ()
+    a2 = with_results("a", 2, ("lab", 10000, 30))
+    await cache.apply_write(KEY, a2)
+    await cache.apply_write(KEY, a1)  # late, older: ignored
+    assert await served_by_type(cache) == CourseFigures.of([a2, b1])
+    await cache.apply_write(KEY, StoredSession(b1.stats, 2, deleted=True))
+    assert await served_by_type(cache) == CourseFigures.of([a2])
+
+
+async def test_a_course_counts_the_learners_who_studied_each_type(redis: Any) -> None:
+    cache, key = make_cache(redis, module_types=TYPE_IDS), "stats:test:course"
+    quiz, video = TypeTotals("quiz", 3, 30, 15000), TypeTotals("video", 1, 5, 9000)
+    rows = [
+        LearnerRow("u1", CourseTotals(2, 4, 1, 1, 35, (quiz, video)), 1),
+        LearnerRow("u2", CourseTotals(1, 1, 1, 1, 30, (quiz,)), 1),
+    ]
+    await cache.complete(key, await claim(cache, key), rows)
+    figures = await served_by_type(cache, key)
+    assert figures.type_entries == (("quiz", 2), ("video", 1))
+    assert figures.totals.by_type == (quiz + quiz, video)
+    await cache.apply_change(key, LearnerRow("u1", CourseTotals(1, 1, 1, 1, 5, (video,)), 2))
+    assert (await served_by_type(cache, key)).type_entries == (("quiz", 1), ("video", 1))
+
+
+@pytest.mark.parametrize("seed", range(4))
+async def test_by_type_sums_equal_the_latest_versions_in_any_order(redis: Any, seed: int) -> None:
+    rng = random.Random(seed)
+    cache = make_cache(redis, module_types=TYPE_IDS)
+    await cache.complete(KEY, await claim(cache), [])
+    versions: dict[str, list[StoredSession]] = {}
+    for session_id in "abcdef":
+        versions[session_id] = []
+        for version in range(1, rng.randint(2, 6)):
+            results = [(rng.choice(TYPE_IDS), rng.randint(0, 10_000), rng.randint(0, 10**6)) for _ in range(3)]
+            kept = with_results(session_id, version, *results[: rng.randint(0, 3)])
+            deleted = rng.random() < 0.2
+            versions[session_id].append(StoredSession(kept.stats, version, deleted) if deleted else kept)
+    applies = [entry for entries in versions.values() for entry in entries for _ in range(rng.randint(1, 2))]
+    rng.shuffle(applies)
+    for entry in applies:
+        await cache.apply_write(KEY, entry)
+    latest = [entries[-1] for entries in versions.values()]
+    assert await served_by_type(cache) == CourseFigures.of(latest)

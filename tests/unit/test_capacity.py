@@ -10,7 +10,8 @@ import math
 from typing import Any
 
 from bench.seed import item_bytes
-from service.domain.model import CourseTotals, LearnerRow, SessionStats, StoredSession
+from service import module_types
+from service.domain.model import CourseTotals, LearnerRow, ModuleResult, SessionStats, StoredSession, TypeTotals
 from service.dynamodb import codec
 from service.http.schemas import MAX_MODULES, MAX_SCORE, MAX_TIME_MS
 
@@ -59,3 +60,37 @@ def test_a_course_rebuild_reads_a_unit_per_partition_of_twenty_learners_and_4500
     ids = [f"{index:08x}-0000-4000-8000-000000000000" for index in range(100_000)]
     per_shard = collections.Counter(codec.roster_shard(user_id) for user_id in ids)
     assert sum(math.ceil(count * size / 4096) for count in per_shard.values()) <= 4_500
+
+
+def session_with_results(count: int, *, module_ids: bool = True) -> dict[str, Any]:
+    """The largest session of ``count`` results: the shipped file's longest type id, top scores, the day's
+    time shared among them, and a module id each."""
+    longest = max(module_types.load().ids, key=len)
+    result = ModuleResult(longest, MAX_SCORE * 100, MAX_TIME_MS // count, ID if module_ids else None)
+    stats = SessionStats(ID, count, MAX_SCORE * 100, MAX_TIME_MS, completed_at_ms=10**13, results=(result,) * count)
+    item = codec.encode(ID, ID, StoredSession(stats, version=10**12), written_at_us=10**16)
+    return {**item, "updatedAt": {"N": str(10**13)}}
+
+
+def write_units(item: dict[str, Any]) -> int:
+    return math.ceil(item_bytes(item) / 1024)
+
+
+def test_module_results_keep_a_session_small() -> None:
+    # README's cost table: 1 WRU up to 20 results with module ids; 200 at most 8 WRU with ids, 4 without.
+    assert item_bytes(session_with_results(1)) <= 300
+    assert write_units(session_with_results(20)) == 1
+    assert write_units(session_with_results(200)) == 8
+    assert write_units(session_with_results(200, module_ids=False)) == 4
+
+
+def test_a_roster_row_with_every_shipped_type_at_its_bound_is_one_write_unit() -> None:
+    sessions = 10_000
+    by_type = tuple(
+        TypeTotals(kind, sessions * 200, sessions * MAX_TIME_MS, sessions * 200 * MAX_SCORE * 100)
+        for kind in module_types.load().ids
+    )
+    row = largest_row()
+    totals = dataclasses.replace(codec.decode_row(row).totals, by_type=by_type)
+    item = {**codec.row_key(ID, ID), **codec.row_values(LearnerRow(ID, totals, revision=10**16 * 10**9 + 10**9))}
+    assert item_bytes(item) <= 1024

@@ -9,20 +9,29 @@ from typing import Any
 import pytest
 from marshmallow import Schema, ValidationError, fields
 
-from service.domain.model import CourseTotals, SessionStats
+from service.domain.model import CourseTotals, ModuleResult, SessionStats
 from service.http.contract import Dumper, _FlatReader
 from service.http.schemas import COURSE_STATS, SESSION_STATS, CoursePath, UUIDString
 
 UUID = "3FA85F64-5717-4562-B3FC-2C963F66AFA6"
+IDS = [None, "0b9a4c55-5f0e-4a43-9d1e-1d8d7d2c3b4a"]
 
 
 @pytest.mark.parametrize("seed", range(5))
 def test_the_short_dump_equals_schema_dump(seed: int) -> None:
     rng = random.Random(seed)
     for _ in range(200):
-        stats = SessionStats(UUID.lower(), rng.randint(0, 10_000), rng.randint(0, 10_000), rng.randint(0, 86_400_000))
+        results = tuple(
+            ModuleResult(rng.choice(["quiz", "video"]), rng.randint(0, 10_000), rng.randint(0, 10**6), rng.choice(IDS))
+            for _ in range(rng.choice([0, 0, 1, 20]))
+        )
+        stats = SessionStats(
+            UUID.lower(), rng.randint(0, 10_000), rng.randint(0, 10_000), rng.randint(0, 86_400_000), results=results
+        )
         assert Dumper(SESSION_STATS).dump(stats) == SESSION_STATS.dump(stats)
-        totals = CourseTotals(*(rng.randint(0, 10**12) for _ in range(5)))
+        assert ("modules" in SESSION_STATS.dump(stats)) == bool(results)
+        sessions, modules, weighted, score_sum, time_ms = (rng.randint(0, 10**12) for _ in range(5))
+        totals = CourseTotals(sessions, modules, weighted, score_sum, time_ms)
         assert Dumper(COURSE_STATS).dump(totals) == COURSE_STATS.dump(totals)
 
 

@@ -203,8 +203,8 @@ async def test_session_is_only_visible_to_its_user_and_course(harness: Harness) 
 class LateClaimCache(AggregateCache):
     """The claiming reader's reply arrives after a competitor's Busy reply, as across pooled connections."""
 
-    async def read(self, key: str) -> ReadResult:
-        result = await super().read(key)
+    async def read(self, key: str, *, by_type: bool = False) -> ReadResult:
+        result = await super().read(key, by_type=by_type)
         if isinstance(result, Claimed):
             await asyncio.sleep(0.01)
         return result
