@@ -1,12 +1,14 @@
 """Realistic traffic for any deployment of the service (``scripts/loadtest --host URL``).
 
 Simulated learners, drawn from a pool, post sessions to courses they are enrolled
-in (a share of them exact repeats of an earlier post, as client retries send),
-read their course aggregates, read single sessions they posted, list their
-sessions, sync batches after studying offline, and now and then delete a session
-of their own (which must then be gone) and sometimes post it again (which must
-create it anew). A few teachers (``--teacher-weight``) read the course-wide
-figures of the courses the learners study and page through their learners.
+in (``--results-share`` of them with up to ``--results`` module results; a share
+of them exact repeats of an earlier post, as client retries send), read their
+course aggregates and breakdowns by module type, read single sessions they
+posted, list their sessions, sync batches after studying offline, and now and
+then delete a session of their own (which must then be gone) and sometimes post
+it again (which must create it anew). A few teachers (``--teacher-weight``) read
+the course-wide figures and breakdowns of the courses the learners study, page
+through their learners, and list the registered courses.
 Every answer is checked: a post must echo what was stored, a read must find what
 was posted, a course's figures and learner pages must count its learners. The run
 fails (exit code 1) when more than ``--max-fail-ratio`` of requests fail.
@@ -60,6 +62,9 @@ _BATCH_RNG = random.Random()
 SESSION_ROUTE = "/courses/[courseId]/sessions/[sessionId]"
 FIGURES_ROUTE = "/admin/courses/[courseId]"
 LEARNERS_ROUTE = "/admin/courses/[courseId]/learners"
+MODULES_ROUTE = "/courses/[courseId]/modules"
+COURSE_MODULES_ROUTE = "/admin/courses/[courseId]/modules"
+COURSES_ROUTE = "/admin/courses"
 # A teacher's look through a course's learners: this many a page, at most this many pages.
 LEARNER_PAGE = 50
 LEARNER_PAGES = 10
@@ -90,6 +95,11 @@ def _options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--batch-weight", type=int, default=1, help="relative frequency of offline-sync batches")
     group.add_argument("--delete-weight", type=int, default=1, help="relative frequency of deleting one's own session")
     group.add_argument("--repost-deleted-ratio", type=float, default=0.5, help="share of deleted sessions posted again")
+    group.add_argument("--results-share", type=float, default=0.7, help="share of new sessions with module results")
+    group.add_argument("--results", type=int, default=20, help="most module results a session carries (1-200)")
+    group.add_argument(
+        "--breakdown-weight", type=int, default=1, help="relative frequency of breakdown-by-module-type reads"
+    )
     group.add_argument(
         "--teacher-weight", type=int, default=1, help="teachers' weight against the learners' 20 (0: none)"
     )
@@ -143,6 +153,8 @@ class Traffic:
             pairs,
             sessions_per_pair=self.options.sessions_per_course,
             repeat_ratio=self.options.repeat_ratio,
+            results_share=self.options.results_share,
+            max_results=self.options.results,
         )
 
     def next_write(self) -> Write:
@@ -245,7 +257,7 @@ class Learner(HttpUser):
                 response.failure(f"POST answered {response.status_code}: {response.text[:200]}")
                 return
             stored = response.json()
-            if stored.get("sessionId") != write.session or stored.get("timeStudied") != write.payload["timeStudied"]:
+            if stored.get("sessionId") != write.session or stored.get("timeStudied") != _time_of(write.payload):
                 response.failure(f"POST stored something else: {stored}")
                 return
             self._posts().append(write)
@@ -267,6 +279,19 @@ class Learner(HttpUser):
         ) as response:
             if response.status_code != 200 or response.json().get("sessionsCount", 0) < 1:
                 response.failure(f"aggregate read answered {response.status_code}: {response.text[:200]}")
+
+    def read_modules(self) -> None:
+        write = self._posted()
+        if write is None:
+            return
+        with self.client.get(
+            f"/courses/{write.course}/modules", headers=self._identity(write), name=MODULES_ROUTE, catch_response=True
+        ) as response:
+            items = response.json().get("items") if response.status_code == 200 else None
+            # Each type studied once, in order (a later re-post may have dropped this session's results).
+            kinds = [item.get("moduleType") for item in items or []]
+            if items is None or kinds != sorted(set(kinds)):
+                response.failure(f"breakdown answered {response.status_code}: {response.text[:200]}")
 
     def read_session(self) -> None:
         write = self._posted()
@@ -356,6 +381,13 @@ class Learner(HttpUser):
                 return False
             response.success()
         return True
+
+
+def _time_of(payload: dict[str, Any]) -> int:
+    """The time a POST stores: the body's, or the total of its module results."""
+    if "timeStudied" in payload:
+        return int(payload["timeStudied"])
+    return sum(int(result["timeStudied"]) for result in payload["modules"])
 
 
 def _claims(token: str) -> dict[str, Any]:
@@ -452,6 +484,26 @@ class Teacher(HttpUser):
                 response.failure(f"course figures answered {response.status_code}: {response.text[:200]}")
 
     @task(1)
+    def read_breakdown(self) -> None:
+        course = traffic().settled_course()
+        if course is None:
+            return
+        with self.client.get(
+            f"/admin/courses/{course}/modules", headers=self._headers(), name=COURSE_MODULES_ROUTE, catch_response=True
+        ) as response:
+            items = response.json().get("items") if response.status_code == 200 else None
+            if items is None or any(item.get("learnersCount", 0) < 1 for item in items):
+                response.failure(f"course breakdown answered {response.status_code}: {response.text[:200]}")
+
+    @task(1)
+    def list_courses(self) -> None:
+        with self.client.get(
+            f"{COURSES_ROUTE}?limit=50", headers=self._headers(), name=COURSES_ROUTE, catch_response=True
+        ) as response:
+            if response.status_code != 200 or not isinstance(response.json().get("items"), list):
+                response.failure(f"course list answered {response.status_code}: {response.text[:200]}")
+
+    @task(1)
     def page_learners(self) -> None:
         course = traffic().settled_course()
         if course is None:
@@ -512,6 +564,7 @@ def _set_up(environment: Environment, **_: Any) -> None:
         (Learner.list_sessions, options.list_weight),
         (Learner.post_batch, options.batch_weight),
         (Learner.delete_session, options.delete_weight),
+        (Learner.read_modules, options.breakdown_weight),
     )
     Learner.tasks = [function for function, weight in weighted for _ in range(weight)]
     Teacher.weight = max(options.teacher_weight, 0)

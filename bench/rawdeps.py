@@ -25,10 +25,21 @@ from aiohttp import web
 from prometheus_client import Counter
 
 from bench.measure import LoadResult, closed_loop
-from bench.traffic import BATCH_SESSIONS, PAGE_LIMIT, batch_counter, new_session_id, post_values, repost_counter
+from bench.traffic import (
+    BATCH_SESSIONS,
+    MOST_RESULTS,
+    PAGE_LIMIT,
+    TYPICAL_RESULTS,
+    batch_counter,
+    new_session_id,
+    post_values,
+    repost_counter,
+    result_values,
+)
 from service import keys
 from service.app import create_app
-from service.domain.model import SessionStats
+from service.domain.identity import Identity
+from service.domain.model import ModuleResult, SessionStats, rounded_mean
 from service.http.batch import CONCURRENCY as BATCH_CONCURRENCY
 from service.settings import load_settings
 
@@ -44,7 +55,14 @@ KINDS = {
     "figures_read": "GET /admin/courses/{id}: the read script on the course's hash, and its remembered title beside it",
     "redis_course_read": "the read script on the course's hash alone",
     "roster_query": f"GET /admin/courses/{{id}}/learners: Queries of the roster partitions until {PAGE_LIMIT + 1} rows",
+    "post_results": f"POST, new session of {TYPICAL_RESULTS} module results: UpdateItem + the apply script",
+    "post_results_200": f"POST, new session of {MOST_RESULTS} module results: UpdateItem + the apply script",
+    "breakdown_read": "GET /courses/{id}/modules: the read script with every type's by-type fields",
+    "course_breakdown_read": "GET /admin/courses/{id}/modules: the same on the course's hash",
+    "catalog_page": f"GET /admin/courses: a Query of {PAGE_LIMIT + 1} registered courses",
 }
+# An admin, as the course list's baseline reads it.
+_ADMIN = Identity("00000000-0000-4000-8000-000000000000", frozenset({"admin"}))
 
 
 def _rows(path: Path) -> list[list[str]]:
@@ -80,6 +98,11 @@ class DependencyCalls:
             "figures_read": self._figures_and_course,
             "redis_course_read": self._course_figures,
             "roster_query": self._list_learners,
+            "post_results": self._post_results(TYPICAL_RESULTS),
+            "post_results_200": self._post_results(MOST_RESULTS),
+            "breakdown_read": self._breakdown,
+            "course_breakdown_read": self._course_breakdown,
+            "catalog_page": self._catalog_page,
         }
 
     async def __aenter__(self) -> DependencyCalls:
@@ -120,6 +143,27 @@ class DependencyCalls:
     async def _post_new(self, n: int) -> None:
         user, course = self._pairs[n % len(self._pairs)]
         await self._post(user, course, SessionStats(new_session_id(self._run_id, 0xFFFE, n), *post_values(n)))
+
+    def _post_results(self, count: int) -> Callable[[int], Awaitable[None]]:
+        async def post(n: int) -> None:
+            user, course = self._pairs[n % len(self._pairs)]
+            results = tuple(ModuleResult(*values) for values in result_values(n, count))
+            mean = rounded_mean(sum(result.score_cents for result in results), count)
+            time_ms = sum(result.time_ms for result in results)
+            session = new_session_id(self._run_id, 0xFFFC, n)
+            await self._post(user, course, SessionStats(session, count, mean, time_ms, results=results))
+
+        return post
+
+    async def _breakdown(self, n: int) -> None:
+        user, course = self._pairs[n % len(self._pairs)]
+        await self._app[keys.STATS].course(user, course, by_type=True)
+
+    async def _course_breakdown(self, n: int) -> None:
+        await self._app[keys.STATS].course_figures(self._courses[n % len(self._courses)], by_type=True)
+
+    async def _catalog_page(self, n: int) -> None:
+        await self._app[keys.COURSES].page(_ADMIN, PAGE_LIMIT, None)
 
     async def _post_repost(self, n: int) -> None:
         user, course, session = self._sessions[n % len(self._sessions)]

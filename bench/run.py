@@ -49,7 +49,15 @@ from bench.stack import (
     stop_all,
     user_pool_env,
 )
-from bench.traffic import BATCH_SESSIONS, MIX_WRITE_EVERY, PAGE_LIMIT, Dataset, stream
+from bench.traffic import (
+    BATCH_SESSIONS,
+    MIX_WRITE_EVERY,
+    MOST_RESULTS,
+    PAGE_LIMIT,
+    TYPICAL_RESULTS,
+    Dataset,
+    stream,
+)
 from localmode import idp
 from localmode.servers import MotoServer, free_port
 from service import keys
@@ -137,6 +145,13 @@ SCENARIOS = (
         # What the read costs without the course's title: the figures' own Redis read.
         context=("redis_course_read",),
     ),
+    Scenario("get_modules", "GET /courses/{id}/modules (cached)", "pairs", "breakdown_read"),
+    Scenario(
+        "get_course_modules",
+        "GET /admin/courses/{id}/modules (cached), admin token",
+        "courses",
+        "course_breakdown_read",
+    ),
     Scenario("get_session", "GET /courses/{id}/sessions/{id}", "sessions", "dynamodb_get"),
     # The Query scenarios before the writes: the local server's Query reads its whole table.
     Scenario("list_sessions", f"GET /courses/{{id}}/sessions?limit={PAGE_LIMIT}", "pairs", "session_query"),
@@ -147,6 +162,7 @@ SCENARIOS = (
         "roster_query",
         narrower=32,
     ),
+    Scenario("list_courses", f"GET /admin/courses?limit={PAGE_LIMIT}, admin token", "courses", "catalog_page"),
     Scenario("post_new", "POST /courses/{id}, new sessions", "pairs", "post_new"),
     Scenario(
         "post_batch",
@@ -157,6 +173,12 @@ SCENARIOS = (
         narrower=8,
     ),
     Scenario("post_repost", "POST /courses/{id}, re-posts", "sessions", "post_repost"),
+    Scenario(
+        "post_results", f"POST /courses/{{id}}, new sessions of {TYPICAL_RESULTS} results", "pairs", "post_results"
+    ),
+    Scenario(
+        "post_results_200", f"POST /courses/{{id}}, new sessions of {MOST_RESULTS} results", "pairs", "post_results_200"
+    ),
     Scenario("mix", "90% cached GET + 10% POST new", "pairs", "mix"),
     # Last: each refresh leaves tokens in the local server's memory, which no DynamoDB scenario should share.
     Scenario("refresh", "POST /auth/refresh", "refresh", "cognito_refresh"),
@@ -270,7 +292,11 @@ class Bench:
 async def seed_dataset(client: Any, data: Dataset, seed: int) -> None:
     """The scenarios' sessions, written straight into DynamoDB."""
     rng = random.Random(seed)
-    items = [session_item(user, course, random_stats(rng, session)) for user, course, session in data.sessions]
+    # Sessions as the platform posts them most often: with module results.
+    items = [
+        session_item(user, course, random_stats(rng, session, results=TYPICAL_RESULTS))
+        for user, course, session in data.sessions
+    ]
     await write_items(client, TABLE, items)
 
 
@@ -383,8 +409,10 @@ async def measure(plan: Plan, work: Path, cores: Cores) -> dict[str, Any]:
             rebuild, stampede = await cold_reads(plan, service.url, redis, client)
             async with rawdeps.DependencyCalls(work, run_id()) as calls:
                 cache = calls.app[keys.CACHE]
-                progress("the seeded learners' course rosters, as change capture writes them")
+                progress("the seeded learners' course rosters, as change capture writes them, and the courses")
                 await seed_rosters(client, cache, data)
+                for index, course in enumerate(data.courses):
+                    await calls.app[keys.COURSES].register(course, f"Course {index + 1}")
                 await prime_aggregates(service.url, data, plan.sessions_per_pair)
                 # Before the write scenarios fill the table, which every roster recomputation's Query reads.
                 progress("change capture: stream records applied to Redis and the rosters")

@@ -11,8 +11,8 @@ import random
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from bench.datagen import seeded_id
-from service.domain.model import SessionStats, StoredSession
+from bench.datagen import MODULE_TYPES, seeded_id
+from service.domain.model import ModuleResult, SessionStats, StoredSession, rounded_mean
 from service.dynamodb.codec import PARTITION_KEY, SORT_KEY, encode
 
 if TYPE_CHECKING:
@@ -25,10 +25,16 @@ BATCHES_IN_FLIGHT = 4
 PAGE_BYTES = 1_000_000
 
 
-def random_stats(rng: random.Random, session_id: str | None = None) -> SessionStats:
-    """A stored session's values (a new id from ``rng`` unless given)."""
+def random_stats(rng: random.Random, session_id: str | None = None, *, results: int = 0) -> SessionStats:
+    """A stored session's values (a new id from ``rng`` unless given), with that many module results."""
     session_id = session_id or seeded_id(rng)
-    return SessionStats(session_id, rng.randint(0, 50), rng.randint(0, 10_000), rng.randint(0, 3_600_000))
+    if not results:
+        return SessionStats(session_id, rng.randint(0, 50), rng.randint(0, 10_000), rng.randint(0, 3_600_000))
+    kept = tuple(
+        ModuleResult(rng.choice(MODULE_TYPES), rng.randint(0, 10_000), rng.randint(0, 400_000)) for _ in range(results)
+    )
+    mean = rounded_mean(sum(result.score_cents for result in kept), results)
+    return SessionStats(session_id, results, mean, sum(result.time_ms for result in kept), results=kept)
 
 
 def session_item(user: str, course: str, stats: SessionStats) -> dict[str, Any]:

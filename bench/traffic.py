@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.datagen import seeded_id
+from bench.datagen import MODULE_TYPES, seeded_id
 from localmode import idp
 
 # Every tenth request of the mixed scenario is a write.
@@ -23,6 +23,8 @@ MIX_WRITE_EVERY = 10
 BATCH_SESSIONS = 20
 # Items per page of the list scenarios (the routes' default).
 PAGE_LIMIT = 50
+# Module results of a session as the platform posts it most often, and at most (SPEC §7).
+TYPICAL_RESULTS, MOST_RESULTS = 20, 200
 # The roles of the token the admin views are read with (they need teacher or admin): an admin
 # reads every course, where a teacher may be held to the courses they teach.
 ADMIN_GROUPS = ["admin"]
@@ -117,6 +119,30 @@ def post_request(user: str, course: str, session: str, counter: int) -> bytes:
     return _json_post(f"/courses/{course}", session_body(session, counter).encode(), f"X-User-Id: {user}\r\n")
 
 
+def result_values(counter: int, count: int) -> list[tuple[str, int, int]]:
+    """(type, score in hundredths, time in ms) of each of ``count`` results of the ``counter``-th post;
+    as results() in common.lua. 200 of them stay within a day."""
+    values = []
+    for index in range(count):
+        k = counter + index
+        values.append((MODULE_TYPES[k % len(MODULE_TYPES)], (k % 100) * 100 + k % 97, 1000 + (k % 400) * 1000))
+    return values
+
+
+def results_body(session: str, counter: int, count: int) -> str:
+    """A session of ``count`` module results, its summary left to follow from them; as results_body() in common.lua."""
+    results = ",".join(
+        f'{{"moduleType":"{kind}","score":{score // 100}.{score % 100:02d},"timeStudied":{time_ms}}}'
+        for kind, score, time_ms in result_values(counter, count)
+    )
+    return f'{{"sessionId":"{session}","modules":[{results}]}}'
+
+
+def results_request(user: str, course: str, session: str, counter: int, count: int) -> bytes:
+    body = results_body(session, counter, count).encode()
+    return _json_post(f"/courses/{course}", body, f"X-User-Id: {user}\r\n")
+
+
 def batch_counter(counter: int, item: int) -> int:
     """The counter of item ``item`` of the ``counter``-th batch: every item of every batch its own."""
     return counter * BATCH_SESSIONS + item
@@ -170,6 +196,19 @@ def _post_repost(data: Dataset, run_id: str, thread: int) -> Iterator[bytes]:
         yield post_request(user, course, session, repost_counter(n, len(data.sessions)))
 
 
+def _post_results(count: int) -> Callable[[Dataset, str, int], Iterator[bytes]]:
+    def requests(data: Dataset, run_id: str, thread: int) -> Iterator[bytes]:
+        for n, user, course in _pairs(data):
+            yield results_request(user, course, new_session_id(run_id, thread, n), n, count)
+
+    return requests
+
+
+def _get_modules(data: Dataset, run_id: str, thread: int) -> Iterator[bytes]:
+    for _, user, course in _pairs(data):
+        yield get_request(f"/courses/{course}/modules", user)
+
+
 def _mix(data: Dataset, run_id: str, thread: int) -> Iterator[bytes]:
     for n, user, course in _pairs(data):
         if n % MIX_WRITE_EVERY == 0:
@@ -203,6 +242,16 @@ def _list_learners(data: Dataset, run_id: str, thread: int) -> Iterator[bytes]:
         yield get_request(f"/admin/courses/{course}/learners?limit={PAGE_LIMIT}", "", data.admin_token)
 
 
+def _get_course_modules(data: Dataset, run_id: str, thread: int) -> Iterator[bytes]:
+    for course in itertools.cycle(data.courses):
+        yield get_request(f"/admin/courses/{course}/modules", "", data.admin_token)
+
+
+def _list_courses(data: Dataset, run_id: str, thread: int) -> Iterator[bytes]:
+    while True:
+        yield get_request(f"/admin/courses?limit={PAGE_LIMIT}", "", data.admin_token)
+
+
 STREAMS: dict[str, Callable[[Dataset, str, int], Iterator[bytes]]] = {
     "get_course": _get_course,
     "get_course_token": _get_course_token,
@@ -215,6 +264,11 @@ STREAMS: dict[str, Callable[[Dataset, str, int], Iterator[bytes]]] = {
     "post_batch": _post_batch,
     "get_course_figures": _get_course_figures,
     "list_learners": _list_learners,
+    "post_results": _post_results(TYPICAL_RESULTS),
+    "post_results_200": _post_results(MOST_RESULTS),
+    "get_modules": _get_modules,
+    "get_course_modules": _get_course_modules,
+    "list_courses": _list_courses,
 }
 
 

@@ -97,6 +97,7 @@ async def _stats_ctx(app: web.Application) -> AsyncIterator[None]:
     app[keys.COURSES] = Courses(CourseCatalog(app[keys.STORE].client, settings.dynamodb_table), app[keys.CACHE])
     yield
     await app[keys.ERASURES].aclose()
+    await app[keys.STATS].aclose()
 
 
 async def _auth_ctx(app: web.Application) -> AsyncIterator[None]:

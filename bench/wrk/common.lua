@@ -37,6 +37,26 @@ function M.post(user, course, session, n)
     { ["X-User-Id"] = user, ["Content-Type"] = "application/json" }, M.post_body(session, n))
 end
 
+-- Types that generated results name: as MODULE_TYPES in bench/datagen.py.
+M.MODULE_TYPES = { "video", "reading", "quiz", "exercise", "lab", "project" }
+
+-- A session of count module results of the n-th post, its summary left to follow from them:
+-- as results_body() in bench/traffic.py.
+function M.results_body(session, n, count)
+  local results = {}
+  for index = 0, count - 1 do
+    local k = n + index
+    results[#results + 1] = string.format('{"moduleType":"%s","score":%d.%02d,"timeStudied":%d}',
+      M.MODULE_TYPES[k % #M.MODULE_TYPES + 1], k % 100, k % 97, 1000 + (k % 400) * 1000)
+  end
+  return '{"sessionId":"' .. session .. '","modules":[' .. table.concat(results, ",") .. ']}'
+end
+
+function M.post_results(user, course, session, n, count)
+  return wrk.format("POST", "/courses/" .. course,
+    { ["X-User-Id"] = user, ["Content-Type"] = "application/json" }, M.results_body(session, n, count))
+end
+
 -- Sessions per batch request: as BATCH_SESSIONS in bench/traffic.py.
 M.BATCH_SESSIONS = 20
 

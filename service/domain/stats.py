@@ -53,6 +53,14 @@ class StatsService:
         self._flights: dict[str, asyncio.Future[CourseFigures]] = {}
         self._roster = Roster(store, cache)
 
+    async def aclose(self) -> None:
+        """Stop the rebuilds still in flight, whose readers have all gone (the application is stopping),
+        so that none goes on with the Redis and DynamoDB clients closed under it."""
+        flights = list(self._flights.values())
+        for flight in flights:
+            flight.cancel()
+        await asyncio.gather(*flights, return_exceptions=True)
+
     async def record(self, user_id: str, course_id: str, stats: SessionStats) -> tuple[WriteOutcome, SessionStats]:
         written = self._store.upsert(user_id, course_id, stats)
         outcome, stored = await self._write(self._cache.key(user_id, course_id), written, lambda done: done[1])

@@ -97,7 +97,7 @@ def item_key(user_id: str, course_id: str, session_id: str) -> dict[str, Any]:
 
 def stats_values(stats: SessionStats) -> dict[str, Any]:
     """A session's stored values as DynamoDB attribute values, by attribute name."""
-    values = {
+    values: dict[str, Any] = {
         MODULES: {"N": str(stats.modules)},
         SCORE: {"N": str(stats.score_cents)},
         TIME_MS: {"N": str(stats.time_ms)},

@@ -165,6 +165,28 @@ async def test_concurrent_misses_cause_one_rebuild(harness: Harness) -> None:
     assert isinstance(await harness.cache.read(KEY), Hit)
 
 
+class StalledStore(FakeStore):
+    """A table whose course Query never answers."""
+
+    async def course_pages(self, user_id: str, course_id: str) -> AsyncIterator[list[StoredSession]]:
+        self.course_queries += 1
+        await asyncio.Event().wait()
+        yield []
+
+
+async def test_closing_stops_a_rebuild_whose_readers_have_gone(harness: Harness) -> None:
+    harness.service = StatsService(StalledStore(), harness.cache, harness.metrics, busy_wait_seconds=1.0)
+    reader = asyncio.ensure_future(harness.service.course(USER, COURSE))
+    await asyncio.sleep(0.01)  # the rebuild starts, its Query under way
+    reader.cancel()  # the client went away; the shielded rebuild goes on
+    await asyncio.gather(reader, return_exceptions=True)
+    assert [task for task in asyncio.all_tasks() if "_resolve_miss" in repr(task)] != []
+    await harness.service.aclose()
+    # Nothing of it is left running: the lock it held is released, and the next reader rebuilds.
+    assert [task for task in asyncio.all_tasks() if "_resolve_miss" in repr(task)] == []
+    assert isinstance(await harness.cache.read(KEY), Claimed)
+
+
 async def test_redis_down_means_slower_not_wrong(harness: Harness) -> None:
     await harness.record("s1", 3, 5000, 100)
     await harness.service.course(USER, COURSE)

@@ -1,0 +1,3 @@
+-- The registered courses, a page of 50: GET /admin/courses?limit=50 with an admin's token.
+local common = dofile(debug.getinfo(1, "S").source:match("^@(.*/)") .. "common.lua")
+common.scenario(function(row) return common.get_bearer("/admin/courses?limit=50", row[2]) end, true)
