@@ -5,14 +5,21 @@ malformed result a 400 naming the field, with nothing stored."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from pytest_aiohttp import AiohttpClient
 
+from service import module_types
+from service.app import create_app
 from service.domain.model import CourseTotals
 from service.http.schemas import TypeBreakdown
+from service.settings import Settings
 from tests.faults.support import until
 from tests.integration.support import Api, Backends, new_id
 from tests.integration.test_accounts import assert_error
@@ -225,3 +232,39 @@ async def test_a_batch_of_results_may_reach_one_mebibyte_and_no_further(api: Api
     totals = await backends.truth(user, course)
     assert totals.sessions == 13
     assert sum(kind.results for kind in totals.by_type) == 13 * 200
+
+
+@pytest.fixture
+def restore_module_types() -> Iterator[None]:
+    """Module types are one catalogue per process (``create_app`` installs it): put back the shipped one."""
+    shipped = module_types.current()
+    yield
+    module_types.install(shipped)
+
+
+@pytest.mark.usefixtures("restore_module_types")
+async def test_a_retired_type_is_refused_in_new_results_and_still_reported(
+    aiohttp_client: AiohttpClient, settings: Settings, backends: Backends, tmp_path: Path
+) -> None:
+    def catalogue(retired: bool) -> Settings:
+        path = tmp_path / f"types-{retired}.yaml"
+        path.write_text(
+            f"{module_types.DEFAULT_FILE.read_text()}- {{id: fax, name: Fax, points: 1, retired: {retired}}}\n"
+        )
+        return dataclasses.replace(settings, module_types=module_types.load(path))
+
+    user, course, session = new_id(), new_id(), new_id()
+    before = Api(await aiohttp_client(create_app(catalogue(retired=False))))
+    assert (await before.post(user, course, with_results(session, [result("fax", 40, 100)]))).status == 201
+
+    after = Api(await aiohttp_client(create_app(catalogue(retired=True))))
+    refused = await after.post(user, course, with_results(new_id(), [result("fax", 50, 100)]))
+    assert_error(refused, 400, "validation_error")
+    assert "retired" in refused.json["error"]["fields"]["modules"]
+    spec = (await after.call("GET", "/api/docs/swagger.json")).json
+    assert "fax" not in json.dumps(spec["components"]["schemas"]["ModuleResultBody"])
+    # What was stored before keeps being served, in the session and in the breakdown.
+    assert (await after.session(user, course, session)).json["modules"] == [result("fax", 40.0, 100)]
+    breakdown = await after.call("GET", f"/courses/{course}/modules", user=user)
+    assert breakdown.json == {"items": await learner_truth(backends, user, course)}
+    assert [item["moduleType"] for item in breakdown.json["items"]] == ["fax"]
