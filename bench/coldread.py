@@ -21,12 +21,13 @@ from bench.measure import metric_samples
 from bench.seed import delete_items, expected_pages, item_bytes, random_stats, session_item, write_items
 from service.domain.model import CourseTotals
 from service.dynamodb.store import SessionStore
-from service.http.schemas import COURSE_STATS
+from service.http.schemas import COURSE_STATS, TypeBreakdown
 from service.redis.cache import aggregate_key
 
 if TYPE_CHECKING:
     from types_aiobotocore_dynamodb import DynamoDBClient
 
+BREAKDOWN = TypeBreakdown()
 REBUILDS = "stats_cache_rebuilds_total"
 REBUILD_SECONDS = "stats_cache_rebuild_duration_seconds_sum"
 
@@ -36,8 +37,11 @@ async def scrape(http: aiohttp.ClientSession, base: str) -> dict[str, float]:
         return metric_samples(await response.text())
 
 
-async def read_course(http: aiohttp.ClientSession, base: str, user: str, course: str) -> tuple[int, Any]:
-    async with http.get(f"{base}/courses/{course}", headers={"X-User-Id": user}) as response:
+async def read_course(
+    http: aiohttp.ClientSession, base: str, user: str, course: str, view: str = ""
+) -> tuple[int, Any]:
+    """The learner's aggregate, or with ``view="/modules"`` their breakdown by module type."""
+    async with http.get(f"{base}/courses/{course}{view}", headers={"X-User-Id": user}) as response:
         return response.status, await response.json()
 
 
@@ -47,13 +51,19 @@ async def _health(http: aiohttp.ClientSession, base: str) -> None:
 
 
 class ColdCourse:
-    """One user's course with ``sessions`` sessions, written straight into DynamoDB."""
+    """One user's course with ``sessions`` sessions (of ``results`` module results each), written
+    straight into DynamoDB; read as its aggregate, or with ``breakdown`` as its breakdown by type."""
 
-    def __init__(self, rng: random.Random, sessions: int) -> None:
+    def __init__(self, rng: random.Random, sessions: int, *, results: int = 0, breakdown: bool = False) -> None:
         self.user, self.course = seeded_id(rng), seeded_id(rng)
-        self.stats = [random_stats(rng) for _ in range(sessions)]
+        self.stats = [random_stats(rng, results=results) for _ in range(sessions)]
         self.items = [session_item(self.user, self.course, stats) for stats in self.stats]
-        self.expected = COURSE_STATS.dump(CourseTotals.of(self.stats))
+        totals = CourseTotals.of(self.stats)
+        self.view = "/modules" if breakdown else ""
+        if breakdown:
+            self.expected: Any = {"items": [BREAKDOWN.dump(kind) for kind in totals.by_type]}
+        else:
+            self.expected = COURSE_STATS.dump(totals)
 
     @property
     def key(self) -> str:
@@ -86,7 +96,7 @@ async def rebuild_point(
         await redis.delete(course.key)
         before = await scrape(http, base)
         started = time.perf_counter()
-        status, body = await read_course(http, base, course.user, course.course)
+        status, body = await read_course(http, base, course.user, course.course, course.view)
         client_seconds.append(time.perf_counter() - started)
         after = await scrape(http, base)
         rebuilds = after[REBUILDS] - before[REBUILDS]

@@ -5,11 +5,20 @@ Nothing here imports the service: the same generators drive any deployed stack.
 
 from __future__ import annotations
 
+import base64
+import json
 import random
 import uuid
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
+
+
+def token_claims(token: str) -> dict[str, Any]:
+    """A JWT's claims, unverified: checking its signature is the service's business, not the traffic's."""
+    payload = token.split(".")[1]
+    claims: dict[str, Any] = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    return claims
 
 
 def new_id() -> str:

@@ -37,8 +37,6 @@ courses whose first post is at least ``--figures-lag`` old.
 from __future__ import annotations
 
 import argparse
-import base64
-import json
 import os
 import random
 import threading
@@ -51,7 +49,7 @@ from locust import HttpUser, between, events, task
 from locust.env import Environment
 from locust.exception import StopUser
 
-from bench.datagen import Write, WritePlanner, new_id, random_payload, seeded_id
+from bench.datagen import Write, WritePlanner, new_id, random_payload, seeded_id, token_claims
 
 COURSE_ROUTE = "/courses/[courseId]"
 LIST_ROUTE = "/courses/[courseId]/sessions"
@@ -390,13 +388,6 @@ def _time_of(payload: dict[str, Any]) -> int:
     return sum(int(result["timeStudied"]) for result in payload["modules"])
 
 
-def _claims(token: str) -> dict[str, Any]:
-    """A JWT's claims, unverified: only to learn which pool and client issued it."""
-    payload = token.split(".")[1]
-    claims: dict[str, Any] = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    return claims
-
-
 class Teacher(HttpUser):
     """A teacher: reads the figures of the courses the learners study, and pages through their learners."""
 
@@ -438,7 +429,7 @@ class Teacher(HttpUser):
             shared.idp_ids = options.idp_pool_id, options.idp_client_id
         if shared.idp_ids is None:
             self._log_in()
-            claims = _claims(self.token)
+            claims = token_claims(self.token)  # only to learn which pool and client issued it
             shared.idp_ids = claims["iss"].rsplit("/", 1)[-1], claims["client_id"]
         return shared.idp_ids
 

@@ -24,6 +24,7 @@ import uvloop
 from aiohttp import web
 from prometheus_client import Counter
 
+from bench.datagen import token_claims
 from bench.measure import LoadResult, closed_loop
 from bench.traffic import (
     BATCH_SESSIONS,
@@ -54,6 +55,7 @@ KINDS = {
     "post_batch": f"POST .../sessions/batch: {BATCH_SESSIONS} post_new calls, {BATCH_CONCURRENCY} at a time",
     "figures_read": "GET /admin/courses/{id}: the read script on the course's hash, and its remembered title beside it",
     "redis_course_read": "the read script on the course's hash alone",
+    "teacher_figures_read": "figures_read after the check that the caller teaches the course (a remembered answer)",
     "roster_query": f"GET /admin/courses/{{id}}/learners: Queries of the roster partitions until {PAGE_LIMIT + 1} rows",
     "post_results": f"POST, new session of {TYPICAL_RESULTS} module results: UpdateItem + the apply script",
     "post_results_200": f"POST, new session of {MOST_RESULTS} module results: UpdateItem + the apply script",
@@ -84,6 +86,7 @@ class DependencyCalls:
         self._sessions = _rows(data / "sessions.txt")
         self._refresh_tokens = _rows(data / "refresh.txt")
         self._courses = [course for course, _ in _rows(data / "courses.txt")]
+        self._teacher = Identity(token_claims(_rows(data / "teaching.txt")[0][1])["sub"], frozenset({"teacher"}))
         self._run_id = run_id
         self._app = create_app(load_settings())
         self._runner = web.AppRunner(self._app)
@@ -97,6 +100,7 @@ class DependencyCalls:
             "post_batch": self._post_batch,
             "figures_read": self._figures_and_course,
             "redis_course_read": self._course_figures,
+            "teacher_figures_read": self._teacher_figures,
             "roster_query": self._list_learners,
             "post_results": self._post_results(TYPICAL_RESULTS),
             "post_results_200": self._post_results(MOST_RESULTS),
@@ -196,6 +200,11 @@ class DependencyCalls:
         """As the route reads them: the figures, and the course's remembered title at the same time."""
         course = self._courses[n % len(self._courses)]
         await asyncio.gather(self._app[keys.STATS].course_figures(course), self._app[keys.COURSES].title(course))
+
+    async def _teacher_figures(self, n: int) -> None:
+        """As the route runs for a teacher: the check that they teach the course, then the figures and title."""
+        await self._app[keys.COURSES].check_reader(self._teacher, self._courses[n % len(self._courses)])
+        await self._figures_and_course(n)
 
     async def _list_learners(self, n: int) -> None:
         await self._app[keys.STATS].learners(self._courses[n % len(self._courses)], PAGE_LIMIT, (0, None))

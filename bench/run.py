@@ -70,6 +70,8 @@ from service.settings import load_settings
 DEFAULT_OUT = ROOT / "bench" / "results"
 USER_POOL = "learning-stats-bench"
 REPEAT_UP_TO = 1_000
+# Sessions of the cold breakdown read (each of TYPICAL_RESULTS results), beside the rebuild sizes' 100.
+COLD_BREAKDOWN_SESSIONS = 100
 # The narrowed scenarios' requests take most of a second at the local server: their saturation
 # runs and dependency-call loops last at least this long, so that even a smoke run completes a few.
 SLOW_SECONDS = 3
@@ -144,6 +146,12 @@ SCENARIOS = (
         "figures_read",
         # What the read costs without the course's title: the figures' own Redis read.
         context=("redis_course_read",),
+    ),
+    Scenario(
+        "get_course_figures_teacher",
+        "GET /admin/courses/{id} (cached), the course's teacher's token",
+        "teaching",
+        "teacher_figures_read",
     ),
     Scenario("get_modules", "GET /courses/{id}/modules (cached)", "pairs", "breakdown_read"),
     Scenario(
@@ -413,6 +421,7 @@ async def measure(plan: Plan, work: Path, cores: Cores) -> dict[str, Any]:
                 await seed_rosters(client, cache, data)
                 for index, course in enumerate(data.courses):
                     await calls.app[keys.COURSES].register(course, f"Course {index + 1}")
+                    await calls.app[keys.COURSES].assign(course, data.teacher_id, teaches=True)
                 await prime_aggregates(service.url, data, plan.sessions_per_pair)
                 # Before the write scenarios fill the table, which every roster recomputation's Query reads.
                 progress("change capture: stream records applied to Redis and the rosters")
@@ -467,9 +476,14 @@ async def cold_reads(plan: Plan, base: str, redis: Redis, client: Any) -> tuple[
             repeats = plan.rebuild_repeats if size <= REPEAT_UP_TO else 1
             points.append(await coldread.rebuild_point(http, base, redis, store, course, repeats=repeats))
             await course.delete(client, TABLE)
+        # A cold breakdown: the same rebuild, of sessions as the platform posts them (20 results each).
+        breakdown = coldread.ColdCourse(rng, COLD_BREAKDOWN_SESSIONS, results=TYPICAL_RESULTS, breakdown=True)
+        await breakdown.write(client, TABLE)
+        cold_breakdown = await coldread.rebuild_point(http, base, redis, store, breakdown, repeats=plan.rebuild_repeats)
+        await breakdown.delete(client, TABLE)
     herd = coldread.ColdCourse(rng, plan.stampede_sessions)
     await herd.write(client, TABLE)
-    rebuild = {"points": points, "fit": coldread.linear_fit(points)}
+    rebuild = {"points": points, "fit": coldread.linear_fit(points), "breakdown": cold_breakdown}
     stampede = await coldread.stampede(base, redis, herd, plan.readers)
     # Out of the table again, for the Query scenarios after it.
     await herd.delete(client, TABLE)

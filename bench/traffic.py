@@ -28,6 +28,8 @@ TYPICAL_RESULTS, MOST_RESULTS = 20, 200
 # The roles of the token the admin views are read with (they need teacher or admin): an admin
 # reads every course, where a teacher may be held to the courses they teach.
 ADMIN_GROUPS = ["admin"]
+# A teacher of every course: the same views, through the check that they teach it.
+TEACHER_GROUPS = ["teacher"]
 
 
 @dataclass(frozen=True)
@@ -45,8 +47,8 @@ class Dataset:
     and each pair's user an access token of the pool (``tokens``, one per user). The pairs'
     users are each one course's learners, ``learners_per_course`` to a course (``courses``),
     so that the course-wide views have classes to show; ``admin_token`` is a token with
-    the admin role, for them. The pool's learners (``refresh_tokens``) are other users:
-    Cognito names its users itself."""
+    the admin role, for them, and ``teacher_token`` one of ``teacher_id``, who teaches every
+    course. The pool's learners (``refresh_tokens``) are other users: Cognito names its users itself."""
 
     pairs: list[tuple[str, str]]
     sessions: list[tuple[str, str, str]]
@@ -54,6 +56,8 @@ class Dataset:
     refresh_tokens: list[str]
     courses: list[str]
     admin_token: str
+    teacher_id: str
+    teacher_token: str
 
     @classmethod
     def generate(
@@ -68,17 +72,22 @@ class Dataset:
         admin = idp.access_token(
             pool.pool_id, pool.client_id, seeded_id(rng), lifetime=24 * 3600, **{"cognito:groups": ADMIN_GROUPS}
         )
-        return cls(pair_ids, sessions, tokens, pool.refresh_tokens, courses, admin)
+        teacher = seeded_id(rng)
+        taught = idp.access_token(
+            pool.pool_id, pool.client_id, teacher, lifetime=24 * 3600, **{"cognito:groups": TEACHER_GROUPS}
+        )
+        return cls(pair_ids, sessions, tokens, pool.refresh_tokens, courses, admin, teacher, taught)
 
     def write(self, directory: Path) -> dict[str, Path]:
         """One row per line, fields separated by spaces, for the Lua scripts."""
-        names = ("pairs", "sessions", "tokens", "refresh", "courses")
+        names = ("pairs", "sessions", "tokens", "refresh", "courses", "teaching")
         files = {name: directory / f"{name}.txt" for name in names}
         files["pairs"].write_text("".join(f"{user} {course}\n" for user, course in self.pairs))
         files["sessions"].write_text("".join(f"{u} {c} {s}\n" for u, c, s in self.sessions))
         files["tokens"].write_text("".join(f"{u} {c} {self.tokens[u]}\n" for u, c in self.pairs))
         files["refresh"].write_text("".join(f"{token}\n" for token in self.refresh_tokens))
         files["courses"].write_text("".join(f"{course} {self.admin_token}\n" for course in self.courses))
+        files["teaching"].write_text("".join(f"{course} {self.teacher_token}\n" for course in self.courses))
         return files
 
 
@@ -237,6 +246,11 @@ def _get_course_figures(data: Dataset, run_id: str, thread: int) -> Iterator[byt
         yield get_request(f"/admin/courses/{course}", "", data.admin_token)
 
 
+def _get_course_figures_teacher(data: Dataset, run_id: str, thread: int) -> Iterator[bytes]:
+    for course in itertools.cycle(data.courses):
+        yield get_request(f"/admin/courses/{course}", "", data.teacher_token)
+
+
 def _list_learners(data: Dataset, run_id: str, thread: int) -> Iterator[bytes]:
     for course in itertools.cycle(data.courses):
         yield get_request(f"/admin/courses/{course}/learners?limit={PAGE_LIMIT}", "", data.admin_token)
@@ -263,6 +277,7 @@ STREAMS: dict[str, Callable[[Dataset, str, int], Iterator[bytes]]] = {
     "list_sessions": _list_sessions,
     "post_batch": _post_batch,
     "get_course_figures": _get_course_figures,
+    "get_course_figures_teacher": _get_course_figures_teacher,
     "list_learners": _list_learners,
     "post_results": _post_results(TYPICAL_RESULTS),
     "post_results_200": _post_results(MOST_RESULTS),

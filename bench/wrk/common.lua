@@ -72,6 +72,11 @@ function M.batch(user, course, n)
     '{"sessions":[' .. table.concat(items, ",") .. ']}')
 end
 
+-- A course's cached figures, with the token of the row (course, token): an admin's or its teacher's.
+function M.course_figures(row)
+  return M.get_bearer("/admin/courses/" .. row[1], row[2])
+end
+
 -- As a learner's app renews its access token: as refresh_request() in bench/traffic.py.
 function M.refresh(token)
   return wrk.format("POST", "/auth/refresh", { ["Content-Type"] = "application/json" },
