@@ -25,6 +25,7 @@ from service.changes.poller import StreamPoller
 from service.domain.courses import Courses
 from service.domain.erasures import Erasures
 from service.domain.errors import CacheUnavailable
+from service.domain.points import PointsTable
 from service.domain.roster import Roster
 from service.domain.stats import StatsService
 from service.dynamodb.catalog import CourseCatalog
@@ -92,6 +93,7 @@ async def _stats_ctx(app: web.Application) -> AsyncIterator[None]:
         app[keys.METRICS],
         # Waiting on another task's rebuild must leave time to rebuild here within the deadline.
         busy_wait_seconds=min(settings.rebuild_lock_seconds, settings.request_deadline_seconds / 2),
+        points=PointsTable({kind.id: kind.points for kind in settings.module_types.types}, settings.session_points),
     )
     app[keys.ERASURES] = Erasures(app[keys.STATS])
     app[keys.COURSES] = Courses(CourseCatalog(app[keys.STORE].client, settings.dynamodb_table), app[keys.CACHE])

@@ -69,6 +69,8 @@ class Settings:
     # The platform's module types (SPEC §7): the file, and what load_settings read from it.
     module_types_file: str = str(module_types.DEFAULT_FILE)
     module_types: ModuleTypes = dataclasses.field(default_factory=module_types.load_default)
+    # Points of a session without module results, per module studied at a score of 100 (SPEC §8).
+    session_points: int = 10
 
     @property
     def is_local(self) -> bool:
@@ -197,6 +199,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "access_log": _parse_bool,
     "git_revision": _parse_text,
     "module_types_file": _parse_text,
+    "session_points": lambda raw: _parse_int(raw, 0, 1_000_000),
 }
 
 

@@ -54,6 +54,8 @@ class SessionStats:
     # Not part of equality: the aggregates never read it, and a re-post may omit it.
     completed_at_ms: int | None = dataclasses.field(default=None, compare=False)
     results: tuple[ModuleResult, ...] = ()
+    # Earned when the session was written, by the points table of that time (service.domain.points).
+    points: int = 0
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -174,10 +176,11 @@ class CourseTotals:
     time_ms: int = 0
     # The module results' sums by type, ordered by type id; types without a result are absent.
     by_type: tuple[TypeTotals, ...] = ()
+    points: int = 0
 
     @classmethod
     def of(cls, sessions: Iterable[SessionStats]) -> CourseTotals:
-        totals = [0, 0, 0, 0, 0]
+        totals = [0, 0, 0, 0, 0, 0]
         by_type: tuple[TypeTotals, ...] = ()
         for stats in sessions:
             totals[0] += 1
@@ -185,9 +188,10 @@ class CourseTotals:
             totals[2] += stats.score_cents * stats.modules
             totals[3] += stats.score_cents
             totals[4] += stats.time_ms
+            totals[5] += stats.points
             if stats.results:
                 by_type = _merged(by_type, _type_totals(stats.results))
-        return cls(totals[0], totals[1], totals[2], totals[3], totals[4], by_type)
+        return cls(totals[0], totals[1], totals[2], totals[3], totals[4], by_type, totals[5])
 
     def __add__(self, other: CourseTotals) -> CourseTotals:
         return CourseTotals(
@@ -197,6 +201,7 @@ class CourseTotals:
             self.score_sum + other.score_sum,
             self.time_ms + other.time_ms,
             _merged(self.by_type, other.by_type),
+            self.points + other.points,
         )
 
     @property

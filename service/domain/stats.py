@@ -26,6 +26,7 @@ from service.domain.model import (
     StoredSession,
     WriteOutcome,
 )
+from service.domain.points import PointsTable
 from service.domain.ports import AggregateStore, Busy, Claimed, Hit, ReadResult, SessionRepository
 from service.domain.roster import Roster
 from service.telemetry.metrics import Metrics
@@ -43,9 +44,16 @@ _BUSY_POLL_SECONDS = 0.02
 
 class StatsService:
     def __init__(
-        self, store: SessionRepository, cache: AggregateStore, metrics: Metrics, *, busy_wait_seconds: float
+        self,
+        store: SessionRepository,
+        cache: AggregateStore,
+        metrics: Metrics,
+        *,
+        busy_wait_seconds: float,
+        points: PointsTable | None = None,
     ) -> None:
         self._store = store
+        self._points = points or PointsTable({}, 0)
         self._cache = cache
         self._metrics = metrics
         self._busy_wait = busy_wait_seconds
@@ -62,6 +70,7 @@ class StatsService:
         await asyncio.gather(*flights, return_exceptions=True)
 
     async def record(self, user_id: str, course_id: str, stats: SessionStats) -> tuple[WriteOutcome, SessionStats]:
+        stats = self._points.scored(stats)
         written = self._store.upsert(user_id, course_id, stats)
         outcome, stored = await self._write(self._cache.key(user_id, course_id), written, lambda done: done[1])
         if stored.deleted:

@@ -57,8 +57,10 @@ DELETED = "deleted"
 # completed when they were written (``writtenAtUs``, or the older ``updatedAt`` in ms).
 COMPLETED_AT, LEGACY_UPDATED_AT = "completedAtMs", "updatedAt"
 RESULTS = "results"
+# The points the session earned when written (SPEC §8); items stored before points existed earned none.
+POINTS = "points"
 # What reads project: the key and the values a session is decoded from.
-PROJECTION = "#sk, #m, #s, #t, #v, #d, #c, #w, #u, #r"
+PROJECTION = "#sk, #m, #s, #t, #v, #d, #c, #w, #u, #r, #p"
 PROJECTION_NAMES = {
     "#sk": SORT_KEY,
     "#m": MODULES,
@@ -70,6 +72,7 @@ PROJECTION_NAMES = {
     "#w": WRITTEN_AT,
     "#u": LEGACY_UPDATED_AT,
     "#r": RESULTS,
+    "#p": POINTS,
 }
 
 # Partitions per course roster: at 1 000 writes a second to one course, each takes
@@ -77,7 +80,7 @@ PROJECTION_NAMES = {
 ROSTER_SHARDS = 16
 ROSTER_PREFIX = "course#"
 # A roster row's attributes: the learner's sums in the course and their revision.
-ROW_SUMS = ("n", "m", "w", "ss", "t")
+ROW_SUMS = ("n", "m", "w", "ss", "t", "p")
 REVISION = "rev"
 ROW_TYPE_SUMS = "b"
 
@@ -101,6 +104,7 @@ def stats_values(stats: SessionStats) -> dict[str, Any]:
         MODULES: {"N": str(stats.modules)},
         SCORE: {"N": str(stats.score_cents)},
         TIME_MS: {"N": str(stats.time_ms)},
+        POINTS: {"N": str(stats.points)},
     }
     if stats.results:
         values[RESULTS] = {"B": results_bytes(stats.results)}
@@ -163,6 +167,7 @@ def decode(item: dict[str, Any]) -> StoredSession:
         time_ms=int(item[TIME_MS]["N"]),
         completed_at_ms=completed_at(item),
         results=results_of(item[RESULTS]["B"]) if RESULTS in item else (),
+        points=int(item[POINTS]["N"]) if POINTS in item else 0,
     )
     return StoredSession(stats, version)
 
@@ -205,7 +210,7 @@ def row_key(course_id: str, user_id: str) -> dict[str, Any]:
 def row_values(row: LearnerRow) -> dict[str, Any]:
     """A row's attributes; ``b`` is always written (empty without results) so that one expression stores every row."""
     totals = row.totals
-    numbers = (totals.sessions, totals.modules, totals.weighted_score, totals.score_sum, totals.time_ms)
+    numbers = (totals.sessions, totals.modules, totals.weighted_score, totals.score_sum, totals.time_ms, totals.points)
     return {
         **{name: {"N": str(value)} for name, value in zip(ROW_SUMS, numbers, strict=True)},
         ROW_TYPE_SUMS: {"S": type_sums_text(totals.by_type)},
@@ -215,6 +220,9 @@ def row_values(row: LearnerRow) -> dict[str, Any]:
 
 def decode_row(item: dict[str, Any]) -> LearnerRow:
     by_type = type_sums_of(item[ROW_TYPE_SUMS]["S"]) if ROW_TYPE_SUMS in item else ()
-    sessions, modules, weighted, score_sum, time_ms = (int(item[name]["N"]) for name in ROW_SUMS)
-    totals = CourseTotals(sessions, modules, weighted, score_sum, time_ms, by_type)
+    # Rows stored before points existed have no "p": their sessions had earned none.
+    sessions, modules, weighted, score_sum, time_ms, points = (
+        int(item[name]["N"]) if name in item else 0 for name in ROW_SUMS
+    )
+    totals = CourseTotals(sessions, modules, weighted, score_sum, time_ms, by_type, points)
     return LearnerRow(item[SORT_KEY]["S"], totals, int(item[REVISION]["N"]))

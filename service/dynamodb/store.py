@@ -74,9 +74,13 @@ _NAMES = {
     "#d": codec.DELETED,
     "#c": codec.COMPLETED_AT,
     "#r": codec.RESULTS,
+    "#p": codec.POINTS,
 }
 _NEWER_STAMP = "(attribute_not_exists(#w) OR #w < :now)"
-_CHANGED = "attribute_not_exists(#v) OR attribute_exists(#d) OR #m <> :m OR #s <> :s OR #t <> :t"
+_CHANGED = (
+    "attribute_not_exists(#v) OR attribute_exists(#d) OR #m <> :m OR #s <> :s OR #t <> :t"
+    " OR attribute_not_exists(#p) OR #p <> :p"
+)
 
 
 @functools.cache
@@ -88,7 +92,7 @@ def _upsert(given: bool, results: bool) -> tuple[str, str]:
     fail the condition's first clause, so nothing is written and the version stays; a stamp no newer
     than the stored one fails the second, so a late attempt writes nothing."""
     completed = ":c" if given else "if_not_exists(#c, :c)"
-    expression = f"SET #m = :m, #s = :s, #t = :t, #w = :now, #c = {completed}"
+    expression = f"SET #m = :m, #s = :s, #t = :t, #p = :p, #w = :now, #c = {completed}"
     expression += ", #r = :r REMOVE #d" if results else " REMOVE #d, #r"
     changed = _CHANGED + (" OR attribute_not_exists(#r) OR #r <> :r" if results else " OR attribute_exists(#r)")
     if given:
@@ -96,7 +100,7 @@ def _upsert(given: bool, results: bool) -> tuple[str, str]:
     return f"{expression} ADD #v :one", f"({changed}) AND {_NEWER_STAMP}"
 
 
-_DELETE_EXPRESSION = "SET #d = :yes, #w = :now REMOVE #m, #s, #t, #c, #r ADD #v :one"
+_DELETE_EXPRESSION = "SET #d = :yes, #w = :now REMOVE #m, #s, #t, #p, #c, #r ADD #v :one"
 _DELETE_CONDITION = f"attribute_exists(#v) AND attribute_not_exists(#d) AND {_NEWER_STAMP}"
 _ROW_ATTRIBUTES = (*codec.ROW_SUMS, codec.ROW_TYPE_SUMS, codec.REVISION)
 _ROW_NAMES = {f"#{name}": name for name in _ROW_ATTRIBUTES}
@@ -191,6 +195,7 @@ class SessionStore:
             ":m": stored_values[codec.MODULES],
             ":s": stored_values[codec.SCORE],
             ":t": stored_values[codec.TIME_MS],
+            ":p": stored_values[codec.POINTS],
             ":c": {"N": str(stats.completed_at_ms if given else stamp // 1000)},
             ":now": {"N": str(stamp)},
             ":one": {"N": "1"},

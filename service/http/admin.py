@@ -54,6 +54,7 @@ def _sums(totals: CourseTotals) -> dict[str, Any]:
         "average_score_cents": totals.average_score_cents,
         "time_ms": totals.time_ms,
         "sessions": totals.sessions,
+        "points": totals.points,
     }
 
 

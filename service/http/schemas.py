@@ -319,6 +319,9 @@ class SessionStatsResponse(Schema):
         required=True, attribute="completed_at_ms", metadata={"description": "UTC, to the millisecond."}
     )
     modules = ModuleResults(attribute="results", metadata={"description": "When the session has module results."})
+    points = fields.Integer(
+        required=True, metadata={"description": "Earned when the session was written, by the points table then."}
+    )
 
 
 class CourseStatsResponse(Schema):
@@ -342,6 +345,7 @@ class CourseStatsResponse(Schema):
     sessionsCount = fields.Integer(
         required=True, attribute="sessions", metadata={"description": "Sessions in this course."}
     )
+    points = fields.Integer(required=True, metadata={"description": "Sum over sessions of the points each earned."})
 
 
 class UserHeader(Schema):

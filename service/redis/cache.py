@@ -8,9 +8,9 @@ the same for each learner's row of the course's roster (``service.domain.roster`
 versioned by the row's revision. The two are the same structure, kept by the
 same scripts::
 
-    n m w ss t      sessions, modules, sum(score*modules), sum(score), time
+    n m w ss t p    sessions, modules, sum(score*modules), sum(score), time, points
     L               entries that count at least one session (a course's learners)
-    s:<entryId>     "<version>:<n>:<m>:<w>:<ss>:<t>" (a deleted session: all zero), then
+    s:<entryId>     "<version>:<n>:<m>:<w>:<ss>:<t>:<p>" (a deleted session: all zero), then
                     "|<type>:<results>:<time>:<scores>" for each module type it has results of
     b:<type>:c|t|s  that type's results, time and sum of scores
     b:<type>:L      entries with a result of that type (a course's learners who studied it)
@@ -102,7 +102,7 @@ REMEMBER_SECONDS = 60
 
 _APPLY_FUNCTION = """
 local function fmt(x) return string.format('%d', x) end
-local SUMS = {'n', 'm', 'w', 'ss', 't'}
+local SUMS = {'n', 'm', 'w', 'ss', 't', 'p'}
 -- Versions as decimal strings (no leading zeros), by length then text: exact at any size, where tonumber is a double.
 local function later(a, b)
   if #a ~= #b then return #a > #b end
@@ -119,28 +119,28 @@ local function move_types(key, text, sign)
   end
 end
 local function apply(key, argv, first)
-  for j = first, #argv, 8 do
+  for j = first, #argv, 9 do
     local field = 's:' .. argv[j]
     local version = argv[j + 1]
     local old = redis.call('HGET', key, field)
-    local before = {0, 0, 0, 0, 0}
+    local before = {0, 0, 0, 0, 0, 0}
     local old_types = ''
     local newer = true
     if old then
-      local ov, a, b, c, d, e, rest = string.match(old, '^(%d+):(%d+):(%d+):(%d+):(%d+):(%d+)(.*)$')
+      local ov, a, b, c, d, e, f, rest = string.match(old, '^(%d+):(%d+):(%d+):(%d+):(%d+):(%d+):(%d+)(.*)$')
       if not later(version, ov) then
         newer = false
       else
-        before = {tonumber(a), tonumber(b), tonumber(c), tonumber(d), tonumber(e)}
+        before = {tonumber(a), tonumber(b), tonumber(c), tonumber(d), tonumber(e), tonumber(f)}
         old_types = rest
       end
     end
     if newer then
-      local types = argv[j + 7]
-      local value = table.concat(argv, ':', j + 1, j + 6)
+      local types = argv[j + 8]
+      local value = table.concat(argv, ':', j + 1, j + 7)
       if types ~= '' then value = value .. '|' .. types end
       redis.call('HSET', key, field, value)
-      for k = 1, 5 do
+      for k = 1, 6 do
         redis.call('HINCRBY', key, SUMS[k], fmt(tonumber(argv[j + 1 + k]) - before[k]))
       end
       local counted = (tonumber(argv[j + 2]) > 0 and 1 or 0) - (before[1] > 0 and 1 or 0)
@@ -154,8 +154,8 @@ end
 
 # KEYS[1] hash; ARGV: ttl_ms, nonce ('' = only update a hash that exists),
 # expected incarnation ('' = do not complete), primary epoch, k, then k fields
-# to return on completion, then 8 values per entry: id, version, its n m w ss t
-# and its by-type sums ('' for none). Returns {1, n, m, w, ss, t, L, the k fields}
+# to return on completion, then 9 values per entry: id, version, its n m w ss t p
+# and its by-type sums ('' for none). Returns {1, n, m, w, ss, t, p, L, the k fields}
 # when completed, else {0}.
 APPLY_SCRIPT = (
     _APPLY_FUNCTION
@@ -173,7 +173,7 @@ if ARGV[3] ~= '' and redis.call('HGET', key, 'i') == ARGV[3] then
   local at = now[1] .. string.format('%03d', math.floor(tonumber(now[2]) / 1000))
   redis.call('HSET', key, 'c', '1', 'a', at, 'e', ARGV[4])
   redis.call('HDEL', key, 'l')
-  local h = redis.call('HMGET', key, 'n', 'm', 'w', 'ss', 't', 'L', unpack(ARGV, 6, 5 + extra))
+  local h = redis.call('HMGET', key, 'n', 'm', 'w', 'ss', 't', 'p', 'L', unpack(ARGV, 6, 5 + extra))
   table.insert(h, 1, 1)
   return h
 end
@@ -182,21 +182,21 @@ return {0}
 )
 
 # KEYS[1] hash; ARGV: ttl_ms, nonce, lock_ms, max_age_ms, primary epoch, then
-# fields to return too. Returns {1, n, m, w, ss, t, L, those fields} on a hit,
+# fields to return too. Returns {1, n, m, w, ss, t, p, L, those fields} on a hit,
 # {0, incarnation} when this caller now holds the rebuild lock, {2} when another
 # caller is rebuilding.
 READ_SCRIPT = """
 local key = KEYS[1]
-local h = redis.call('HMGET', key, 'c', 'n', 'm', 'w', 'ss', 't', 'L', 'i', 'l', 'a', 'e', unpack(ARGV, 6))
+local h = redis.call('HMGET', key, 'c', 'n', 'm', 'w', 'ss', 't', 'p', 'L', 'i', 'l', 'a', 'e', unpack(ARGV, 6))
 local now = redis.call('TIME')
 local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-if h[1] == '1' and h[11] == ARGV[5] and now_ms - tonumber(h[10] or 0) < tonumber(ARGV[4]) then
+if h[1] == '1' and h[12] == ARGV[5] and now_ms - tonumber(h[11] or 0) < tonumber(ARGV[4]) then
   redis.call('PEXPIRE', key, ARGV[1])
-  local hit = {1, h[2], h[3], h[4], h[5], h[6], h[7]}
-  for k = 12, #h do hit[k - 4] = h[k] end
+  local hit = {1, h[2], h[3], h[4], h[5], h[6], h[7], h[8]}
+  for k = 13, #h do hit[k - 4] = h[k] end
   return hit
 end
-if h[9] and tonumber(h[9]) > now_ms then
+if h[10] and tonumber(h[10]) > now_ms then
   return {2}
 end
 -- A rebuild starts from nothing: what the hash held may count sessions the table no longer has.
@@ -225,11 +225,11 @@ def _nonce() -> str:
 def _figures(reply: Sequence[Any], types: Sequence[str] = ()) -> CourseFigures:
     """A hit's or a completion's figures; with ``types``, the by-type fields of :func:`_type_fields` follow."""
     # Spelt out rather than a generator: this runs on every cached read.
-    sessions, modules, weighted, score_sum, time_ms, learners = reply[1:7]
+    sessions, modules, weighted, score_sum, time_ms, points, learners = reply[1:8]
     by_type: list[TypeTotals] = []
     entries: list[tuple[str, int]] = []
     for index, kind in enumerate(types):
-        results, kind_time, scores, kind_entries = (int(value or 0) for value in reply[7 + 4 * index : 11 + 4 * index])
+        results, kind_time, scores, kind_entries = (int(value or 0) for value in reply[8 + 4 * index : 12 + 4 * index])
         if results:
             by_type.append(TypeTotals(kind, results, kind_time, scores))
             entries.append((kind, kind_entries))
@@ -240,6 +240,7 @@ def _figures(reply: Sequence[Any], types: Sequence[str] = ()) -> CourseFigures:
         int(score_sum or 0),
         int(time_ms or 0),
         tuple(by_type),
+        int(points or 0),
     )
     return CourseFigures(totals, int(learners or 0), tuple(entries))
 
@@ -260,6 +261,7 @@ def _entry_args(entries: Sequence[Contribution]) -> list[str | int]:
             totals.weighted_score,
             totals.score_sum,
             totals.time_ms,
+            totals.points,
             type_sums_text(totals.by_type),
         )
     return args

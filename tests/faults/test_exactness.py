@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 from localmode.servers import RedisServer, free_port
 from service.domain.model import SessionStats, StoredSession
 from service.dynamodb import codec
-from service.http.schemas import COURSE_STATS
+from service.http.schemas import COURSE_STATS, TypeBreakdown
 from service.redis.cache import aggregate_key
 from tests.faults.conftest import Rig
 from tests.faults.proxy import FaultProxy
@@ -106,7 +106,9 @@ async def test_a_rebuild_counts_only_what_the_table_holds_now(rig: Rig) -> None:
 
     await asyncio.sleep(1.2)  # past the max age: the next read rebuilds
     reply = await api.course(user, course)
-    assert reply.json == {"totalModulesStudied": 9, "averageScore": 10.0, "timeStudied": 900, "sessionsCount": 1}
+    # Put straight into the table without points: it earned none.
+    expected = {"totalModulesStudied": 9, "averageScore": 10.0, "timeStudied": 900, "sessionsCount": 1, "points": 0}
+    assert reply.json == expected
     assert await served_equals_truth(api, rig, user, course)
 
 
@@ -164,20 +166,27 @@ async def failover_drill(rig: Rig, endpoint: FaultProxy, link: FaultProxy, repli
 
     await until(completion_replicated, within=5)
     link.blackhole()  # replication stops; the primary still acknowledges writes
-    assert (await writer.post(user, course, body(new_id(), 5, 80, 500))).status == 201
+    # Five module results (5 modules, mean 80, 500 ms): the by-type sums ride on the same entry.
+    results = [{"moduleType": "quiz", "score": 80, "timeStudied": 100}] * 5
+    assert (await writer.post(user, course, {"sessionId": new_id(), "modules": results})).status == 201
 
     await direct.replicaof("NO", "ONE")
     assert isinstance(replica, TcpRedisServer)
     endpoint.upstream = ("127.0.0.1", replica.port)
     endpoint.reset()
     endpoint.passthrough()
-    expected = COURSE_STATS.dump(await rig.backends.truth(user, course))
+    truth = await rig.backends.truth(user, course)
+    expected = COURSE_STATS.dump(truth)
     assert expected["sessionsCount"] == 2
+    breakdown = {"items": [TypeBreakdown().dump(kind) for kind in truth.by_type]}
+    assert [item["modulesStudied"] for item in breakdown["items"]] == [5]
     # Never served without the second session, by the task that wrote it or by another.
     for _ in range(10):
         for api in (writer, reader):
             reply = await api.course(user, course)
             assert (reply.status, reply.json) == (200, expected)
+            reply = await api.call("GET", f"/courses/{course}/modules", user=user)
+            assert (reply.status, reply.json) == (200, breakdown)
         await asyncio.sleep(0.05)
 
 

@@ -26,6 +26,7 @@ from redis.asyncio import Redis
 
 from localmode import idp
 from localmode.servers import MotoServer, RedisServer, free_port
+from service import module_types
 from service.accounts.cognito import create_admin
 from service.app import create_app
 from service.dynamodb.client import dynamodb_client
@@ -121,6 +122,14 @@ async def capturing(
         return
     async with aiohttp.ClientSession(base_url=request.getfixturevalue("service_process")) as session:
         yield Api(session)
+
+
+@pytest.fixture
+def restore_module_types() -> Iterator[None]:
+    """Module types are one catalogue per process (``create_app`` installs it): put back the shipped one."""
+    shipped = module_types.current()
+    yield
+    module_types.install(shipped)
 
 
 @pytest.fixture

@@ -68,7 +68,9 @@ async def test_repost_replaces_and_is_counted_once(api: Api) -> None:
     assert replaced.status == 200
     assert replaced.json["totalModulesStudied"] == 4
     aggregate = await api.course(user, course)
-    assert aggregate.json == {"totalModulesStudied": 4, "averageScore": 90.0, "timeStudied": 3000, "sessionsCount": 1}
+    # Points: 10 (STATS_SESSION_POINTS) x 4 modules x 90 / 100, the replaced session's none.
+    expected = {"totalModulesStudied": 4, "averageScore": 90.0, "timeStudied": 3000, "sessionsCount": 1, "points": 36}
+    assert aggregate.json == expected
 
 
 async def test_identical_repost_changes_nothing(api: Api, backends: Backends) -> None:
@@ -89,7 +91,9 @@ async def test_course_aggregate_weights_scores_by_modules(api: Api) -> None:
     aggregate = await api.course(user, course)
     assert aggregate.status == 200
     # (33.33*1 + 66.67*2) / 3 = 55.5566..., rounded to 2 places; the 0-module session weighs nothing.
-    assert aggregate.json == {"totalModulesStudied": 3, "averageScore": 55.56, "timeStudied": 600, "sessionsCount": 3}
+    # Points: 10 x 1 x 33.33 / 100 = 3.333 -> 3, 10 x 2 x 66.67 / 100 = 13.334 -> 13, and 0.
+    expected = {"totalModulesStudied": 3, "averageScore": 55.56, "timeStudied": 600, "sessionsCount": 3, "points": 16}
+    assert aggregate.json == expected
 
 
 async def test_course_aggregate_without_modules_is_plain_mean(api: Api) -> None:

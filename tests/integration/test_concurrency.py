@@ -240,7 +240,7 @@ async def assert_hash_consistent(backends: Backends, key: str) -> None:
         return  # expired or never read again since the last flush
     values = [value.partition("|") for name, value in fields.items() if name.startswith("s:")]
     entries = [tuple(map(int, sums.split(":")[1:])) for sums, _, _ in values]
-    for index, name in enumerate(("n", "m", "w", "ss", "t")):
+    for index, name in enumerate(("n", "m", "w", "ss", "t", "p")):
         assert int(fields.get(name, 0)) == sum(entry[index] for entry in entries), name
     assert int(fields.get("L", 0)) == sum(1 for entry in entries if entry[0])
     by_type = [type_sums_of(types) for _, _, types in values]

@@ -86,7 +86,7 @@ def test_scripts_run_starts_its_own_backends_and_stops_cleanly(tmp_path: Path) -
             assert http("POST", f"{base}/courses/{course}", user, payload)[0] == 201
             assert http("GET", f"{base}/courses/{course}", user) == (
                 200,
-                {"totalModulesStudied": 4, "averageScore": 75.0, "timeStudied": 1000, "sessionsCount": 1},
+                {"totalModulesStudied": 4, "averageScore": 75.0, "timeStudied": 1000, "sessionsCount": 1, "points": 30},
             )
             assert http("GET", f"{base}/ready", user)[0] == 200
             course, session, refreshed, roles = json_values(run_accounts_walkthrough(base))

@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import random
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -232,14 +231,6 @@ async def test_a_batch_of_results_may_reach_one_mebibyte_and_no_further(api: Api
     totals = await backends.truth(user, course)
     assert totals.sessions == 13
     assert sum(kind.results for kind in totals.by_type) == 13 * 200
-
-
-@pytest.fixture
-def restore_module_types() -> Iterator[None]:
-    """Module types are one catalogue per process (``create_app`` installs it): put back the shipped one."""
-    shipped = module_types.current()
-    yield
-    module_types.install(shipped)
 
 
 @pytest.mark.usefixtures("restore_module_types")

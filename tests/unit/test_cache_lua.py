@@ -32,11 +32,13 @@ TTL_SECONDS = 60
 LOCK_SECONDS = 5.0
 
 
-def stored(session_id: str, version: int, modules: int, score_cents: int, time_ms: int) -> StoredSession:
-    return StoredSession(SessionStats(session_id, modules, score_cents, time_ms), version)
+def stored(
+    session_id: str, version: int, modules: int, score_cents: int, time_ms: int, *, points: int = 0
+) -> StoredSession:
+    return StoredSession(SessionStats(session_id, modules, score_cents, time_ms, points=points), version)
 
 
-A1 = stored("a", 1, 3, 5000, 100)
+A1 = stored("a", 1, 3, 5000, 100, points=12)
 A2 = stored("a", 2, 5, 7000, 300)
 B1 = stored("b", 1, 2, 9050, 40)
 
@@ -103,7 +105,7 @@ async def test_a_write_on_a_missing_key_creates_an_incomplete_hash(cache: Aggreg
     await cache.apply_write(KEY, A1)
     fields = await redis.hgetall(KEY)
     assert b"c" not in fields
-    assert fields[b"s:a"] == b"1:1:3:15000:5000:100"  # version, then n m w ss t
+    assert fields[b"s:a"] == b"1:1:3:15000:5000:100:12"  # version, then n m w ss t p
     result = await cache.read(KEY)
     # Never served: the hash may be missing every session written before it existed.
     assert isinstance(result, Claimed)
@@ -253,7 +255,7 @@ async def test_chunked_completion_is_exact(cache: AggregateCache, redis: Any) ->
     ]
     assert await rebuild(cache, sessions) == totals_of(*sessions)
     assert await served(cache) == totals_of(*sessions)
-    assert await redis.hlen(KEY) == len(sessions) + 10  # plus n m w ss t L i c a e
+    assert await redis.hlen(KEY) == len(sessions) + 11  # plus n m w ss t p L i c a e
 
 
 async def test_a_flush_between_chunks_cancels_completion(cache: AggregateCache, redis: Any) -> None:

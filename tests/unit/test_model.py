@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 from fractions import Fraction
@@ -93,6 +94,7 @@ def test_no_sessions_gives_zero_totals() -> None:
         "averageScore": 0.0,
         "timeStudied": 0,
         "sessionsCount": 0,
+        "points": 0,
     }
 
 
@@ -103,15 +105,24 @@ def test_totals_sum_every_field() -> None:
 
 def test_course_totals_json_shape() -> None:
     # (1234 + 3 * 5000) / 4 = 4058.5 cents, rounded up.
-    body = COURSE_STATS.dump(CourseTotals.of([stats(1, 1234, 60_000), stats(3, 5000, 1)]))
-    assert body == {"totalModulesStudied": 4, "averageScore": 40.59, "timeStudied": 60_001, "sessionsCount": 2}
+    sessions = [dataclasses.replace(stats(1, 1234, 60_000), points=7), dataclasses.replace(stats(3, 5000, 1), points=2)]
+    body = COURSE_STATS.dump(CourseTotals.of(sessions))
+    assert body == {
+        "totalModulesStudied": 4,
+        "averageScore": 40.59,
+        "timeStudied": 60_001,
+        "sessionsCount": 2,
+        "points": 9,
+    }
     assert type(body["totalModulesStudied"]) is int
     assert type(body["timeStudied"]) is int
     assert type(body["averageScore"]) is float
 
 
 def test_session_json_shape() -> None:
-    stats = SessionStats("3fa85f64-5717-4562-b3fc-2c963f66afa6", 12, 1235, 90_000, completed_at_ms=1_764_583_200_007)
+    stats = SessionStats(
+        "3fa85f64-5717-4562-b3fc-2c963f66afa6", 12, 1235, 90_000, completed_at_ms=1_764_583_200_007, points=15
+    )
     body = SESSION_STATS.dump(stats)
     assert body == {
         "sessionId": "3fa85f64-5717-4562-b3fc-2c963f66afa6",
@@ -119,6 +130,7 @@ def test_session_json_shape() -> None:
         "averageScore": 12.35,
         "timeStudied": 90_000,
         "completedAt": "2025-12-01T10:00:00.007Z",
+        "points": 15,
     }
     assert type(body["averageScore"]) is float
 

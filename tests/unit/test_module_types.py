@@ -3,9 +3,6 @@ with one line naming the file and the entry."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,8 +10,7 @@ import pytest
 from service import module_types
 from service.module_types import ModuleTypesError
 from service.settings import ConfigError, load_settings
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.unit.test_settings import refused_start
 
 
 def test_the_shipped_file_lists_fifteen_types_with_points() -> None:
@@ -83,18 +79,4 @@ def test_settings_read_the_file_the_environment_names(tmp_path: Path) -> None:
 def test_the_process_stops_with_one_line_on_a_malformed_file(tmp_path: Path) -> None:
     path = tmp_path / "types.yaml"
     path.write_text("- {id: quiz, name: Quiz, points: 1}\n- {id: quiz, name: Quiz again, points: 1}\n")
-    environ = {key: value for key, value in os.environ.items() if not key.startswith("STATS_")}
-    environ["STATS_MODULE_TYPES_FILE"] = str(path)
-    completed = subprocess.run(
-        [sys.executable, "-m", "service"],
-        cwd=ROOT,
-        env=environ,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert completed.returncode == 2
-    lines = completed.stderr.splitlines()
-    assert len(lines) == 1, completed.stderr
-    assert f"{path}: entry 2 (quiz): duplicate id" in lines[0]
+    assert f"{path}: entry 2 (quiz): duplicate id" in refused_start(STATS_MODULE_TYPES_FILE=str(path))

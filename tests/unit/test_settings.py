@@ -234,9 +234,10 @@ def test_a_bad_profile_value_names_the_file_and_setting(tmp_path: Path) -> None:
     assert message.startswith(f"{tmp_path / 'test.toml'}: port: ")
 
 
-def test_the_process_exits_with_one_line_on_a_bad_variable() -> None:
+def refused_start(**variables: str) -> str:
+    """``python -m service`` with these ``STATS_*`` variables (and no others) exits 2 saying one line: it."""
     environ = {key: value for key, value in os.environ.items() if not key.startswith("STATS_")}
-    environ["STATS_PORT"] = "abc"
+    environ.update(variables)
     completed = subprocess.run(
         [sys.executable, "-m", "service"],
         cwd=ROOT,
@@ -250,4 +251,8 @@ def test_the_process_exits_with_one_line_on_a_bad_variable() -> None:
     assert completed.stdout == ""
     lines = completed.stderr.splitlines()
     assert len(lines) == 1, completed.stderr
-    assert "STATS_PORT" in lines[0]
+    return lines[0]
+
+
+def test_the_process_exits_with_one_line_on_a_bad_variable() -> None:
+    assert "STATS_PORT" in refused_start(STATS_PORT="abc")
