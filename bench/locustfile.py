@@ -3,7 +3,7 @@
 Simulated learners, drawn from a pool, post sessions to courses they are enrolled
 in (``--results-share`` of them with up to ``--results`` module results; a share
 of them exact repeats of an earlier post, as client retries send), read their
-course aggregates and breakdowns by module type, read single sessions they
+course aggregates, breakdowns by module type and points, read single sessions they
 posted, list their sessions, sync batches after studying offline, and now and
 then delete a session of their own (which must then be gone) and sometimes post
 it again (which must create it anew). A few teachers (``--teacher-weight``) read
@@ -61,6 +61,7 @@ SESSION_ROUTE = "/courses/[courseId]/sessions/[sessionId]"
 FIGURES_ROUTE = "/admin/courses/[courseId]"
 LEARNERS_ROUTE = "/admin/courses/[courseId]/learners"
 MODULES_ROUTE = "/courses/[courseId]/modules"
+POINTS_ROUTE = "/points"
 COURSE_MODULES_ROUTE = "/admin/courses/[courseId]/modules"
 COURSES_ROUTE = "/admin/courses"
 # A teacher's look through a course's learners: this many a page, at most this many pages.
@@ -98,6 +99,7 @@ def _options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--breakdown-weight", type=int, default=1, help="relative frequency of breakdown-by-module-type reads"
     )
+    group.add_argument("--points-weight", type=int, default=1, help="relative frequency of reads of one's points")
     group.add_argument(
         "--teacher-weight", type=int, default=1, help="teachers' weight against the learners' 20 (0: none)"
     )
@@ -290,6 +292,18 @@ class Learner(HttpUser):
             kinds = [item.get("moduleType") for item in items or []]
             if items is None or kinds != sorted(set(kinds)):
                 response.failure(f"breakdown answered {response.status_code}: {response.text[:200]}")
+
+    def read_points(self) -> None:
+        write = self._posted()
+        if write is None:
+            return
+        with self.client.get(
+            "/points", headers=self._identity(write), name=POINTS_ROUTE, catch_response=True
+        ) as response:
+            total = response.json() if response.status_code == 200 else {}
+            # The learner posted here: at least one course, and points are never negative.
+            if total.get("coursesCount", 0) < 1 or total.get("points", -1) < 0:
+                response.failure(f"points answered {response.status_code}: {response.text[:200]}")
 
     def read_session(self) -> None:
         write = self._posted()
@@ -556,6 +570,7 @@ def _set_up(environment: Environment, **_: Any) -> None:
         (Learner.post_batch, options.batch_weight),
         (Learner.delete_session, options.delete_weight),
         (Learner.read_modules, options.breakdown_weight),
+        (Learner.read_points, options.points_weight),
     )
     Learner.tasks = [function for function, weight in weighted for _ in range(weight)]
     Teacher.weight = max(options.teacher_weight, 0)

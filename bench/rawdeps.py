@@ -60,6 +60,7 @@ KINDS = {
     "post_results": f"POST, new session of {TYPICAL_RESULTS} module results: UpdateItem + the apply script",
     "post_results_200": f"POST, new session of {MOST_RESULTS} module results: UpdateItem + the apply script",
     "breakdown_read": "GET /courses/{id}/modules: the read script with every type's by-type fields",
+    "points_read": "GET /points: the read script on the learner's points over every course",
     "course_breakdown_read": "GET /admin/courses/{id}/modules: the same on the course's hash",
     "catalog_page": f"GET /admin/courses: a Query of {PAGE_LIMIT + 1} registered courses",
 }
@@ -105,6 +106,7 @@ class DependencyCalls:
             "post_results": self._post_results(TYPICAL_RESULTS),
             "post_results_200": self._post_results(MOST_RESULTS),
             "breakdown_read": self._breakdown,
+            "points_read": self._points,
             "course_breakdown_read": self._course_breakdown,
             "catalog_page": self._catalog_page,
         }
@@ -162,6 +164,9 @@ class DependencyCalls:
     async def _breakdown(self, n: int) -> None:
         user, course = self._pairs[n % len(self._pairs)]
         await self._app[keys.STATS].course(user, course, by_type=True)
+
+    async def _points(self, n: int) -> None:
+        await self._app[keys.STATS].points(self._pairs[n % len(self._pairs)][0])
 
     async def _course_breakdown(self, n: int) -> None:
         await self._app[keys.STATS].course_figures(self._courses[n % len(self._courses)], by_type=True)
@@ -225,7 +230,10 @@ async def _measure_all(kinds: list[str], data: Path, run_id: str, seconds: float
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--data", type=Path, required=True, help="directory with pairs.txt, sessions.txt, refresh.txt and courses.txt"
+        "--data",
+        type=Path,
+        required=True,
+        help="directory with pairs.txt, sessions.txt, refresh.txt, courses.txt and teaching.txt",
     )
     parser.add_argument("--run-id", required=True, help="8 hex digits that make new session ids unique")
     parser.add_argument("--seconds", type=float, default=5.0)

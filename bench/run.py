@@ -154,6 +154,7 @@ SCENARIOS = (
         "teacher_figures_read",
     ),
     Scenario("get_modules", "GET /courses/{id}/modules (cached)", "pairs", "breakdown_read"),
+    Scenario("get_points", "GET /points (cached)", "pairs", "points_read"),
     Scenario(
         "get_course_modules",
         "GET /admin/courses/{id}/modules (cached), admin token",
@@ -335,7 +336,8 @@ async def prime_aggregates(base: str, data: Dataset, sessions_per_pair: int) -> 
     and check that the figures and the first page of learners count every seeded learner."""
     async with aiohttp.ClientSession() as http:
         replies = await asyncio.gather(*(coldread.read_course(http, base, user, course) for user, course in data.pairs))
-        if any(status != 200 for status, _ in replies):
+        points = await asyncio.gather(*(coldread.read_points(http, base, user) for user, _ in data.pairs))
+        if any(status != 200 for status, _ in [*replies, *points]):
             raise RuntimeError("priming the aggregates failed")
         for course in data.courses:
             enrolled = sum(1 for _, of in data.pairs if of == course)

@@ -213,6 +213,11 @@ def _post_results(count: int) -> Callable[[Dataset, str, int], Iterator[bytes]]:
     return requests
 
 
+def _get_points(data: Dataset, run_id: str, thread: int) -> Iterator[bytes]:
+    for _, user, _ in _pairs(data):
+        yield get_request("/points", user)
+
+
 def _get_modules(data: Dataset, run_id: str, thread: int) -> Iterator[bytes]:
     for _, user, course in _pairs(data):
         yield get_request(f"/courses/{course}/modules", user)
@@ -282,6 +287,7 @@ STREAMS: dict[str, Callable[[Dataset, str, int], Iterator[bytes]]] = {
     "post_results": _post_results(TYPICAL_RESULTS),
     "post_results_200": _post_results(MOST_RESULTS),
     "get_modules": _get_modules,
+    "get_points": _get_points,
     "get_course_modules": _get_course_modules,
     "list_courses": _list_courses,
 }

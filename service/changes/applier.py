@@ -1,11 +1,12 @@
 """Stream records (DynamoDB Streams' and Lambda's event shape alike) applied to Redis and the rosters.
 
 Each INSERT or MODIFY of a session carries the item's new image (a tombstone
-for a delete), applied to the learner's cached aggregate through the cache's
-version rule: idempotent and order-independent, so at-least-once delivery, a
-batch retried after a failure, and the request path's own update of the same
-write all commute. A REMOVE (erasure, or an item removed behind the service)
-drops the aggregate, which is then rebuilt from nothing on its next read
+for a delete), applied to the learner's cached course aggregate and their
+points over every course through the cache's version rule: idempotent and
+order-independent, so at-least-once delivery, a batch retried after a failure,
+and the request path's own update of the same write all commute. A REMOVE
+(erasure, or an item removed behind the service) drops both, each rebuilt from
+nothing on its next read
 (versions cannot order a removal).
 
 Then every (learner, course) the batch touched has its roster row recomputed
@@ -20,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from service.domain.errors import CacheUnavailable
+from service.domain.model import CourseSession
 from service.domain.roster import Roster
 from service.dynamodb import codec
 from service.redis.cache import AggregateCache
@@ -47,7 +49,7 @@ class ChangeApplier:
             course_id = change["Keys"][codec.SORT_KEY]["S"].partition("#")[0]
             touched[user_id, course_id] = None
             try:
-                await self._apply_one(record["eventName"], self._cache.key(user_id, course_id), change)
+                await self._apply_one(record["eventName"], user_id, course_id, change)
             except CacheUnavailable as exc:
                 failure = exc
         for user_id, course_id in touched:
@@ -58,10 +60,15 @@ class ChangeApplier:
         if failure is not None:
             raise failure
 
-    async def _apply_one(self, event: str, key: str, change: Mapping[str, Any]) -> None:
+    async def _apply_one(self, event: str, user_id: str, course_id: str, change: Mapping[str, Any]) -> None:
+        """To the learner's course aggregate, and to their points over every course."""
+        keys = (self._cache.key(user_id, course_id), self._cache.points_key(user_id))
         if event == "REMOVE":
-            await self._cache.forget(key)
+            for key in keys:
+                await self._cache.forget(key)
         elif codec.VERSION in change.get("NewImage", {}):
-            await self._cache.apply_change(key, codec.decode(change["NewImage"]))
+            stored = codec.decode(change["NewImage"])
+            await self._cache.apply_change(keys[0], stored)
+            await self._cache.apply_change(keys[1], CourseSession(course_id, stored))
         # else: an image with no version holds no session values (moto records the
         # empty item an UpdateItem creates before its actions run); nothing to apply.

@@ -80,6 +80,28 @@ class StoredSession:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class CourseSession:
+    """A session as it counts in its learner's points over every course: its sums, grouped by
+    its course in place of module types, so that the cached sums count the learner's courses."""
+
+    course_id: str
+    stored: StoredSession
+
+    @property
+    def entry_id(self) -> str:
+        return f"{self.course_id}#{self.stored.stats.session_id}"
+
+    @property
+    def version(self) -> int:
+        return self.stored.version
+
+    @property
+    def totals(self) -> CourseTotals:
+        totals = self.stored.totals
+        return dataclasses.replace(totals, by_type=(TypeTotals(self.course_id, 1),) if totals.sessions else ())
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class LearnerRow:
     """One learner's sums in one course, as the course's roster holds them.
 
@@ -234,6 +256,8 @@ class CourseFigures:
     totals: CourseTotals
     learners: int
     type_entries: tuple[tuple[str, int], ...] = ()
+    # Types with a result: in a learner's points over every course, whose "types" are courses, their courses.
+    groups: int = 0
 
     @classmethod
     def of(cls, entries: Iterable[Contribution]) -> CourseFigures:
@@ -244,7 +268,16 @@ class CourseFigures:
             totals += contribution
             learners += 1 if contribution.sessions else 0
             by_type.update(kind.module_type for kind in contribution.by_type if kind.results)
-        return cls(totals, learners, tuple(sorted(by_type.items())))
+        groups = sum(1 for kind in totals.by_type if kind.results)
+        return cls(totals, learners, tuple(sorted(by_type.items())), groups)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LearnerPoints:
+    """A learner's points over every course, and how many courses they have a session in."""
+
+    points: int
+    courses: int
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

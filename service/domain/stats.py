@@ -20,7 +20,9 @@ from service.domain.errors import CacheUnavailable, NotFound
 from service.domain.model import (
     Contribution,
     CourseFigures,
+    CourseSession,
     CourseTotals,
+    LearnerPoints,
     LearnerRow,
     SessionStats,
     StoredSession,
@@ -72,7 +74,7 @@ class StatsService:
     async def record(self, user_id: str, course_id: str, stats: SessionStats) -> tuple[WriteOutcome, SessionStats]:
         stats = self._points.scored(stats)
         written = self._store.upsert(user_id, course_id, stats)
-        outcome, stored = await self._write(self._cache.key(user_id, course_id), written, lambda done: done[1])
+        outcome, stored = await self._write(user_id, course_id, written, lambda done: done[1])
         if stored.deleted:
             # Refused by a delete stamped after it began: this write came first and the delete removed it.
             completed = stats.completed_at_ms or time.time_ns() // 1_000_000
@@ -81,28 +83,39 @@ class StatsService:
 
     async def delete(self, user_id: str, course_id: str, session_id: str) -> None:
         deleted = self._store.delete(user_id, course_id, session_id)
-        if await self._write(self._cache.key(user_id, course_id), deleted, lambda done: done) is None:
+        if await self._write(user_id, course_id, deleted, lambda done: done) is None:
             raise NotFound("no such session for this user and course")
 
-    async def _write(self, key: str, write: Awaitable[T], stored_of: Callable[[T], StoredSession | None]) -> T:
-        """Run a write to DynamoDB, then apply the session it stored to the learner's aggregate."""
+    async def _write(
+        self, user_id: str, course_id: str, write: Awaitable[T], stored_of: Callable[[T], StoredSession | None]
+    ) -> T:
+        """Run a write to DynamoDB, then apply the session it stored to the learner's course aggregate
+        and to their points over every course (both at once)."""
+        keys = (self._cache.key(user_id, course_id), self._cache.points_key(user_id))
         try:
             done = await write
         except BaseException:
             # A timeout or a cut connection says nothing about whether DynamoDB applied
-            # the write (it may yet): the aggregate must be rebuilt, not served as it is.
-            self._cache.mark_stale(key)
+            # the write (it may yet): the aggregates must be rebuilt, not served as they are.
+            for key in keys:
+                self._cache.mark_stale(key)
             raise
         stored = stored_of(done)
         if stored is None:
             return done
         # Unchanged writes apply too: the version rule makes it free, and it repairs
         # an aggregate whose update was lost when an earlier attempt died midway.
-        try:
-            await self._cache.apply_write(key, stored)
-        except CacheUnavailable as exc:
-            self._redis_failed(exc)
-            log.warning("aggregate update deferred: redis unavailable (%s)", exc)
+        applied = await asyncio.gather(
+            self._cache.apply_write(keys[0], stored),
+            self._cache.apply_write(keys[1], CourseSession(course_id, stored)),
+            return_exceptions=True,
+        )
+        for outcome in applied:
+            if isinstance(outcome, CacheUnavailable):
+                self._redis_failed(outcome)
+                log.warning("aggregate update deferred: redis unavailable (%s)", outcome)
+            elif isinstance(outcome, BaseException):
+                raise outcome
         return done
 
     def _redis_failed(self, exc: CacheUnavailable) -> None:
@@ -133,6 +146,23 @@ class StatsService:
             raise NotFound("no sessions for this user in this course")
         return figures.totals
 
+    async def points(self, user_id: str) -> LearnerPoints:
+        """The learner's points over every course, from their own items only (one partition's Query)."""
+
+        async def load() -> Loaded:
+            entries = [
+                CourseSession(course_id, stored)
+                async for page in self._store.learner_pages(user_id)
+                for course_id, stored in page
+            ]
+            self._metrics.rebuilds.inc()
+            return entries, CourseFigures.of(entries)
+
+        figures = await self._aggregate(self._cache.points_key(user_id), load)
+        if figures.totals.sessions == 0:
+            raise NotFound("no sessions for this user")
+        return LearnerPoints(figures.totals.points, figures.groups)
+
     async def course_figures(self, course_id: str, *, by_type: bool = False) -> CourseFigures:
         """The course-wide figures over every learner's row of the course's roster; with ``by_type``,
         the sums by module type and how many learners studied each too."""
@@ -159,7 +189,8 @@ class StatsService:
         DynamoDB first: once its items are gone, nothing can rebuild their figures. A
         Redis failure afterwards is left to change capture, whose records of the
         removals make the same repairs (``service.changes.applier``)."""
-        for course_id in sorted(await self._store.erase(user_id)):
+        courses = sorted(await self._store.erase(user_id))
+        for course_id in courses:
             await self._store.delete_row(course_id, user_id)
             try:
                 await self._cache.forget(self._cache.key(user_id, course_id))
@@ -170,6 +201,11 @@ class StatsService:
                 self._cache.mark_stale(self._cache.course_key(course_id))
                 self._redis_failed(exc)
                 log.warning("erasure left to change capture: redis unavailable (%s)", exc)
+        try:
+            await self._cache.forget(self._cache.points_key(user_id))
+        except CacheUnavailable as exc:
+            self._cache.mark_stale(self._cache.points_key(user_id))
+            self._redis_failed(exc)
 
     async def _aggregate(
         self, key: str, load: Callable[[], Awaitable[Loaded]], *, by_type: bool = False

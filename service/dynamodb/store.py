@@ -289,6 +289,15 @@ class SessionStore:
         async for items in self._pages(self._course_query(user_id, course_id)):
             yield [codec.decode(item) for item in items]
 
+    async def learner_pages(self, user_id: str) -> AsyncIterator[list[tuple[str, StoredSession]]]:
+        """All of a user's sessions in every course, tombstones included, with their course, a strongly
+        consistent page at a time (their partition holds nothing else)."""
+        request = self._partition_query(user_id)
+        request["ExpressionAttributeNames"].update(codec.PROJECTION_NAMES)
+        request["ProjectionExpression"] = codec.PROJECTION
+        async for items in self._pages(request):
+            yield [(item[codec.SORT_KEY]["S"].partition("#")[0], codec.decode(item)) for item in items]
+
     async def session_page(
         self, user_id: str, course_id: str, limit: int, after: str | None
     ) -> tuple[list[StoredSession], str | None]:

@@ -17,6 +17,7 @@ from service.http.schemas import (
     CoursePath,
     ModuleBreakdown,
     PageQuery,
+    PointsResponse,
     SessionPage,
     SessionPath,
 )
@@ -130,6 +131,17 @@ async def delete_session(request: web.Request, inputs: Inputs) -> Reply:
 
 
 @endpoint(
+    operation_id="getPoints",
+    summary="Fetches the learner's points over every course",
+    learner=True,
+    responses={200: (PointsResponse(), "The points of every session of the user, in every course.")},
+    errors=(400, 401, 403, 404, 503),
+)
+async def get_points(request: web.Request, inputs: Inputs) -> Reply:
+    return Reply(200, await request.app[keys.STATS].points(inputs.params["user_id"]))
+
+
+@endpoint(
     operation_id="postSessionBatch",
     summary="Persists up to 100 sessions, each as POST /courses/{courseId} would",
     learner=True,
@@ -145,6 +157,7 @@ async def post_batch(request: web.Request, inputs: Inputs) -> Reply:
 
 
 def add_routes(app: web.Application) -> None:
+    app.router.add_get("/points", get_points, allow_head=False)
     app.router.add_post("/courses/{courseId}", post_session)
     app.router.add_get("/courses/{courseId}", get_course, allow_head=False)
     app.router.add_get("/courses/{courseId}/modules", get_modules, allow_head=False)

@@ -348,6 +348,15 @@ class CourseStatsResponse(Schema):
     points = fields.Integer(required=True, metadata={"description": "Sum over sessions of the points each earned."})
 
 
+class PointsResponse(Schema):
+    """Dumps a :class:`LearnerPoints`."""
+
+    points = fields.Integer(required=True, metadata={"description": "Over every session in every course."})
+    coursesCount = fields.Integer(
+        required=True, attribute="courses", metadata={"description": "Courses the learner has a session in."}
+    )
+
+
 class UserHeader(Schema):
     """Documents the learner's header; ``service.http.identity`` reads it, beside a bearer token."""
 

@@ -14,6 +14,7 @@ same scripts::
                     "|<type>:<results>:<time>:<scores>" for each module type it has results of
     b:<type>:c|t|s  that type's results, time and sum of scores
     b:<type>:L      entries with a result of that type (a course's learners who studied it)
+    G               types with a result (in a learner's points, whose "types" are their courses)
     i               incarnation: a random nonce written when the hash is created
     c               "1" once the hash is known to hold every entry
     a               when it was completed, ms since the epoch
@@ -108,11 +109,13 @@ local function later(a, b)
   if #a ~= #b then return #a > #b end
   return a > b
 end
--- Moves the by-type sums of key by sign times each '<type>:<results>:<time>:<scores>' of text.
+-- Moves the by-type sums of key by sign times each '<type>:<results>:<time>:<scores>' of text,
+-- and G by the types whose results leave zero or return to it.
 local function move_types(key, text, sign)
   for kind, c, t, s in string.gmatch(text, '([%w-]+):(%d+):(%d+):(%d+)') do
     local prefix = 'b:' .. kind .. ':'
-    redis.call('HINCRBY', key, prefix .. 'c', fmt(sign * tonumber(c)))
+    local results = redis.call('HINCRBY', key, prefix .. 'c', fmt(sign * tonumber(c)))
+    if tonumber(c) > 0 and results == (sign > 0 and tonumber(c) or 0) then redis.call('HINCRBY', key, 'G', sign) end
     redis.call('HINCRBY', key, prefix .. 't', fmt(sign * tonumber(t)))
     redis.call('HINCRBY', key, prefix .. 's', fmt(sign * tonumber(s)))
     if tonumber(c) > 0 then redis.call('HINCRBY', key, prefix .. 'L', sign) end
@@ -155,7 +158,7 @@ end
 # KEYS[1] hash; ARGV: ttl_ms, nonce ('' = only update a hash that exists),
 # expected incarnation ('' = do not complete), primary epoch, k, then k fields
 # to return on completion, then 9 values per entry: id, version, its n m w ss t p
-# and its by-type sums ('' for none). Returns {1, n, m, w, ss, t, p, L, the k fields}
+# and its by-type sums ('' for none). Returns {1, n, m, w, ss, t, p, L, G, the k fields}
 # when completed, else {0}.
 APPLY_SCRIPT = (
     _APPLY_FUNCTION
@@ -173,7 +176,7 @@ if ARGV[3] ~= '' and redis.call('HGET', key, 'i') == ARGV[3] then
   local at = now[1] .. string.format('%03d', math.floor(tonumber(now[2]) / 1000))
   redis.call('HSET', key, 'c', '1', 'a', at, 'e', ARGV[4])
   redis.call('HDEL', key, 'l')
-  local h = redis.call('HMGET', key, 'n', 'm', 'w', 'ss', 't', 'p', 'L', unpack(ARGV, 6, 5 + extra))
+  local h = redis.call('HMGET', key, 'n', 'm', 'w', 'ss', 't', 'p', 'L', 'G', unpack(ARGV, 6, 5 + extra))
   table.insert(h, 1, 1)
   return h
 end
@@ -182,21 +185,21 @@ return {0}
 )
 
 # KEYS[1] hash; ARGV: ttl_ms, nonce, lock_ms, max_age_ms, primary epoch, then
-# fields to return too. Returns {1, n, m, w, ss, t, p, L, those fields} on a hit,
+# fields to return too. Returns {1, n, m, w, ss, t, p, L, G, those fields} on a hit,
 # {0, incarnation} when this caller now holds the rebuild lock, {2} when another
 # caller is rebuilding.
 READ_SCRIPT = """
 local key = KEYS[1]
-local h = redis.call('HMGET', key, 'c', 'n', 'm', 'w', 'ss', 't', 'p', 'L', 'i', 'l', 'a', 'e', unpack(ARGV, 6))
+local h = redis.call('HMGET', key, 'c', 'n', 'm', 'w', 'ss', 't', 'p', 'L', 'G', 'i', 'l', 'a', 'e', unpack(ARGV, 6))
 local now = redis.call('TIME')
 local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-if h[1] == '1' and h[12] == ARGV[5] and now_ms - tonumber(h[11] or 0) < tonumber(ARGV[4]) then
+if h[1] == '1' and h[13] == ARGV[5] and now_ms - tonumber(h[12] or 0) < tonumber(ARGV[4]) then
   redis.call('PEXPIRE', key, ARGV[1])
-  local hit = {1, h[2], h[3], h[4], h[5], h[6], h[7], h[8]}
-  for k = 13, #h do hit[k - 4] = h[k] end
+  local hit = {1, h[2], h[3], h[4], h[5], h[6], h[7], h[8], h[9]}
+  for k = 14, #h do hit[k - 4] = h[k] end
   return hit
 end
-if h[10] and tonumber(h[10]) > now_ms then
+if h[11] and tonumber(h[11]) > now_ms then
   return {2}
 end
 -- A rebuild starts from nothing: what the hash held may count sessions the table no longer has.
@@ -208,9 +211,14 @@ return {0, ARGV[2]}
 
 
 def aggregate_key(user_id: str, course_id: str) -> str:
-    # "v3": entries carry by-type sums since module results. Older hashes, which tasks of an earlier
-    # release may still keep during a deploy, lack them and are never read.
+    # "v3": entries carry points and by-type sums since module results and points. Older hashes, which
+    # tasks of an earlier release may still keep during a deploy, lack them and are never read.
     return f"stats:v3:agg:{user_id}:{course_id}"
+
+
+def points_key(user_id: str) -> str:
+    """A learner's points over every course: one entry per session, grouped by course (``CourseSession``)."""
+    return f"stats:v3:points:{user_id}"
 
 
 def course_key(course_id: str) -> str:
@@ -225,11 +233,11 @@ def _nonce() -> str:
 def _figures(reply: Sequence[Any], types: Sequence[str] = ()) -> CourseFigures:
     """A hit's or a completion's figures; with ``types``, the by-type fields of :func:`_type_fields` follow."""
     # Spelt out rather than a generator: this runs on every cached read.
-    sessions, modules, weighted, score_sum, time_ms, points, learners = reply[1:8]
+    sessions, modules, weighted, score_sum, time_ms, points, learners, groups = reply[1:9]
     by_type: list[TypeTotals] = []
     entries: list[tuple[str, int]] = []
     for index, kind in enumerate(types):
-        results, kind_time, scores, kind_entries = (int(value or 0) for value in reply[8 + 4 * index : 12 + 4 * index])
+        results, kind_time, scores, kind_entries = (int(value or 0) for value in reply[9 + 4 * index : 13 + 4 * index])
         if results:
             by_type.append(TypeTotals(kind, results, kind_time, scores))
             entries.append((kind, kind_entries))
@@ -242,7 +250,7 @@ def _figures(reply: Sequence[Any], types: Sequence[str] = ()) -> CourseFigures:
         tuple(by_type),
         int(points or 0),
     )
-    return CourseFigures(totals, int(learners or 0), tuple(entries))
+    return CourseFigures(totals, int(learners or 0), tuple(entries), int(groups or 0))
 
 
 def _type_fields(types: Sequence[str]) -> list[str]:
@@ -312,6 +320,9 @@ class AggregateCache:
 
     def course_key(self, course_id: str) -> str:
         return course_key(course_id)
+
+    def points_key(self, user_id: str) -> str:
+        return points_key(user_id)
 
     @property
     def stale_count(self) -> int:

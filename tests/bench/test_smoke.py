@@ -18,6 +18,7 @@ SCENARIOS = (
     "get_course_figures",
     "get_course_figures_teacher",
     "get_modules",
+    "get_points",
     "get_course_modules",
     "get_session",
     "list_sessions",
@@ -45,6 +46,7 @@ RAW = (
     "post_results",
     "post_results_200",
     "breakdown_read",
+    "points_read",
     "course_breakdown_read",
     "catalog_page",
     "cognito_refresh",
@@ -121,13 +123,13 @@ def test_change_capture_is_measured_per_record(results: dict[str, Any]) -> None:
     for shape in (single, sync):
         assert shape["cpu_us_per_record"] > 0
         assert shape["wall_ms_per_record"] > 0
-    # Each lone record: at least its learner's aggregate and the course's in Redis, and the roster
-    # row's recomputation (a Query of the learner's items and the row's write) in DynamoDB.
+    # Each lone record: at least its learner's course aggregate, their points and the course's in Redis,
+    # and the roster row's recomputation (a Query of the learner's items and the row's write) in DynamoDB.
     assert single["dynamodb_calls_per_record"] >= 2
-    assert single["redis_round_trips_per_record"] >= 2
-    # One learner's sync: one Redis call a record, and one roster recomputation for the whole batch.
+    assert single["redis_round_trips_per_record"] >= 3
+    # One learner's sync: two Redis calls a record, and one roster recomputation for the whole batch.
     assert sync["dynamodb_calls_per_record"] == pytest.approx(single["dynamodb_calls_per_record"] / 20)
-    assert sync["redis_round_trips_per_record"] == pytest.approx(1 + (single["redis_round_trips_per_record"] - 1) / 20)
+    assert sync["redis_round_trips_per_record"] == pytest.approx(2 + (single["redis_round_trips_per_record"] - 2) / 20)
 
 
 def test_rebuilds_are_counted_and_one_stampede_rebuild(results: dict[str, Any]) -> None:

@@ -29,7 +29,14 @@ async def test_create_then_read_session(api: Api) -> None:
     user, course, session = new_id(), new_id(), new_id()
     created = await api.post(user, course, body(5, 72.5, 900_000, sessionId=session))
     assert created.status == 201
-    expected = {"sessionId": session, "totalModulesStudied": 5, "averageScore": 72.5, "timeStudied": 900_000}
+    # Points: 10 (STATS_SESSION_POINTS) x 5 modules x 72.5 / 100 = 36.25.
+    expected = {
+        "sessionId": session,
+        "totalModulesStudied": 5,
+        "averageScore": 72.5,
+        "timeStudied": 900_000,
+        "points": 36,
+    }
     stored = created.json
     completed = stored.pop("completedAt")  # when it was stored: tests/integration/test_completed_at.py
     assert stored == expected

@@ -85,6 +85,14 @@ async def test_a_bad_batch_is_one_400_and_stores_nothing(api: Api, backends: Bac
 
 async def test_a_hundred_items_are_all_recorded(api: Api) -> None:
     user, course = new_id(), new_id()
-    reply = await batch(api, user, course, [item(1) for _ in range(100)])
-    assert {r["status"] for r in reply.json["results"]} == {201}
+    items = [item(1, new_id()) for _ in range(100)]
+    reply = await batch(api, user, course, items)
+    # On a loaded machine the serial test server may leave the last items past the batch's share of the
+    # deadline (503 in their results): the client sends those again, which is safe, as documented.
+    for _ in range(3):
+        unfinished = [items[r["index"]] for r in reply.json["results"] if r["status"] == 503]
+        if not unfinished:
+            break
+        reply = await batch(api, user, course, unfinished)
+    assert {r["status"] for r in reply.json["results"]} <= {200, 201}
     assert (await api.course(user, course)).json["sessionsCount"] == 100

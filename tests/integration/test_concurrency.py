@@ -21,7 +21,7 @@ from service.app import create_app
 from service.domain.model import CourseTotals, TypeTotals, type_sums_of
 from service.dynamodb import codec
 from service.http.schemas import COURSE_STATS, TypeBreakdown
-from service.redis.cache import aggregate_key, course_key
+from service.redis.cache import aggregate_key, course_key, points_key
 from service.settings import Settings
 from tests.faults.support import until
 from tests.integration.support import TABLE, Api, Backends, new_id
@@ -152,8 +152,8 @@ async def test_learner_and_course_wide_figures_stay_exact_under_writes_deletes_a
     # Several learners of two courses write (with module results or without), re-post, delete
     # through the route and post deleted sessions again, while sessions also vanish behind the
     # service, one learner is erased as they keep writing, and Redis is flushed; two instances
-    # read the table's stream. Once quiet, every learner's aggregate and breakdown, every course's
-    # figures, breakdown and learner list, and every cached hash equal what DynamoDB holds.
+    # read the table's stream. Once quiet, every learner's aggregate, breakdown and points, every
+    # course's figures, breakdown and learner list, and every cached hash equal what DynamoDB holds.
     rng = random.Random(seed)
     # The test server serves one DynamoDB request at a time, and this run queues hundreds at once
     # (rebuilds read 16 partitions, the erasure writes 16 batches): time, not exactness, is what it
@@ -190,6 +190,8 @@ async def test_learner_and_course_wide_figures_stay_exact_under_writes_deletes_a
         await assert_hash_consistent(backends, course_key(course))
     for user, course in pairs:
         await assert_hash_consistent(backends, aggregate_key(user, course))
+    for user in users:
+        await assert_hash_consistent(backends, points_key(user))
 
 
 async def course_exact(
@@ -217,7 +219,17 @@ async def course_exact(
 
 
 async def all_exact(apis: list[Api], backends: Backends, pairs: list[tuple[str, str]]) -> bool:
-    """Whether every instance serves every aggregate exactly as DynamoDB holds it now."""
+    """Whether every instance serves every aggregate, and every learner's points, exactly as DynamoDB holds them now."""
+    for user in {user for user, _ in pairs}:
+        courses = [course for owner, course in pairs if owner == user]
+        truths = [truth for truth in [await backends.truth(user, course) for course in courses] if truth.sessions]
+        expected_points = {"points": sum(truth.points for truth in truths), "coursesCount": len(truths)}
+        for api in apis:
+            reply = await api.call("GET", "/points", user=user)
+            if (reply.status, reply.json if reply.status == 200 else None) != (
+                (200, expected_points) if truths else (404, None)
+            ):
+                return False
     for user, course in pairs:
         truth = await backends.truth(user, course)
         expected = (200, COURSE_STATS.dump(truth)) if truth.sessions else (404, None)
@@ -249,6 +261,8 @@ async def assert_hash_consistent(backends: Backends, key: str) -> None:
         for letter, attribute in (("c", "results"), ("t", "time_ms"), ("s", "score_sum")):
             assert int(fields.get(f"b:{kind}:{letter}", 0)) == sum(getattr(sums, attribute) for sums in mine)
         assert int(fields.get(f"b:{kind}:L", 0)) == sum(1 for sums in mine if sums.results)
+    studied = {kind.module_type for sums in by_type for kind in sums if kind.results}
+    assert int(fields.get("G", 0)) == sum(1 for kind in studied if int(fields.get(f"b:{kind}:c", 0)) > 0)
 
 
 @pytest.mark.parametrize("instances", [1, 2])

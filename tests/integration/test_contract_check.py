@@ -33,6 +33,7 @@ def session_body() -> dict[str, Any]:
         "averageScore": 87.5,
         "timeStudied": 1000,
         "completedAt": "2026-12-01T10:00:00.000Z",
+        "points": 26,
     }
 
 
@@ -58,7 +59,7 @@ def test_documented_replies_pass(contract: Contract) -> None:
         pytest.param(
             "GET",
             "/courses/{id}",
-            reply(200, {"totalModulesStudied": 1, "averageScore": 1.0, "timeStudied": 1}),
+            reply(200, {"totalModulesStudied": 1, "averageScore": 1.0, "timeStudied": 1, "points": 0}),
             "'sessionsCount' is a required property",
             id="missing-required-field",
         ),
@@ -162,7 +163,7 @@ async def test_api_call_fails_on_a_server_that_breaks_the_contract(
 ) -> None:
     async def without_sessions_count(user: str, course: str) -> SimpleNamespace:
         # The response schema dumps what it finds, so a value lacking a field serves a body lacking it.
-        return SimpleNamespace(modules=1, average_score_cents=100, time_ms=5)
+        return SimpleNamespace(modules=1, average_score_cents=100, time_ms=5, points=0)
 
     monkeypatch.setattr(app_client.app[keys.STATS], "course", without_sessions_count)
     with pytest.raises(ContractViolation, match="'sessionsCount' is a required property"):

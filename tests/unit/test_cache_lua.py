@@ -16,6 +16,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from service.domain.errors import CacheUnavailable
 from service.domain.model import (
     CourseFigures,
+    CourseSession,
     CourseTotals,
     LearnerRow,
     ModuleResult,
@@ -25,7 +26,7 @@ from service.domain.model import (
 )
 from service.domain.ports import Busy, Claimed, Hit
 from service.redis.breaker import CircuitBreaker
-from service.redis.cache import REBUILD_CHUNK, AggregateCache, aggregate_key
+from service.redis.cache import REBUILD_CHUNK, AggregateCache, aggregate_key, points_key
 
 KEY = aggregate_key("user-1", "course-1")
 TTL_SECONDS = 60
@@ -684,3 +685,25 @@ async def test_by_type_sums_equal_the_latest_versions_in_any_order(redis: Any, s
         await cache.apply_write(KEY, entry)
     latest = [entries[-1] for entries in versions.values()]
     assert await served_by_type(cache) == CourseFigures.of(latest)
+
+
+async def test_a_learners_points_count_the_courses_they_have_a_session_in(cache: AggregateCache) -> None:
+    key = points_key("user-1")
+    a, b = (
+        CourseSession("course-a", stored("s1", 1, 2, 5000, 10, points=10)),
+        CourseSession("course-b", stored("s2", 1, 1, 8000, 10, points=8)),
+    )
+    figures = await cache.complete(key, await claim(cache, key), [a, b])
+    assert figures is not None
+    assert (figures.groups, figures.totals.points) == (2, 18) == (CourseFigures.of([a, b]).groups, 18)
+    second = CourseSession("course-a", stored("s3", 1, 1, 1000, 10, points=1))
+    await cache.apply_write(key, second)
+    served = await cache.read(key)
+    assert isinstance(served, Hit)
+    assert (served.figures.groups, served.figures.totals.points) == (2, 19)
+    # The only session of course-b deleted: one course fewer; one of course-a's: still two there.
+    await cache.apply_write(key, CourseSession("course-b", StoredSession(b.stored.stats, 2, deleted=True)))
+    await cache.apply_write(key, CourseSession("course-a", StoredSession(a.stored.stats, 2, deleted=True)))
+    served = await cache.read(key)
+    assert isinstance(served, Hit)
+    assert (served.figures.groups, served.figures.totals.points, served.figures.totals.sessions) == (1, 1, 1)
