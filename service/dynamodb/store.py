@@ -397,7 +397,14 @@ class SessionStore:
             partition = self._partition_query(codec.roster_partition(course_id, shard))
             return [codec.decode_row(item) async for items in self._pages(partition) for item in items]
 
-        shards = await asyncio.gather(*(shard_rows(shard) for shard in range(codec.ROSTER_SHARDS)))
+        reads = [asyncio.ensure_future(shard_rows(shard)) for shard in range(codec.ROSTER_SHARDS)]
+        try:
+            shards = await asyncio.gather(*reads)
+        finally:
+            # The first failure (or a cancellation) stops the other partitions' reads, each awaited to its end.
+            for read in reads:
+                read.cancel()
+            await asyncio.gather(*reads, return_exceptions=True)
         return [row for rows in shards for row in rows]
 
     async def holds_items(self, user_id: str) -> bool:
