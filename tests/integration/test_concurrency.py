@@ -30,8 +30,15 @@ pytestmark = pytest.mark.slow
 BREAKDOWN = TypeBreakdown()
 
 
+def patient(settings: Settings, **overrides: Any) -> Settings:
+    """The test server serves one DynamoDB request at a time, and these runs queue hundreds at once
+    (rebuilds read 16 partitions, an erasure writes 16 batches): time, not exactness, is what they
+    would run short of on a loaded machine, and the fault drills own the timeouts."""
+    return dataclasses.replace(settings, request_deadline_seconds=30.0, dynamodb_timeout_seconds=10.0, **overrides)
+
+
 async def two_instances(aiohttp_client: AiohttpClient, settings: Settings) -> list[TestClient[Any, Any]]:
-    return [await aiohttp_client(create_app(settings)) for _ in range(2)]
+    return [await aiohttp_client(create_app(patient(settings))) for _ in range(2)]
 
 
 @pytest.mark.parametrize("seed", [11, 22, 33, 44])
@@ -155,12 +162,7 @@ async def test_learner_and_course_wide_figures_stay_exact_under_writes_deletes_a
     # read the table's stream. Once quiet, every learner's aggregate, breakdown and points, every
     # course's figures, breakdown and learner list, and every cached hash equal what DynamoDB holds.
     rng = random.Random(seed)
-    # The test server serves one DynamoDB request at a time, and this run queues hundreds at once
-    # (rebuilds read 16 partitions, the erasure writes 16 batches): time, not exactness, is what it
-    # would run short of, and the fault drills own the timeouts.
-    capturing = dataclasses.replace(
-        settings, change_capture=True, request_deadline_seconds=30.0, dynamodb_timeout_seconds=10.0
-    )
+    capturing = patient(settings, change_capture=True)
     apis = [Api(await aiohttp_client(create_app(capturing))) for _ in range(2)]
     courses, users = [new_id(), new_id()], [new_id() for _ in range(4)]
     pairs = [(user, course) for user in users for course in courses if rng.random() < 0.8]
