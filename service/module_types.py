@@ -42,19 +42,17 @@ class ModuleType:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class ModuleTypes:
-    """The types in the file's order, and by id."""
+    """The types in the file's order; ``ids`` every id, sorted (the order breakdowns are reported in),
+    and ``active_ids`` those new results may name. Computed once: every module result is checked
+    against them."""
 
     types: tuple[ModuleType, ...]
+    ids: tuple[str, ...] = dataclasses.field(init=False)
+    active_ids: tuple[str, ...] = dataclasses.field(init=False)
 
-    @property
-    def ids(self) -> tuple[str, ...]:
-        """Every id, sorted: the order breakdowns are reported in."""
-        return tuple(sorted(kind.id for kind in self.types))
-
-    @property
-    def active_ids(self) -> tuple[str, ...]:
-        """The ids new results may name."""
-        return tuple(sorted(kind.id for kind in self.types if not kind.retired))
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ids", tuple(sorted(kind.id for kind in self.types)))
+        object.__setattr__(self, "active_ids", tuple(sorted(kind.id for kind in self.types if not kind.retired)))
 
 
 def _entry(path: Path, index: int, raw: object) -> ModuleType:

@@ -57,6 +57,14 @@ class SessionStats:
     # Earned when the session was written, by the points table of that time (service.domain.points).
     points: int = 0
 
+    @classmethod
+    def of_results(cls, session_id: str, results: tuple[ModuleResult, ...]) -> SessionStats:
+        """A session whose summary follows from its module results (SPEC §7): their number, their
+        mean score rounded half up, and their total time."""
+        mean = rounded_mean(sum(result.score_cents for result in results), len(results))
+        total = sum(result.time_ms for result in results)
+        return cls(session_id, len(results), mean, total, results=results)
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class StoredSession:

@@ -8,6 +8,7 @@ number, and an integer field accepts no fractional part.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import math
 import re
@@ -20,7 +21,7 @@ from marshmallow import RAISE, Schema, ValidationError, fields, missing, post_lo
 
 from service import module_types
 from service.domain.identity import ROLES
-from service.domain.model import SCORE_SCALE, ModuleResult, SessionStats, rounded_mean, score_to_cents
+from service.domain.model import SCORE_SCALE, ModuleResult, SessionStats, score_to_cents
 
 UUID_PATTERN = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
@@ -231,27 +232,23 @@ class SessionStatsBody(Schema):
 
     @post_load
     def _to_stats(self, data: dict[str, Any], **_: Any) -> SessionStats:
+        session_id = data.get("sessionId") or str(uuid.uuid4())
         results: tuple[ModuleResult, ...] = tuple(data.get("modules", ()))
-        modules, score_cents, time_ms = _summary(data, results) if results else _given_summary(data)
+        if results:
+            return _checked(data, SessionStats.of_results(session_id, results))
         return SessionStats(
-            session_id=data.get("sessionId") or str(uuid.uuid4()),
-            modules=modules,
-            score_cents=score_cents,
-            time_ms=time_ms,
+            session_id,
+            data["totalModulesStudied"],
+            score_to_cents(data["averageScore"]),
+            data["timeStudied"],
             completed_at_ms=data.get("completedAt"),
-            results=results,
         )
 
 
-def _given_summary(data: dict[str, Any]) -> tuple[int, int, int]:
-    return data["totalModulesStudied"], score_to_cents(data["averageScore"]), data["timeStudied"]
-
-
-def _summary(data: dict[str, Any], results: tuple[ModuleResult, ...]) -> tuple[int, int, int]:
-    """The summary fields that ``results`` imply, after checking the given ones against them."""
-    count = len(results)
-    mean = rounded_mean(sum(result.score_cents for result in results), count)
-    total_time = sum(result.time_ms for result in results)
+def _checked(data: dict[str, Any], derived: SessionStats) -> SessionStats:
+    """The session its results imply, after checking the given summary fields against it, with the
+    body's completion time; a given ``timeStudied`` above the results' total is kept."""
+    count, mean, total_time = derived.modules, derived.score_cents, derived.time_ms
     errors: dict[str, list[str]] = {}
     if data.get("totalModulesStudied", count) != count:
         errors["totalModulesStudied"] = [f"Must equal the number of module results, {count}."]
@@ -264,7 +261,7 @@ def _summary(data: dict[str, Any], results: tuple[ModuleResult, ...]) -> tuple[i
         errors["timeStudied"] = [f"The module results' total time, {total_time} milliseconds, is over one day."]
     if errors:
         raise ValidationError(errors)
-    return count, mean, time_ms
+    return dataclasses.replace(derived, time_ms=time_ms, completed_at_ms=data.get("completedAt"))
 
 
 class Score(fields.Float):
