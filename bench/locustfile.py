@@ -43,6 +43,7 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from locust import HttpUser, between, events, task
@@ -229,13 +230,7 @@ class Learner(HttpUser):
         if self.planner is None:
             return {"X-User-Id": write.user}
         if time.monotonic() >= self.refresh_at:
-            with self.client.post(
-                "/auth/refresh", json={"refreshToken": self.refresh_token}, catch_response=True
-            ) as response:
-                if response.status_code == 200:
-                    self._hold(response.json())
-                else:
-                    response.failure(f"refresh answered {response.status_code}: {response.text[:200]}")
+            _refresh(self.client, self.refresh_token, self._hold)
         return {"Authorization": f"Bearer {self.access_token}"}
 
     def _next_write(self) -> Write:
@@ -244,15 +239,19 @@ class Learner(HttpUser):
     def _posts(self) -> deque[Write]:
         return traffic().posted if self.planner is None else self.posted
 
-    def post_session(self) -> None:
-        write = self._next_write()
-        with self.client.post(
+    def _post(self, write: Write) -> Any:
+        """POST of ``write``, its answer to be checked (locust's ``catch_response``)."""
+        return self.client.post(
             f"/courses/{write.course}",
             json=write.payload,
             headers=self._identity(write),
             name=COURSE_ROUTE,
             catch_response=True,
-        ) as response:
+        )
+
+    def post_session(self) -> None:
+        write = self._next_write()
+        with self._post(write) as response:
             if response.status_code not in (200, 201):
                 response.failure(f"POST answered {response.status_code}: {response.text[:200]}")
                 return
@@ -271,39 +270,34 @@ class Learner(HttpUser):
         return random.choice(posted)
 
     def read_course(self) -> None:
-        write = self._posted()
-        if write is None:
-            return
-        with self.client.get(
-            f"/courses/{write.course}", headers=self._identity(write), name=COURSE_ROUTE, catch_response=True
-        ) as response:
-            if response.status_code != 200 or response.json().get("sessionsCount", 0) < 1:
-                response.failure(f"aggregate read answered {response.status_code}: {response.text[:200]}")
+        self._read_own("", COURSE_ROUTE, "aggregate read", lambda stats: stats.get("sessionsCount", 0) >= 1)
 
     def read_modules(self) -> None:
-        write = self._posted()
-        if write is None:
-            return
-        with self.client.get(
-            f"/courses/{write.course}/modules", headers=self._identity(write), name=MODULES_ROUTE, catch_response=True
-        ) as response:
-            items = response.json().get("items") if response.status_code == 200 else None
+        def sound(breakdown: dict[str, Any]) -> bool:
             # Each type studied once, in order (a later re-post may have dropped this session's results).
+            items = breakdown.get("items")
             kinds = [item.get("moduleType") for item in items or []]
-            if items is None or kinds != sorted(set(kinds)):
-                response.failure(f"breakdown answered {response.status_code}: {response.text[:200]}")
+            return items is not None and kinds == sorted(set(kinds))
+
+        self._read_own("/modules", MODULES_ROUTE, "breakdown", sound)
 
     def read_points(self) -> None:
+        def sound(total: dict[str, Any]) -> bool:
+            # The learner posted here: at least one course, and points are never negative.
+            return bool(total.get("coursesCount", 0) >= 1 and total.get("points", -1) >= 0)
+
+        self._read_own(None, POINTS_ROUTE, "points", sound)
+
+    def _read_own(self, view: str | None, name: str, what: str, sound: Callable[[dict[str, Any]], bool]) -> None:
+        """A read of what the learner posted: ``view`` after ``/courses/{id}`` of a course they posted to,
+        or (None) ``/points``; checked by ``sound``."""
         write = self._posted()
         if write is None:
             return
-        with self.client.get(
-            "/points", headers=self._identity(write), name=POINTS_ROUTE, catch_response=True
-        ) as response:
-            total = response.json() if response.status_code == 200 else {}
-            # The learner posted here: at least one course, and points are never negative.
-            if total.get("coursesCount", 0) < 1 or total.get("points", -1) < 0:
-                response.failure(f"points answered {response.status_code}: {response.text[:200]}")
+        path = "/points" if view is None else f"/courses/{write.course}{view}"
+        with self.client.get(path, headers=self._identity(write), name=name, catch_response=True) as response:
+            if response.status_code != 200 or not sound(response.json()):
+                response.failure(f"{what} answered {response.status_code}: {response.text[:200]}")
 
     def read_session(self) -> None:
         write = self._posted()
@@ -365,13 +359,7 @@ class Learner(HttpUser):
 
     def _post_own(self, write: Write) -> bool:
         """Post a session that does not exist (new, or deleted): it must be created."""
-        with self.client.post(
-            f"/courses/{write.course}",
-            json=write.payload,
-            headers=self._identity(write),
-            name=COURSE_ROUTE,
-            catch_response=True,
-        ) as response:
+        with self._post(write) as response:
             if response.status_code != 201 or response.json().get("sessionId") != write.session:
                 response.failure(
                     f"POST of a new or deleted session answered {response.status_code}: {response.text[:200]}"
@@ -393,6 +381,15 @@ class Learner(HttpUser):
                 return False
             response.success()
         return True
+
+
+def _refresh(client: Any, refresh_token: str, hold: Callable[[dict[str, Any]], None]) -> None:
+    """Renew an access token as an app does; ``hold`` keeps the new tokens."""
+    with client.post("/auth/refresh", json={"refreshToken": refresh_token}, catch_response=True) as response:
+        if response.status_code == 200:
+            hold(response.json())
+        else:
+            response.failure(f"refresh answered {response.status_code}: {response.text[:200]}")
 
 
 def _time_of(payload: dict[str, Any]) -> int:
@@ -467,38 +464,34 @@ class Teacher(HttpUser):
         return {"Authorization": f"Bearer {self.token}"}
 
     def _refresh(self) -> None:
-        with self.client.post(
-            "/auth/refresh", json={"refreshToken": self.refresh_token}, catch_response=True
-        ) as response:
-            if response.status_code == 200:
-                self._hold(response.json())
-            else:
-                response.failure(f"refresh answered {response.status_code}: {response.text[:200]}")
+        _refresh(self.client, self.refresh_token, self._hold)
 
     @task(3)
     def read_figures(self) -> None:
-        course = traffic().settled_course()
-        if course is None:
-            return
-        with self.client.get(
-            f"/admin/courses/{course}", headers=self._headers(), name=FIGURES_ROUTE, catch_response=True
-        ) as response:
-            figures = response.json() if response.status_code == 200 else {}
+        def sound(figures: dict[str, Any]) -> bool:
             learners, sessions = figures.get("learnersCount", 0), figures.get("sessionsCount", 0)
-            if not 1 <= learners <= sessions or not 0 <= figures.get("averageScore", -1) <= 100:
-                response.failure(f"course figures answered {response.status_code}: {response.text[:200]}")
+            return bool(1 <= learners <= sessions and 0 <= figures.get("averageScore", -1) <= 100)
+
+        self._read_course_view("", FIGURES_ROUTE, "course figures", sound)
 
     @task(1)
     def read_breakdown(self) -> None:
+        def sound(breakdown: dict[str, Any]) -> bool:
+            items = breakdown.get("items")
+            return items is not None and all(item.get("learnersCount", 0) >= 1 for item in items)
+
+        self._read_course_view("/modules", COURSE_MODULES_ROUTE, "course breakdown", sound)
+
+    def _read_course_view(self, view: str, name: str, what: str, sound: Callable[[dict[str, Any]], bool]) -> None:
+        """A view of a course past the figures' lag (``view`` after ``/admin/courses/{id}``), checked by ``sound``."""
         course = traffic().settled_course()
         if course is None:
             return
         with self.client.get(
-            f"/admin/courses/{course}/modules", headers=self._headers(), name=COURSE_MODULES_ROUTE, catch_response=True
+            f"/admin/courses/{course}{view}", headers=self._headers(), name=name, catch_response=True
         ) as response:
-            items = response.json().get("items") if response.status_code == 200 else None
-            if items is None or any(item.get("learnersCount", 0) < 1 for item in items):
-                response.failure(f"course breakdown answered {response.status_code}: {response.text[:200]}")
+            if response.status_code != 200 or not sound(response.json()):
+                response.failure(f"{what} answered {response.status_code}: {response.text[:200]}")
 
     @task(1)
     def list_courses(self) -> None:

@@ -40,7 +40,7 @@ from bench.traffic import (
 from service import keys
 from service.app import create_app
 from service.domain.identity import Identity
-from service.domain.model import ModuleResult, SessionStats, rounded_mean
+from service.domain.model import ModuleResult, SessionStats
 from service.http.batch import CONCURRENCY as BATCH_CONCURRENCY
 from service.settings import load_settings
 
@@ -154,10 +154,8 @@ class DependencyCalls:
         async def post(n: int) -> None:
             user, course = self._pairs[n % len(self._pairs)]
             results = tuple(ModuleResult(*values) for values in result_values(n, count))
-            mean = rounded_mean(sum(result.score_cents for result in results), count)
-            time_ms = sum(result.time_ms for result in results)
             session = new_session_id(self._run_id, 0xFFFC, n)
-            await self._post(user, course, SessionStats(session, count, mean, time_ms, results=results))
+            await self._post(user, course, SessionStats.of_results(session, results))
 
         return post
 

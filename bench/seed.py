@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from bench.datagen import MODULE_TYPES, seeded_id
-from service.domain.model import ModuleResult, SessionStats, StoredSession, rounded_mean
+from service.domain.model import ModuleResult, SessionStats, StoredSession
 from service.dynamodb.codec import PARTITION_KEY, SORT_KEY, encode
 
 if TYPE_CHECKING:
@@ -33,8 +33,7 @@ def random_stats(rng: random.Random, session_id: str | None = None, *, results: 
     kept = tuple(
         ModuleResult(rng.choice(MODULE_TYPES), rng.randint(0, 10_000), rng.randint(0, 400_000)) for _ in range(results)
     )
-    mean = rounded_mean(sum(result.score_cents for result in kept), results)
-    return SessionStats(session_id, results, mean, sum(result.time_ms for result in kept), results=kept)
+    return SessionStats.of_results(session_id, kept)
 
 
 def session_item(user: str, course: str, stats: SessionStats) -> dict[str, Any]:

@@ -246,24 +246,15 @@ def _post_batch(data: Dataset, run_id: str, thread: int) -> Iterator[bytes]:
         yield batch_request(user, course, run_id, thread, n)
 
 
-def _get_course_figures(data: Dataset, run_id: str, thread: int) -> Iterator[bytes]:
-    for course in itertools.cycle(data.courses):
-        yield get_request(f"/admin/courses/{course}", "", data.admin_token)
+def _per_course(path: str, *, teacher: bool = False) -> Callable[[Dataset, str, int], Iterator[bytes]]:
+    """Each course in turn at ``path`` (``{course}`` in it), with the admin's token or the courses' teacher's."""
 
+    def requests(data: Dataset, run_id: str, thread: int) -> Iterator[bytes]:
+        token = data.teacher_token if teacher else data.admin_token
+        for course in itertools.cycle(data.courses):
+            yield get_request(path.format(course=course), "", token)
 
-def _get_course_figures_teacher(data: Dataset, run_id: str, thread: int) -> Iterator[bytes]:
-    for course in itertools.cycle(data.courses):
-        yield get_request(f"/admin/courses/{course}", "", data.teacher_token)
-
-
-def _list_learners(data: Dataset, run_id: str, thread: int) -> Iterator[bytes]:
-    for course in itertools.cycle(data.courses):
-        yield get_request(f"/admin/courses/{course}/learners?limit={PAGE_LIMIT}", "", data.admin_token)
-
-
-def _get_course_modules(data: Dataset, run_id: str, thread: int) -> Iterator[bytes]:
-    for course in itertools.cycle(data.courses):
-        yield get_request(f"/admin/courses/{course}/modules", "", data.admin_token)
+    return requests
 
 
 def _list_courses(data: Dataset, run_id: str, thread: int) -> Iterator[bytes]:
@@ -281,14 +272,14 @@ STREAMS: dict[str, Callable[[Dataset, str, int], Iterator[bytes]]] = {
     "refresh": _refresh,
     "list_sessions": _list_sessions,
     "post_batch": _post_batch,
-    "get_course_figures": _get_course_figures,
-    "get_course_figures_teacher": _get_course_figures_teacher,
-    "list_learners": _list_learners,
+    "get_course_figures": _per_course("/admin/courses/{course}"),
+    "get_course_figures_teacher": _per_course("/admin/courses/{course}", teacher=True),
+    "list_learners": _per_course(f"/admin/courses/{{course}}/learners?limit={PAGE_LIMIT}"),
     "post_results": _post_results(TYPICAL_RESULTS),
     "post_results_200": _post_results(MOST_RESULTS),
     "get_modules": _get_modules,
     "get_points": _get_points,
-    "get_course_modules": _get_course_modules,
+    "get_course_modules": _per_course("/admin/courses/{course}/modules"),
     "list_courses": _list_courses,
 }
 
