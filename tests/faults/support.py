@@ -273,29 +273,35 @@ async def _act(action: Action) -> None:
 
 
 class Repeat:
-    """Run an action every ``interval`` seconds from start() until stop()."""
+    """Run an action every ``interval`` seconds from start() until stop().
+
+    stop() asks rather than cancels: a cancellation landing inside a client call can
+    come out as that client's timeout, which its retry policy then swallows, and the
+    repeats would go on while stop() waits forever.
+    """
 
     def __init__(self, action: Action, interval: float) -> None:
         self._action = action
         self._interval = interval
         self._task: asyncio.Task[None] | None = None
+        self._stopped = asyncio.Event()
         self.count = 0
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopped.is_set():
             await _act(self._action)
             self.count += 1
-            await asyncio.sleep(self._interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopped.wait(), self._interval)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run())
 
     async def stop(self) -> None:
+        self._stopped.set()
         if self._task is not None:
-            self._task.cancel()
             # An action that failed surfaces here rather than silently stopping the repeats.
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await self._task
 
 
 async def fault_under_load(
