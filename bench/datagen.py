@@ -6,6 +6,7 @@ Nothing here imports the service: the same generators drive any deployed stack.
 from __future__ import annotations
 
 import base64
+import datetime
 import json
 import random
 import uuid
@@ -84,9 +85,11 @@ class WritePlanner:
         history: int = 10_000,
         results_share: float = 0.0,
         max_results: int = 20,
+        weeks_back: int = 0,
     ) -> None:
         self._rng = rng
         self._results_share = results_share
+        self._weeks_back = weeks_back
         self._max_results = max_results
         self._pairs = pairs
         self._sessions = {pair: [new_id() for _ in range(sessions_per_pair)] for pair in pairs}
@@ -109,12 +112,18 @@ class WritePlanner:
         rng = self._rng
         # Drawn only with a share, so that the seeds of runs without results plan what they always did.
         if self._results_share and rng.random() < self._results_share:
-            return payload_with_results(rng, session, rng.randint(1, self._max_results))
-        return random_payload(rng, session)
+            payload = payload_with_results(rng, session, rng.randint(1, self._max_results))
+        else:
+            payload = random_payload(rng, session)
+        if self._weeks_back:
+            ago = datetime.timedelta(days=rng.uniform(0, 7 * self._weeks_back))
+            payload["completedAt"] = (datetime.datetime.now(datetime.UTC) - ago).isoformat()
+        return payload
 
 
 def plan_writes(
-    rng: random.Random, pairs: list[tuple[str, str]], count: int, *, results_share: float = 0.0
+    rng: random.Random, pairs: list[tuple[str, str]], count: int, *, results_share: float = 0.0, weeks_back: int = 0
 ) -> list[Write]:
-    planner = WritePlanner(rng, pairs, results_share=results_share)
+    """``weeks_back``: new values are completed at a random time of the last that many weeks."""
+    planner = WritePlanner(rng, pairs, results_share=results_share, weeks_back=weeks_back)
     return [planner.next() for _ in range(count)]

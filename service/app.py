@@ -32,7 +32,7 @@ from service.dynamodb.catalog import CourseCatalog
 from service.dynamodb.client import count_retries, dynamodb_client, streams_client
 from service.dynamodb.store import SessionStore
 from service.dynamodb.table import ensure_table
-from service.http import accounts, admin, courses, ops
+from service.http import accounts, admin, courses, leaderboards, ops
 from service.http.contract import MAX_BATCH_BODY_BYTES
 from service.http.cursors import Cursors
 from service.http.deadlines import Deadlines
@@ -167,6 +167,7 @@ def create_app(settings: Settings) -> web.Application:
     courses.add_routes(app)
     accounts.add_routes(app)
     admin.add_routes(app)
+    leaderboards.add_routes(app)
     ops.add_routes(app)
     add_docs(app)
     return app

@@ -86,6 +86,11 @@ class StoredSession:
     def totals(self) -> CourseTotals:
         return CourseTotals() if self.deleted else CourseTotals.of((self.stats,))
 
+    @property
+    def weeks(self) -> tuple[tuple[int, int], ...]:
+        # Only a course's rows feed leaderboards.
+        return ()
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class CourseSession:
@@ -108,18 +113,63 @@ class CourseSession:
         totals = self.stored.totals
         return dataclasses.replace(totals, by_type=(TypeTotals(self.course_id, 1),) if totals.sessions else ())
 
+    @property
+    def weeks(self) -> tuple[tuple[int, int], ...]:
+        return ()
+
+
+# Weeks are numbered from the ISO week of 1970-01-01: week k starts on the Monday 7k - 3 days after the epoch.
+DAY_MS = 86_400_000
+# How many weeks before the current one a weekly leaderboard may name (SPEC §8).
+PAST_WEEKS = 12
+
+
+def week_of(epoch_ms: int) -> int:
+    """The ISO week (in UTC) holding an instant."""
+    return (epoch_ms // DAY_MS + 3) // 7
+
+
+def week_start_ms(week: int) -> int:
+    return (7 * week - 3) * DAY_MS
+
+
+def weekly_points(sessions: Iterable[StoredSession], since_week: int) -> tuple[tuple[int, int], ...]:
+    """The points earned each ISO week from ``since_week`` on, by the sessions completed in it (a week with
+    a session and no points included), in week order."""
+    points: Counter[int] = Counter()
+    for stored in sessions:
+        completed = stored.stats.completed_at_ms
+        if not stored.deleted and completed is not None and week_of(completed) >= since_week:
+            points[week_of(completed)] += stored.stats.points
+    return tuple(sorted(points.items()))
+
+
+def weeks_text(weeks: Sequence[tuple[int, int]]) -> str:
+    """``"<week>=<points>,…"``, the compact form roster rows and cached course entries store ('' for none)."""
+    return ",".join(f"{week}={points}" for week, points in weeks)
+
+
+def weeks_of(text: str) -> tuple[tuple[int, int], ...]:
+    """What :func:`weeks_text` wrote."""
+    if not text:
+        return ()
+    return tuple((int(week), int(points)) for week, points in (part.split("=") for part in text.split(",")))
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class LearnerRow:
     """One learner's sums in one course, as the course's roster holds them.
 
     ``revision`` moves on by one with every store of the row
-    (``service.domain.roster``), so a later row has a higher one.
+    (``service.domain.roster``), so a later row has a higher one. ``weeks`` holds
+    the learner's points in each ISO week a weekly leaderboard may still name
+    when the row is stored (SPEC §8).
     """
 
     user_id: str
     totals: CourseTotals
     revision: int
+    weeks: tuple[tuple[int, int], ...] = ()
 
     @property
     def entry_id(self) -> str:
@@ -142,6 +192,11 @@ class Contribution(Protocol):
 
     @property
     def totals(self) -> CourseTotals: ...
+
+    @property
+    def weeks(self) -> tuple[tuple[int, int], ...]:
+        """Points by ISO week, for a course's leaderboards; empty where no board is kept."""
+        ...
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -278,6 +333,50 @@ class CourseFigures:
             by_type.update(kind.module_type for kind in contribution.by_type if kind.results)
         groups = sum(1 for kind in totals.by_type if kind.results)
         return cls(totals, learners, tuple(sorted(by_type.items())), groups)
+
+
+def _points_in(row: Contribution, week: int | None) -> int | None:
+    """A learner's points all time (``week`` None) or in one ISO week; None if they have no session then."""
+    if week is None:
+        return row.totals.points if row.totals.sessions else None
+    return dict(row.weeks).get(week)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Standing:
+    """A learner's place on a leaderboard: competition rank (equal points share one, the next skips)."""
+
+    rank: int
+    points: int
+    user_id: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Board:
+    """A window of a course's leaderboard: how many learners it ranks, their standings from some
+    position on, and the caller's own (None when they are not on it)."""
+
+    learners: int
+    standings: tuple[Standing, ...]
+    you: Standing | None = None
+
+    @classmethod
+    def of(cls, rows: Iterable[Contribution], week: int | None, offset: int, limit: int, me: str | None) -> Board:
+        """The board ranked from a course's roster rows: all time (``week`` None) or that ISO week's.
+
+        In the order Redis's sorted sets keep (``service.redis.cache``): points down, then user id."""
+        ranked = sorted((-points, row.entry_id) for row in rows if (points := _points_in(row, week)) is not None)
+        standings: list[Standing] = []
+        mine = None
+        rank = 0
+        for index, (score, user_id) in enumerate(ranked):
+            if index == 0 or score != ranked[index - 1][0]:
+                rank = index + 1
+            if offset <= index < offset + limit:
+                standings.append(Standing(rank, -score, user_id))
+            if user_id == me:
+                mine = Standing(rank, -score, user_id)
+        return cls(len(ranked), tuple(standings), mine)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Literal, Protocol
 
 from service.domain.model import (
+    Board,
     Contribution,
     Course,
     CourseFigures,
@@ -85,6 +86,10 @@ class AggregateStore(Protocol):
     def points_key(self, user_id: str) -> str: ...
 
     async def read(self, key: str, *, by_type: bool = False) -> ReadResult: ...
+
+    async def read_board(
+        self, course_id: str, week: int | None, window: tuple[int, int], me: str | None, *, claim: bool
+    ) -> Board | Claimed | Busy | None: ...
 
     def mark_stale(self, key: str) -> None: ...
 

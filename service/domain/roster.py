@@ -41,16 +41,22 @@ and a few dozen round trips for 100 000 learners), never one call per learner.
 
 from __future__ import annotations
 
+import time
+
 from service.domain.errors import DependencyUnavailable
-from service.domain.model import CourseFigures, LearnerRow, StoredSession
+from service.domain.model import PAST_WEEKS, CourseFigures, LearnerRow, StoredSession, week_of, weekly_points
 from service.domain.ports import AggregateStore, SessionRepository
 
 # Recomputations of one row that another consumer may overtake before one is stored.
 _ATTEMPTS = 5
 
 
-def row_of(user_id: str, sessions: list[StoredSession], revision: int) -> LearnerRow:
-    return LearnerRow(user_id, CourseFigures.of(sessions).totals, revision)
+def row_of(user_id: str, sessions: list[StoredSession], revision: int, now_ms: int | None = None) -> LearnerRow:
+    """A learner's row from their sessions in the course; its weekly points from the oldest week
+    a weekly leaderboard may name at ``now_ms`` (default: now) on."""
+    now_ms = time.time_ns() // 1_000_000 if now_ms is None else now_ms
+    weeks = weekly_points(sessions, week_of(now_ms) - PAST_WEEKS)
+    return LearnerRow(user_id, CourseFigures.of(sessions).totals, revision, weeks)
 
 
 class Roster:

@@ -18,6 +18,7 @@ from typing import TypeVar
 
 from service.domain.errors import CacheUnavailable, NotFound
 from service.domain.model import (
+    Board,
     Contribution,
     CourseFigures,
     CourseSession,
@@ -37,6 +38,16 @@ T = TypeVar("T")
 
 # What a rebuild read from DynamoDB: the entries to cache and the figures they make.
 Loaded = tuple[Sequence[Contribution], CourseFigures]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Rebuilt:
+    """What a miss's flight ends with: the figures, and the entries it read (None if it found the
+    aggregate cached after all, another process having rebuilt it)."""
+
+    figures: CourseFigures
+    entries: Sequence[Contribution] | None = None
+
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +71,7 @@ class StatsService:
         self._metrics = metrics
         self._busy_wait = busy_wait_seconds
         # One rebuild per aggregate in this process, however many readers miss at once.
-        self._flights: dict[str, asyncio.Future[CourseFigures]] = {}
+        self._flights: dict[str, asyncio.Future[Rebuilt]] = {}
         self._roster = Roster(store, cache)
 
     async def aclose(self) -> None:
@@ -166,16 +177,51 @@ class StatsService:
     async def course_figures(self, course_id: str, *, by_type: bool = False) -> CourseFigures:
         """The course-wide figures over every learner's row of the course's roster; with ``by_type``,
         the sums by module type and how many learners studied each too."""
+        key = self._cache.course_key(course_id)
+        figures = await self._aggregate(key, self._roster_load(course_id), by_type=by_type)
+        if figures.learners == 0:
+            raise NotFound("no learner has a session in this course")
+        return figures
 
+    def _roster_load(self, course_id: str) -> Callable[[], Awaitable[Loaded]]:
         async def load() -> Loaded:
             rows = await self._store.roster(course_id)
             self._metrics.rebuilds.inc()
             return rows, CourseFigures.of(rows)
 
-        figures = await self._aggregate(self._cache.course_key(course_id), load, by_type=by_type)
-        if figures.learners == 0:
-            raise NotFound("no learner has a session in this course")
-        return figures
+        return load
+
+    async def leaderboard(
+        self, course_id: str, week: int | None, window: tuple[int, int], me: str | None = None
+    ) -> Board:
+        """A window (offset, limit) of a course's leaderboard, all time (``week`` None) or of one ISO week,
+        and ``me``'s place on it: one Redis call on a hit. A lost board comes back with the course's
+        aggregate, in the one rebuild of the course's hash that every reader of either shares."""
+        key = self._cache.course_key(course_id)
+        flight = self._flights.get(key)
+        if flight is None:
+            result = await self._read_board(course_id, week, window, me, claim=True)
+            if isinstance(result, Board):
+                self._metrics.cache_hits.inc()
+                return result
+            flight = await self._join(key, self._roster_load(course_id), result)
+        self._metrics.cache_misses.inc()
+        rebuilt = await asyncio.shield(flight)
+        again = await self._read_board(course_id, week, window, me, claim=False)
+        if isinstance(again, Board):
+            return again
+        # Redis did not keep it (failing, or lost again): ranked here from the rows, slower and as exact.
+        entries = rebuilt.entries if rebuilt.entries is not None else await self._store.roster(course_id)
+        return Board.of(entries, week, *window, me)
+
+    async def _read_board(
+        self, course_id: str, week: int | None, window: tuple[int, int], me: str | None, *, claim: bool
+    ) -> Board | ReadResult | None:
+        try:
+            return await self._cache.read_board(course_id, week, window, me, claim=claim)
+        except CacheUnavailable as exc:
+            self._redis_failed(exc)
+            return None
 
     async def learners(
         self, course_id: str, limit: int, after: tuple[int, str | None]
@@ -218,14 +264,21 @@ class StatsService:
             if isinstance(result, Hit):
                 self._metrics.cache_hits.inc()
                 return result.figures
-            flight = self._flights.get(key)
-            if flight is None:
-                flight = self._start_flight(key, load, result)
-            elif isinstance(result, Claimed):
-                # Another reader here got Busy first and is already rebuilding: free the lock for it.
-                await self._release(key)
+            flight = await self._join(key, load, result)
         self._metrics.cache_misses.inc()
-        return await asyncio.shield(flight)
+        return (await asyncio.shield(flight)).figures
+
+    async def _join(
+        self, key: str, load: Callable[[], Awaitable[Loaded]], result: ReadResult | None
+    ) -> asyncio.Future[Rebuilt]:
+        """The flight that resolves a miss: this process's one in progress, or a new one."""
+        flight = self._flights.get(key)
+        if flight is None:
+            return self._start_flight(key, load, result)
+        if isinstance(result, Claimed):
+            # Another reader here got Busy first and is already rebuilding: free the lock for it.
+            await self._release(key)
+        return flight
 
     async def _read_cache(self, key: str, *, by_type: bool = False) -> ReadResult | None:
         try:
@@ -236,13 +289,13 @@ class StatsService:
 
     def _start_flight(
         self, key: str, load: Callable[[], Awaitable[Loaded]], result: ReadResult | None
-    ) -> asyncio.Future[CourseFigures]:
+    ) -> asyncio.Future[Rebuilt]:
         flight = asyncio.ensure_future(self._resolve_miss(key, load, result))
         self._flights[key] = flight
         flight.add_done_callback(lambda done: self._finish_flight(key, done))
         return flight
 
-    def _finish_flight(self, key: str, flight: asyncio.Future[CourseFigures]) -> None:
+    def _finish_flight(self, key: str, flight: asyncio.Future[Rebuilt]) -> None:
         if self._flights.get(key) is flight:
             del self._flights[key]
         # Every waiter may have gone (client disconnects): the error is still consumed.
@@ -251,13 +304,13 @@ class StatsService:
 
     async def _resolve_miss(
         self, key: str, load: Callable[[], Awaitable[Loaded]], result: ReadResult | None
-    ) -> CourseFigures:
+    ) -> Rebuilt:
         deadline = time.monotonic() + self._busy_wait
         while isinstance(result, Busy) and time.monotonic() < deadline:
             await asyncio.sleep(_BUSY_POLL_SECONDS)
             result = await self._read_cache(key, by_type=True)
         if isinstance(result, Hit):
-            return result.figures
+            return Rebuilt(result.figures)
         claim = result if isinstance(result, Claimed) else None
         try:
             entries, figures = await load()
@@ -267,14 +320,14 @@ class StatsService:
             raise
         if claim is None:
             self._metrics.fallback_reads.inc()
-            return figures
+            return Rebuilt(figures, entries)
         try:
             completed = await self._cache.complete(key, claim.incarnation, entries)
         except CacheUnavailable as exc:
             self._redis_failed(exc)
-            return figures
+            return Rebuilt(figures, entries)
         # The completed hash also holds writes that landed during the rebuild.
-        return completed if completed is not None else figures
+        return Rebuilt(completed if completed is not None else figures, entries)
 
     async def _load_course(self, user_id: str, course_id: str) -> list[StoredSession]:
         started = time.perf_counter()

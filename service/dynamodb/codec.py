@@ -45,6 +45,8 @@ from service.domain.model import (
     StoredSession,
     type_sums_of,
     type_sums_text,
+    weeks_of,
+    weeks_text,
 )
 
 PARTITION_KEY = "userId"
@@ -83,6 +85,8 @@ ROSTER_PREFIX = "course#"
 ROW_SUMS = ("n", "m", "w", "ss", "t", "p")
 REVISION = "rev"
 ROW_TYPE_SUMS = "b"
+# Points by ISO week ("<week>=<points>,…"), for the weekly leaderboards.
+ROW_WEEKS = "wk"
 
 
 def session_key(course_id: str, session_id: str) -> str:
@@ -208,12 +212,14 @@ def row_key(course_id: str, user_id: str) -> dict[str, Any]:
 
 
 def row_values(row: LearnerRow) -> dict[str, Any]:
-    """A row's attributes; ``b`` is always written (empty without results) so that one expression stores every row."""
+    """A row's attributes; ``b`` and ``wk`` are always written (empty when there is nothing to say) so that one
+    expression stores every row."""
     totals = row.totals
     numbers = (totals.sessions, totals.modules, totals.weighted_score, totals.score_sum, totals.time_ms, totals.points)
     return {
         **{name: {"N": str(value)} for name, value in zip(ROW_SUMS, numbers, strict=True)},
         ROW_TYPE_SUMS: {"S": type_sums_text(totals.by_type)},
+        ROW_WEEKS: {"S": weeks_text(row.weeks)},
         REVISION: {"N": str(row.revision)},
     }
 
@@ -225,4 +231,6 @@ def decode_row(item: dict[str, Any]) -> LearnerRow:
         int(item[name]["N"]) if name in item else 0 for name in ROW_SUMS
     )
     totals = CourseTotals(sessions, modules, weighted, score_sum, time_ms, by_type, points)
-    return LearnerRow(item[SORT_KEY]["S"], totals, int(item[REVISION]["N"]))
+    # Rows stored before the weekly leaderboards have no "wk": they are stored again at their learner's next change.
+    weeks = weeks_of(item[ROW_WEEKS]["S"]) if ROW_WEEKS in item else ()
+    return LearnerRow(item[SORT_KEY]["S"], totals, int(item[REVISION]["N"]), weeks)

@@ -102,7 +102,7 @@ def _upsert(given: bool, results: bool) -> tuple[str, str]:
 
 _DELETE_EXPRESSION = "SET #d = :yes, #w = :now REMOVE #m, #s, #t, #p, #c, #r ADD #v :one"
 _DELETE_CONDITION = f"attribute_exists(#v) AND attribute_not_exists(#d) AND {_NEWER_STAMP}"
-_ROW_ATTRIBUTES = (*codec.ROW_SUMS, codec.ROW_TYPE_SUMS, codec.REVISION)
+_ROW_ATTRIBUTES = (*codec.ROW_SUMS, codec.ROW_TYPE_SUMS, codec.ROW_WEEKS, codec.REVISION)
 _ROW_NAMES = {f"#{name}": name for name in _ROW_ATTRIBUTES}
 _ROW_EXPRESSION = "SET " + ", ".join(f"#{name} = :{name}" for name in _ROW_ATTRIBUTES)
 # A row is stored or deleted only over the revision its recomputation read (service.domain.roster).

@@ -668,3 +668,90 @@ def _flatten(message: Any) -> list[str]:
     if isinstance(message, dict):
         return [text for value in message.values() for text in _flatten(value)]
     return [text for value in message for text in _flatten(value)]
+
+
+_ISO_WEEK = re.compile(r"(\d{4})-W(\d{2})")
+_EPOCH = datetime.date(1970, 1, 1)
+
+
+class IsoWeek(fields.String):
+    """``YYYY-Www``, an ISO week: loads as its number (``service.domain.model.week_of``)."""
+
+    default_error_messages = {"invalid": "Must be an ISO week such as 2026-W49."}
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
+        match = _ISO_WEEK.fullmatch(value) if isinstance(value, str) else None
+        if match is None:
+            raise self.make_error("invalid")
+        try:
+            monday = datetime.date.fromisocalendar(int(match[1]), int(match[2]), 1)
+        except ValueError:
+            raise self.make_error("invalid") from None
+        return ((monday - _EPOCH).days + 3) // 7
+
+    @staticmethod
+    def label(week: int) -> str:
+        year, number, _ = (_EPOCH + datetime.timedelta(days=7 * week - 3)).isocalendar()
+        return f"{year}-W{number:02d}"
+
+
+class _BoardQuery(Schema):
+    period = fields.String(
+        load_default="all",
+        validate=validate.OneOf(("all", "week")),
+        metadata={"description": "all: every session; week: the sessions completed in one ISO week (UTC)."},
+    )
+    week = IsoWeek(
+        load_default=None,
+        metadata={
+            "description": "With period=week only: the current ISO week (the default) or one of the 12 before it.",
+            "example": "2026-W49",
+        },
+    )
+
+
+class LeaderboardQuery(_BoardQuery):
+    limit = fields.Integer(
+        load_default=10,
+        validate=validate.Range(1, MAX_PAGE),
+        metadata={"description": f"How many of the top places, 1-{MAX_PAGE}.", "default": 10},
+    )
+
+
+class StaffLeaderboardQuery(_BoardQuery, PageQuery):
+    """The period and week of a leaderboard, a page at a time."""
+
+
+class StandingResponse(Schema):
+    """Dumps a :class:`Standing` as learners see it: without whose it is."""
+
+    rank = fields.Integer(
+        required=True, metadata={"description": "Competition rank: equal points share one, and the next skips."}
+    )
+    points = fields.Integer(required=True, metadata={"description": "Earned in the period."})
+
+
+class StaffStandingResponse(StandingResponse):
+    userId = fields.String(required=True, attribute="user_id")
+
+
+class _BoardResponse(Schema):
+    period = fields.String(required=True, metadata={"example": "all"})
+    week = fields.String(metadata={"description": "With period=week: the ISO week ranked.", "example": "2026-W49"})
+    learnersCount = fields.Integer(
+        required=True,
+        attribute="learners",
+        metadata={"description": "Learners with a session in the course in the period, zero points included."},
+    )
+
+
+class LeaderboardResponse(_BoardResponse):
+    items = fields.List(fields.Nested(StandingResponse), required=True, metadata={"description": "The top places."})
+    you = fields.Nested(
+        StandingResponse, metadata={"description": "The caller's place; absent when they have no session then."}
+    )
+
+
+class StaffLeaderboardPage(_BoardResponse):
+    items = fields.List(fields.Nested(StaffStandingResponse), required=True)
+    next_cursor = fields.String(data_key="nextCursor", metadata={"description": "Absent on the last page."})

@@ -77,16 +77,30 @@ from __future__ import annotations
 import inspect
 import logging
 import os
+import time
 from collections.abc import Awaitable, Sequence
 from typing import Any, TypeVar
 
 from prometheus_client import Counter
 from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError, RedisError
 from redis.typing import EncodableT
 
 from service.domain.errors import CacheUnavailable
-from service.domain.model import Contribution, CourseFigures, CourseTotals, TypeTotals, type_sums_text
+from service.domain.model import (
+    PAST_WEEKS,
+    Board,
+    Contribution,
+    CourseFigures,
+    CourseTotals,
+    Standing,
+    TypeTotals,
+    type_sums_text,
+    week_of,
+    week_start_ms,
+    weeks_text,
+)
 from service.domain.ports import Busy, Claimed, Hit, ReadResult
 from service.redis.breaker import CircuitBreaker, CircuitState
 from service.redis.channel import ScriptChannel
@@ -101,9 +115,35 @@ REBUILD_CHUNK = 500
 # How long a remembered answer (whether a teacher teaches a course, a course's title) lives.
 REMEMBER_SECONDS = 60
 
-_APPLY_FUNCTION = """
+_CLOCK = """
+local function now_ms()
+  local now = redis.call('TIME')
+  return tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+end
+"""
+
+# A read that is not a hit: {2} while another caller's rebuild lock holds, else this caller claims the
+# rebuild. A rebuild starts from nothing: what the hash (and a course's boards) held may count sessions the
+# table no longer has.
+_MISS_FUNCTION = (
+    _CLOCK
+    + """
+local function miss(key, lock, now)
+  if lock and tonumber(lock) > now then return {2} end
+  redis.call('DEL', unpack(KEYS))
+  redis.call('HSET', key, 'i', ARGV[2], 'l', string.format('%d', now + tonumber(ARGV[3])))
+  redis.call('PEXPIRE', key, ARGV[1])
+  return {0, ARGV[2]}
+end
+"""
+)
+
+_APPLY_FUNCTION = (
+    _CLOCK
+    + """
 local function fmt(x) return string.format('%d', x) end
 local SUMS = {'n', 'm', 'w', 'ss', 't', 'p'}
+local DAY_MS = 86400000
 -- Versions as decimal strings (no leading zeros), by length then text: exact at any size, where tonumber is a double.
 local function later(a, b)
   if #a ~= #b then return #a > #b end
@@ -121,44 +161,79 @@ local function move_types(key, text, sign)
     if tonumber(c) > 0 then redis.call('HINCRBY', key, prefix .. 'L', sign) end
   end
 end
+local function week_points(text)
+  local weeks = {}
+  for week, points in string.gmatch(text, '(%d+)=(%d+)') do weeks[week] = points end
+  return weeks
+end
+-- Keeps a course's leaderboards with one learner's entry: the all-time board and each week's, a
+-- sorted set scored minus the points, of the learners with a session then; k:<week> counts the
+-- entries with that week, as L counts the live ones, so that a reader can tell a board whole.
+local function move_boards(key, member, live, points, old_text, new_text, expiry_ms)
+  local board = KEYS[2]
+  if live then redis.call('ZADD', board, fmt(-points), member) else redis.call('ZREM', board, member) end
+  redis.call('PEXPIRE', board, ARGV[1])
+  local old, new = week_points(old_text), week_points(new_text)
+  for week in pairs(old) do
+    if new[week] == nil then
+      redis.call('ZREM', board .. ':w' .. week, member)
+      redis.call('HINCRBY', key, 'k:' .. week, -1)
+    end
+  end
+  for week, p in pairs(new) do
+    local weekly = board .. ':w' .. week
+    redis.call('ZADD', weekly, fmt(-tonumber(p)), member)
+    if old[week] == nil then redis.call('HINCRBY', key, 'k:' .. week, 1) end
+    -- No later than the end of the board's 13th week, when no reader may name it any more.
+    local ends = (7 * (tonumber(week) + 13) - 3) * DAY_MS
+    redis.call('PEXPIREAT', weekly, fmt(math.min(ends, expiry_ms)))
+  end
+end
 local function apply(key, argv, first)
-  for j = first, #argv, 9 do
+  local expiry_ms = #KEYS > 1 and now_ms() + tonumber(argv[1]) or 0
+  for j = first, #argv, 10 do
     local field = 's:' .. argv[j]
     local version = argv[j + 1]
     local old = redis.call('HGET', key, field)
     local before = {0, 0, 0, 0, 0, 0}
-    local old_types = ''
+    local old_types, old_weeks = '', ''
     local newer = true
     if old then
-      local ov, a, b, c, d, e, f, rest = string.match(old, '^(%d+):(%d+):(%d+):(%d+):(%d+):(%d+):(%d+)(.*)$')
+      local ov, a, b, c, d, e, f, rest, weeks = string.match(
+        old, '^(%d+):(%d+):(%d+):(%d+):(%d+):(%d+):(%d+)([^#]*)#?(.*)$')
       if not later(version, ov) then
         newer = false
       else
         before = {tonumber(a), tonumber(b), tonumber(c), tonumber(d), tonumber(e), tonumber(f)}
-        old_types = rest
+        old_types, old_weeks = rest, weeks
       end
     end
     if newer then
-      local types = argv[j + 8]
+      local types, weeks = argv[j + 8], argv[j + 9]
       local value = table.concat(argv, ':', j + 1, j + 7)
       if types ~= '' then value = value .. '|' .. types end
+      if weeks ~= '' then value = value .. '#' .. weeks end
       redis.call('HSET', key, field, value)
       for k = 1, 6 do
         redis.call('HINCRBY', key, SUMS[k], fmt(tonumber(argv[j + 1 + k]) - before[k]))
       end
-      local counted = (tonumber(argv[j + 2]) > 0 and 1 or 0) - (before[1] > 0 and 1 or 0)
+      local live = tonumber(argv[j + 2]) > 0
+      local counted = (live and 1 or 0) - (before[1] > 0 and 1 or 0)
       if counted ~= 0 then redis.call('HINCRBY', key, 'L', counted) end
       if old_types ~= '' then move_types(key, old_types, -1) end
       if types ~= '' then move_types(key, types, 1) end
+      if #KEYS > 1 then move_boards(key, argv[j], live, tonumber(argv[j + 7]), old_weeks, weeks, expiry_ms) end
     end
   end
 end
 """
+)
 
-# KEYS[1] hash; ARGV: ttl_ms, nonce ('' = only update a hash that exists),
+# KEYS[1] hash, and for a course KEYS[2] its all-time leaderboard (the weekly ones are named after it);
+# ARGV: ttl_ms, nonce ('' = only update a hash that exists),
 # expected incarnation ('' = do not complete), primary epoch, k, then k fields
-# to return on completion, then 9 values per entry: id, version, its n m w ss t p
-# and its by-type sums ('' for none). Returns {1, n, m, w, ss, t, p, L, G, the k fields}
+# to return on completion, then 10 values per entry: id, version, its n m w ss t p,
+# its by-type sums and its points by week ('' for none). Returns {1, n, m, w, ss, t, p, L, G, the k fields}
 # when completed, else {0}.
 APPLY_SCRIPT = (
     _APPLY_FUNCTION
@@ -172,9 +247,7 @@ local extra = tonumber(ARGV[5])
 apply(key, ARGV, 6 + extra)
 redis.call('PEXPIRE', key, ARGV[1])
 if ARGV[3] ~= '' and redis.call('HGET', key, 'i') == ARGV[3] then
-  local now = redis.call('TIME')
-  local at = now[1] .. string.format('%03d', math.floor(tonumber(now[2]) / 1000))
-  redis.call('HSET', key, 'c', '1', 'a', at, 'e', ARGV[4])
+  redis.call('HSET', key, 'c', '1', 'a', string.format('%d', now_ms()), 'e', ARGV[4])
   redis.call('HDEL', key, 'l')
   local h = redis.call('HMGET', key, 'n', 'm', 'w', 'ss', 't', 'p', 'L', 'G', unpack(ARGV, 6, 5 + extra))
   table.insert(h, 1, 1)
@@ -184,30 +257,62 @@ return {0}
 """
 )
 
-# KEYS[1] hash; ARGV: ttl_ms, nonce, lock_ms, max_age_ms, primary epoch, then
-# fields to return too. Returns {1, n, m, w, ss, t, p, L, G, those fields} on a hit,
-# {0, incarnation} when this caller now holds the rebuild lock, {2} when another
+# KEYS[1] hash, then for a course its leaderboards (dropped with it by a claim); ARGV: ttl_ms, nonce,
+# lock_ms, max_age_ms, primary epoch, then fields to return too. Returns {1, n, m, w, ss, t, p, L, G, those
+# fields} on a hit, {0, incarnation} when this caller now holds the rebuild lock, {2} when another
 # caller is rebuilding.
-READ_SCRIPT = """
+READ_SCRIPT = (
+    _MISS_FUNCTION
+    + """
 local key = KEYS[1]
 local h = redis.call('HMGET', key, 'c', 'n', 'm', 'w', 'ss', 't', 'p', 'L', 'G', 'i', 'l', 'a', 'e', unpack(ARGV, 6))
-local now = redis.call('TIME')
-local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-if h[1] == '1' and h[13] == ARGV[5] and now_ms - tonumber(h[12] or 0) < tonumber(ARGV[4]) then
+local now = now_ms()
+if h[1] == '1' and h[13] == ARGV[5] and now - tonumber(h[12] or 0) < tonumber(ARGV[4]) then
   redis.call('PEXPIRE', key, ARGV[1])
   local hit = {1, h[2], h[3], h[4], h[5], h[6], h[7], h[8], h[9]}
   for k = 14, #h do hit[k - 4] = h[k] end
   return hit
 end
-if h[11] and tonumber(h[11]) > now_ms then
-  return {2}
-end
--- A rebuild starts from nothing: what the hash held may count sessions the table no longer has.
-redis.call('DEL', key)
-redis.call('HSET', key, 'i', ARGV[2], 'l', string.format('%d', now_ms + tonumber(ARGV[3])))
-redis.call('PEXPIRE', key, ARGV[1])
-return {0, ARGV[2]}
+return miss(key, h[11], now)
 """
+)
+
+# KEYS[1] a course's hash, KEYS[2] the leaderboard read, then every leaderboard of the course (dropped
+# with the hash by a claim); ARGV: ttl_ms, nonce, lock_ms, max_age_ms, primary epoch, the hash's count
+# of the board's learners ('L', or 'k:<week>'), offset, limit, the caller's id ('' for none), '1' to
+# claim a rebuild on a miss, the board's latest expiry in ms ('' for none). Returns {1, learners,
+# how many rank above the first item, {rank above the caller, their score} or {}, {member, score, ...}}
+# on a hit, {0, incarnation} when this caller now holds the rebuild lock, {2} when another caller is
+# rebuilding, {3} for a miss not claimed.
+BOARD_SCRIPT = (
+    _MISS_FUNCTION
+    + """
+local key, board = KEYS[1], KEYS[2]
+local h = redis.call('HMGET', key, 'c', 'e', 'a', 'l', ARGV[6])
+local now = now_ms()
+local learners = tonumber(h[5] or 0)
+-- A board missing a member it should hold (evicted, expired) is as good as no board.
+if h[1] == '1' and h[2] == ARGV[5] and now - tonumber(h[3] or 0) < tonumber(ARGV[4])
+    and redis.call('ZCARD', board) == learners then
+  redis.call('PEXPIRE', key, ARGV[1])
+  local expiry = now + tonumber(ARGV[1])
+  if ARGV[11] ~= '' then expiry = math.min(expiry, tonumber(ARGV[11])) end
+  redis.call('PEXPIREAT', board, string.format('%d', expiry))
+  local offset = tonumber(ARGV[7])
+  local items = redis.call('ZRANGE', board, offset, offset + tonumber(ARGV[8]) - 1, 'WITHSCORES')
+  local above = 0
+  if #items > 0 then above = redis.call('ZCOUNT', board, '-inf', '(' .. items[2]) end
+  local you = {}
+  if ARGV[9] ~= '' then
+    local score = redis.call('ZSCORE', board, ARGV[9])
+    if score then you = {redis.call('ZCOUNT', board, '-inf', '(' .. score), score} end
+  end
+  return {1, learners, above, you, items}
+end
+if ARGV[10] == '' then return {3} end
+return miss(key, h[4], now)
+"""
+)
 
 
 def aggregate_key(user_id: str, course_id: str) -> str:
@@ -221,9 +326,35 @@ def points_key(user_id: str) -> str:
     return f"stats:v3:points:{user_id}"
 
 
+_COURSE_PREFIX = "stats:v4:course:{"
+
+
 def course_key(course_id: str) -> str:
-    """The course-wide aggregate: one entry per learner of the course's roster."""
-    return f"stats:v3:course:{course_id}"
+    """The course-wide aggregate: one entry per learner of the course's roster.
+
+    "v4" since it keeps the course's leaderboards; the braces make a Redis Cluster hash tag, so that the
+    hash and its boards, which one script call reads or moves together, share a slot."""
+    return f"{_COURSE_PREFIX}{course_id}}}"
+
+
+def board_key(course_id: str, week: int | None = None) -> str:
+    """A course's leaderboard, all time or of one ISO week (``service.domain.model.week_of``); the
+    apply script names the weekly ones the same way."""
+    board = f"stats:v4:board:{{{course_id}}}"
+    return board if week is None else f"{board}:w{week}"
+
+
+def _course_of(key: str) -> str | None:
+    return key[len(_COURSE_PREFIX) : -1] if key.startswith(_COURSE_PREFIX) else None
+
+
+def _boards(course_id: str, now_ms: int) -> list[str]:
+    """Every leaderboard a course may have: all time, and each week's that has not expired. Those are the
+    weeks a reader may name, and the next one, which a session completed up to 5 minutes ahead opens; one
+    more at each end allows for the host's and Redis's clocks disagreeing about when a week ends."""
+    current = week_of(now_ms)
+    weeks = range(current - PAST_WEEKS - 1, current + 2)
+    return [board_key(course_id), *(board_key(course_id, week) for week in weeks)]
 
 
 def _nonce() -> str:
@@ -253,6 +384,37 @@ def _figures(reply: Sequence[Any], types: Sequence[str] = ()) -> CourseFigures:
     return CourseFigures(totals, int(learners or 0), tuple(entries), int(groups or 0))
 
 
+def _with_board(key: str) -> list[str]:
+    """The keys an apply moves: a course's hash with its all-time leaderboard (the weekly ones follow)."""
+    course = _course_of(key)
+    return [key] if course is None else [key, board_key(course)]
+
+
+def _with_boards(key: str) -> list[str]:
+    """The keys a claim or a drop deletes: a course's hash with every one of its leaderboards."""
+    course = _course_of(key)
+    return [key] if course is None else [key, *_boards(course, time.time_ns() // 1_000_000)]
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _board_of(reply: Sequence[Any], offset: int, me: str | None) -> Board:
+    """A hit of the board script: a sorted set's scores are minus the points."""
+    learners, above, you, items = int(reply[1]), int(reply[2]), reply[3], reply[4]
+    standings: list[Standing] = []
+    for index in range(0, len(items), 2):
+        points = -int(float(items[index + 1]))
+        if not standings:
+            rank = above + 1
+        elif points != standings[-1].points:
+            rank = offset + index // 2 + 1
+        standings.append(Standing(rank, points, _text(items[index])))
+    mine = Standing(int(you[0]) + 1, -int(float(you[1])), me) if you and me else None
+    return Board(learners, tuple(standings), mine)
+
+
 def _type_fields(types: Sequence[str]) -> list[str]:
     return [f"b:{kind}:{sum_name}" for kind in types for sum_name in ("c", "t", "s", "L")]
 
@@ -271,6 +433,7 @@ def _entry_args(entries: Sequence[Contribution]) -> list[str | int]:
             totals.time_ms,
             totals.points,
             type_sums_text(totals.by_type),
+            weeks_text(entry.weeks),
         )
     return args
 
@@ -301,6 +464,7 @@ class AggregateCache:
         self._breaker = breaker
         self._apply = redis.register_script(APPLY_SCRIPT)
         self._read = redis.register_script(READ_SCRIPT)
+        self._board = redis.register_script(BOARD_SCRIPT)
         # Reads are the hot path: a lean connection of their own when the URL allows it.
         # The same watch as the redis-py client's connections (see service.redis.client).
         self._primary = watch or PrimaryWatch()
@@ -354,7 +518,7 @@ class AggregateCache:
         # Unmark before deleting: a failure recorded while the delete is in flight must survive it.
         self._stale.discard(key)
         try:
-            await self._call(self._redis.delete(key))
+            await self._call(self._redis.delete(*_with_boards(key)))
         except BaseException:
             # Cancelled (deadline, shutdown) or failed: the delete may not have happened.
             self._stale.add(key)
@@ -367,23 +531,48 @@ class AggregateCache:
         args: list[int | str] = [self._ttl_ms, _nonce(), self._lock_ms, self._max_age_ms, self._primary.epoch]
         if by_type:
             args += self._type_fields
-        reply = await self._call(self._read_script(key, args))
+        reply = await self._call(self._read_script(self._read, _with_boards(key), args))
         status = int(reply[0])
         if status == 1:
             return Hit(_figures(reply, self._types if by_type else ()))
         if status == 0:
-            return Claimed(reply[1].decode() if isinstance(reply[1], bytes) else str(reply[1]))
+            return Claimed(_text(reply[1]))
         return Busy()
 
-    async def _read_script(self, key: str, args: Sequence[EncodableT]) -> Any:
+    async def _read_script(self, script: AsyncScript, keys: list[str], args: Sequence[EncodableT]) -> Any:
         if self._read_channel is not None:
             try:
-                return await self._read_channel.evalsha(self._read.sha, key, args)
+                return await self._read_channel.evalsha(script.sha, keys, args)
             except NoScriptError:
                 pass  # Redis lost its scripts (restart, SCRIPT FLUSH): redis-py loads it again.
         elif self._slow_reads is not None:
             self._slow_reads.inc()
-        return await self._read(keys=[key], args=args)
+        return await script(keys=keys, args=args)
+
+    async def read_board(
+        self, course_id: str, week: int | None, window: tuple[int, int], me: str | None, *, claim: bool
+    ) -> Board | Claimed | Busy | None:
+        """A window (offset, limit) of a course's leaderboard, all time or of one week, and ``me``'s place;
+        on a miss, the claim of the course's rebuild when ``claim`` asks for it (else None)."""
+        course = course_key(course_id)
+        if course in self._stale:
+            await self._delete_stale(course)
+        now_ms = time.time_ns() // 1_000_000
+        boards = _boards(course_id, now_ms)
+        board = board_key(course_id, week)
+        count = "L" if week is None else f"k:{week}"
+        # A weekly board is read no later than the end of its 13th week, when it expires.
+        ends = "" if week is None else week_start_ms(week + PAST_WEEKS + 1)
+        args: list[EncodableT] = [self._ttl_ms, _nonce(), self._lock_ms, self._max_age_ms, self._primary.epoch]
+        args += [count, *window]
+        args += [me or "", "1" if claim else "", ends]
+        reply = await self._call(self._read_script(self._board, [course, board, *boards], args))
+        status = int(reply[0])
+        if status == 1:
+            return _board_of(reply, window[0], me)
+        if status == 0:
+            return Claimed(_text(reply[1]))
+        return Busy() if status == 2 else None
 
     async def aclose(self) -> None:
         if self._read_channel is not None:
@@ -397,7 +586,7 @@ class AggregateCache:
         """Apply one session's stored state; if that fails or is cancelled, remember the aggregate as stale."""
         try:
             args = [self._ttl_ms, _nonce(), "", self._primary.epoch, 0, *_entry_args([entry])]
-            await self._call(self._apply(keys=[key], args=args))
+            await self._call(self._apply(keys=_with_board(key), args=args))
         except BaseException:
             # A cancellation (request deadline, shutdown) may come after DynamoDB took
             # the write and before Redis did: the aggregate may now miss it.
@@ -407,17 +596,16 @@ class AggregateCache:
     async def apply_change(self, key: str, entry: Contribution) -> None:
         """Apply a change seen in the table's stream, to a cached aggregate only: an absent
         one is rebuilt from DynamoDB when next read, so nothing is cached for nobody."""
-        await self._call(
-            self._apply(keys=[key], args=[self._ttl_ms, "", "", self._primary.epoch, 0, *_entry_args([entry])])
-        )
+        args = [self._ttl_ms, "", "", self._primary.epoch, 0, *_entry_args([entry])]
+        await self._call(self._apply(keys=_with_board(key), args=args))
 
     async def holds_entry(self, key: str, entry_id: str) -> bool:
         """Whether an aggregate holds an entry (a session, or a learner of a course)."""
         return bool(await self._call(self._redis.hexists(key, f"s:{entry_id}")))
 
     async def forget(self, key: str) -> None:
-        """Drop an aggregate: its next read rebuilds it from nothing."""
-        await self._call(self._redis.delete(key))
+        """Drop an aggregate (a course's with its leaderboards): its next read rebuilds it from nothing."""
+        await self._call(self._redis.delete(*_with_boards(key)))
 
     async def complete(self, key: str, incarnation: str, entries: Sequence[Contribution]) -> CourseFigures | None:
         """Apply a rebuild's entries; the figures if the aggregate is now complete."""
@@ -428,7 +616,7 @@ class AggregateCache:
             fields = self._type_fields if last else []
             args: list[Any] = [self._ttl_ms, _nonce(), incarnation if last else "", self._primary.epoch, len(fields)]
             args += fields
-            reply = await self._call(self._apply(keys=[key], args=[*args, *_entry_args(chunk)]))
+            reply = await self._call(self._apply(keys=_with_board(key), args=[*args, *_entry_args(chunk)]))
         return _figures(reply, self._types) if int(reply[0]) == 1 else None
 
     async def recall(self, key: str) -> str | None:

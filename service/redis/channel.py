@@ -125,7 +125,7 @@ class _Protocol(asyncio.Protocol):
 
 
 class ScriptChannel:
-    """``await channel.evalsha(sha, key, args)``: one script call on one key, multiplexed.
+    """``await channel.evalsha(sha, keys, args)``: one script call, multiplexed.
 
     The call is written when ``evalsha`` is called, not when it is awaited.
     """
@@ -165,8 +165,8 @@ class ScriptChannel:
         tls = redis.connection_pool.connection_class is SSLConnection
         return cls(cls._connection_options(redis), tls=tls, watch=watch)
 
-    def evalsha(self, sha: str, key: str, args: Sequence[EncodableT]) -> Awaitable[Any]:
-        packed = _pack("EVALSHA", sha, 1, key, *args)
+    def evalsha(self, sha: str, keys: list[str], args: Sequence[EncodableT]) -> Awaitable[Any]:
+        packed = _pack("EVALSHA", sha, len(keys), *keys, *args)
         protocol = self._protocol
         if protocol is not None and protocol.transport is not None:
             # The reply's future itself, not a coroutine around it: one await layer less.

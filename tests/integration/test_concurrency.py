@@ -18,13 +18,14 @@ from bench.datagen import Write, plan_writes
 from localmode import idp
 from service import keys
 from service.app import create_app
-from service.domain.model import CourseTotals, TypeTotals, type_sums_of
+from service.domain.model import CourseTotals, TypeTotals, type_sums_of, weeks_of
 from service.dynamodb import codec
 from service.http.schemas import COURSE_STATS, TypeBreakdown
-from service.redis.cache import aggregate_key, course_key, points_key
+from service.redis.cache import aggregate_key, board_key, course_key, points_key
 from service.settings import Settings
 from tests.faults.support import until
 from tests.integration.support import TABLE, Api, Backends, new_id
+from tests.integration.test_leaderboard import CURRENT, board_exact
 
 pytestmark = pytest.mark.slow
 BREAKDOWN = TypeBreakdown()
@@ -168,14 +169,16 @@ async def test_learner_and_course_wide_figures_stay_exact_under_writes_deletes_a
     # through the route and post deleted sessions again, while sessions also vanish behind the
     # service, one learner is erased as they keep writing, and Redis is flushed; two instances
     # read the table's stream. Once quiet, every learner's aggregate, breakdown and points, every
-    # course's figures, breakdown and learner list, and every cached hash equal what DynamoDB holds.
+    # course's figures, breakdown, learner list and leaderboards (all time and each week's), and every
+    # cached hash and board equal what DynamoDB holds.
     rng = random.Random(seed)
     capturing = patient(settings, change_capture=True)
     apis = [Api(await aiohttp_client(create_app(capturing))) for _ in range(2)]
     courses, users = [new_id(), new_id()], [new_id() for _ in range(4)]
     pairs = [(user, course) for user in users for course in courses if rng.random() < 0.8]
-    # Half the sessions carry module results, and a re-post may change them or drop them.
-    first, later = (plan_writes(rng, pairs, 80, results_share=0.5) for _ in range(2))
+    # Half the sessions carry module results, and a re-post may change them or drop them; sessions are
+    # completed in the last three weeks, and a re-post may move one to another week.
+    first, later = (plan_writes(rng, pairs, 80, results_share=0.5, weeks_back=3) for _ in range(2))
     traffic = Traffic(rng, apis, backends, staff_headers(settings, "admin"), again=[])
     await asyncio.gather(*(traffic.write(item) for item in first))
     for pair in pairs:  # cached and complete before the deletes begin
@@ -189,6 +192,10 @@ async def test_learner_and_course_wide_figures_stay_exact_under_writes_deletes_a
     jobs += [traffic.delete(*item) for item in by_route] + [traffic.vanish(*item) for item in behind]
     jobs += [traffic.read(f"/courses/{course}", user) for user, course in rng.choices(pairs, k=40)]
     jobs += [traffic.read(f"/admin/courses/{course}", None) for course in rng.choices(courses, k=40)]
+    jobs += [
+        traffic.read(f"/courses/{course}/leaderboard?period=week", user) for user, course in rng.choices(pairs, k=20)
+    ]
+    jobs += [traffic.read(f"/admin/courses/{course}/leaderboard", None) for course in rng.choices(courses, k=20)]
     jobs += [traffic.flush() for _ in range(3)] + [traffic.erase(users[0], staff_headers(settings, "admin"))]
     rng.shuffle(jobs)
     await asyncio.gather(*jobs)
@@ -197,6 +204,7 @@ async def test_learner_and_course_wide_figures_stay_exact_under_writes_deletes_a
     await until(lambda: all_exact(apis, backends, pairs), within=10)
     for course in courses:
         await until(lambda course=course: course_exact(apis, traffic.staff, backends, users, course), within=10)  # type: ignore[misc]
+        await until(lambda course=course: boards_exact(apis, traffic.staff, backends, users, course), within=10)  # type: ignore[misc]
         await assert_hash_consistent(backends, course_key(course))
     for user, course in pairs:
         await assert_hash_consistent(backends, aggregate_key(user, course))
@@ -228,6 +236,15 @@ async def course_exact(
     return True
 
 
+async def boards_exact(
+    apis: list[Api], staff: dict[str, str], backends: Backends, users: list[str], course: str
+) -> bool:
+    """Whether every instance serves the course's leaderboards, all time and of each week written, as
+    DynamoDB's sessions make them."""
+    weeks = (None, *range(CURRENT - 3, CURRENT + 1))
+    return all([await board_exact(api, staff, backends, users, course, week=week) for api in apis for week in weeks])
+
+
 async def all_exact(apis: list[Api], backends: Backends, pairs: list[tuple[str, str]]) -> bool:
     """Whether every instance serves every aggregate, and every learner's points, exactly as DynamoDB holds them now."""
     for user in {user for user, _ in pairs}:
@@ -255,17 +272,23 @@ async def all_exact(apis: list[Api], backends: Backends, pairs: list[tuple[str, 
 
 
 async def assert_hash_consistent(backends: Backends, key: str) -> None:
-    """The cached sums equal the sums of the entries' contributions they sit beside."""
+    """The cached sums equal the sums of the entries' contributions they sit beside, and a course's
+    leaderboards hold exactly its entries' points (all time, and each week's)."""
     raw: dict[bytes, bytes] = await backends.redis.hgetall(key)  # type: ignore[assignment]
     fields = {name.decode(): value.decode() for name, value in raw.items()}
     if not fields:
         return  # expired or never read again since the last flush
-    values = [value.partition("|") for name, value in fields.items() if name.startswith("s:")]
-    entries = [tuple(map(int, sums.split(":")[1:])) for sums, _, _ in values]
+    parsed = {}
+    for name, value in fields.items():
+        if name.startswith("s:"):
+            head, _, weeks = value.partition("#")
+            sums, _, types = head.partition("|")
+            parsed[name[2:]] = (tuple(map(int, sums.split(":")[1:])), type_sums_of(types), weeks_of(weeks))
+    entries = [sums for sums, _, _ in parsed.values()]
     for index, name in enumerate(("n", "m", "w", "ss", "t", "p")):
         assert int(fields.get(name, 0)) == sum(entry[index] for entry in entries), name
     assert int(fields.get("L", 0)) == sum(1 for entry in entries if entry[0])
-    by_type = [type_sums_of(types) for _, _, types in values]
+    by_type = [types for _, types, _ in parsed.values()]
     for kind in {kind.module_type for sums in by_type for kind in sums}:
         mine = [next((sums for sums in entry if sums.module_type == kind), TypeTotals(kind)) for entry in by_type]
         for letter, attribute in (("c", "results"), ("t", "time_ms"), ("s", "score_sum")):
@@ -273,6 +296,22 @@ async def assert_hash_consistent(backends: Backends, key: str) -> None:
         assert int(fields.get(f"b:{kind}:L", 0)) == sum(1 for sums in mine if sums.results)
     studied = {kind.module_type for sums in by_type for kind in sums if kind.results}
     assert int(fields.get("G", 0)) == sum(1 for kind in studied if int(fields.get(f"b:{kind}:c", 0)) > 0)
+    if key.startswith("stats:v4:course:"):
+        await assert_boards_consistent(backends, key[len("stats:v4:course:{") : -1], fields, parsed)
+
+
+async def assert_boards_consistent(
+    backends: Backends, course: str, fields: dict[str, str], parsed: dict[str, Any]
+) -> None:
+    async def points(key: str) -> dict[str, int]:
+        board: list[tuple[bytes, float]] = await backends.redis.zrange(key, 0, -1, withscores=True)  # type: ignore[assignment]
+        return {member.decode(): -int(score) for member, score in board}
+
+    assert await points(board_key(course)) == {user: sums[5] for user, (sums, _, _) in parsed.items() if sums[0]}
+    for week in {week for _, _, weeks in parsed.values() for week, _ in weeks}:
+        expected = {user: dict(weeks)[week] for user, (_, _, weeks) in parsed.items() if week in dict(weeks)}
+        assert await points(board_key(course, week)) == expected, week
+        assert int(fields.get(f"k:{week}", 0)) == len(expected)
 
 
 @pytest.mark.parametrize("instances", [1, 2])

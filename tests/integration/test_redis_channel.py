@@ -65,43 +65,43 @@ async def echo(own_redis: RedisServer) -> AsyncIterator[tuple[ScriptChannel, str
 
 async def test_calls_made_together_each_get_their_own_reply(echo: tuple[ScriptChannel, str]) -> None:
     channel, sha = echo
-    replies = await asyncio.gather(*(channel.evalsha(sha, f"key-{n}", [n]) for n in range(500)))
+    replies = await asyncio.gather(*(channel.evalsha(sha, [f"key-{n}"], [n]) for n in range(500)))
     assert replies == [[f"key-{n}".encode(), str(n).encode()] for n in range(500)]
 
 
 async def test_an_unknown_script_raises_noscript_and_the_channel_goes_on(echo: tuple[ScriptChannel, str]) -> None:
     channel, sha = echo
     with pytest.raises(NoScriptError):
-        await channel.evalsha("0" * 40, "key", [1])
-    assert await channel.evalsha(sha, "key", [2]) == [b"key", b"2"]
+        await channel.evalsha("0" * 40, ["key"], [1])
+    assert await channel.evalsha(sha, ["key"], [2]) == [b"key", b"2"]
 
 
 async def test_a_restart_fails_the_calls_in_flight_then_reconnects(
     own_redis: RedisServer, echo: tuple[ScriptChannel, str]
 ) -> None:
     channel, sha = echo
-    assert await channel.evalsha(sha, "key", [1]) == [b"key", b"1"]
+    assert await channel.evalsha(sha, ["key"], [1]) == [b"key", b"1"]
     own_redis.kill()
     with pytest.raises((RedisConnectionError, RedisTimeoutError)):
-        await channel.evalsha(sha, "key", [2])
+        await channel.evalsha(sha, ["key"], [2])
     own_redis.start()
     # A new server has no scripts yet; the cache loads them again (see below).
     with pytest.raises(NoScriptError):
-        await channel.evalsha(sha, "key", [3])
+        await channel.evalsha(sha, ["key"], [3])
 
 
 async def test_a_server_that_stops_answering_times_out(own_redis: RedisServer, echo: tuple[ScriptChannel, str]) -> None:
     channel, sha = echo
-    assert await channel.evalsha(sha, "key", [1]) == [b"key", b"1"]
+    assert await channel.evalsha(sha, ["key"], [1]) == [b"key", b"1"]
     own_redis.pause()
     try:
         started = time.monotonic()
         with pytest.raises(RedisTimeoutError):
-            await channel.evalsha(sha, "key", [2])
+            await channel.evalsha(sha, ["key"], [2])
         assert time.monotonic() - started < TIMEOUT * 3
     finally:
         own_redis.resume()
-    assert await channel.evalsha(sha, "key", [3]) == [b"key", b"3"]
+    assert await channel.evalsha(sha, ["key"], [3]) == [b"key", b"3"]
 
 
 async def test_password_and_database_come_from_the_url(tmp_path: Path) -> None:
@@ -109,12 +109,12 @@ async def test_password_and_database_come_from_the_url(tmp_path: Path) -> None:
         url = f"unix://:s3cret@{tmp_path / 'redis.sock'}?db=3"
         redis, channel, sha = await loaded(url, "return redis.call('INCR', KEYS[1])")
         try:
-            assert await channel.evalsha(sha, "counter", []) == 1
+            assert await channel.evalsha(sha, ["counter"], []) == 1
             assert await redis.get("counter") == b"1"  # the client's own database 3
             wrong = ScriptChannel.for_client(redis_client(f"unix://:wrong@{tmp_path / 'redis.sock'}", TIMEOUT))
             assert wrong is not None
             with pytest.raises(RedisConnectionError):
-                await wrong.evalsha(sha, "counter", [])
+                await wrong.evalsha(sha, ["counter"], [])
             await wrong.aclose()
         finally:
             await channel.aclose()
@@ -184,7 +184,7 @@ async def test_the_primary_epoch_moves_on_only_when_another_node_set_it(own_redi
         channel = ScriptChannel.for_client(redis, watch)
         assert channel is not None
         sha = str(await redis.script_load(ECHO))
-        await channel.evalsha(sha, "k", [1])  # the channel's own connection checks too: same node
+        await channel.evalsha(sha, ["k"], [1])  # the channel's own connection checks too: same node
         assert watch.epoch == 1
         await channel.aclose()
         # What a promoted replica holds: the old primary's run_id, replicated.
