@@ -3,14 +3,16 @@
 Simulated learners, drawn from a pool, post sessions to courses they are enrolled
 in (``--results-share`` of them with up to ``--results`` module results; a share
 of them exact repeats of an earlier post, as client retries send), read their
-course aggregates, breakdowns by module type and points, read single sessions they
+course aggregates, breakdowns by module type, points and their courses' leaderboards
+(all time and this week), read single sessions they
 posted, list their sessions, sync batches after studying offline, and now and
 then delete a session of their own (which must then be gone) and sometimes post
 it again (which must create it anew). A few teachers (``--teacher-weight``) read
-the course-wide figures and breakdowns of the courses the learners study, page
-through their learners, and list the registered courses.
+the course-wide figures, breakdowns and full rankings of the courses the learners
+study, page through their learners, and list the registered courses.
 Every answer is checked: a post must echo what was stored, a read must find what
-was posted, a course's figures and learner pages must count its learners. The run
+was posted, a course's figures and learner pages must count its learners, a
+leaderboard must list its places in order. The run
 fails (exit code 1) when more than ``--max-fail-ratio`` of requests fail.
 
 ``--identity header`` (the default) names learners with ``X-User-Id``, as a trusted
@@ -65,6 +67,8 @@ MODULES_ROUTE = "/courses/[courseId]/modules"
 POINTS_ROUTE = "/points"
 COURSE_MODULES_ROUTE = "/admin/courses/[courseId]/modules"
 COURSES_ROUTE = "/admin/courses"
+LEADERBOARD_ROUTE = "/courses/[courseId]/leaderboard"
+STAFF_LEADERBOARD_ROUTE = "/admin/courses/[courseId]/leaderboard"
 # A teacher's look through a course's learners: this many a page, at most this many pages.
 LEARNER_PAGE = 50
 LEARNER_PAGES = 10
@@ -101,6 +105,9 @@ def _options(parser: argparse.ArgumentParser) -> None:
         "--breakdown-weight", type=int, default=1, help="relative frequency of breakdown-by-module-type reads"
     )
     group.add_argument("--points-weight", type=int, default=1, help="relative frequency of reads of one's points")
+    group.add_argument(
+        "--leaderboard-weight", type=int, default=2, help="relative frequency of leaderboard reads (all time, week)"
+    )
     group.add_argument(
         "--teacher-weight", type=int, default=1, help="teachers' weight against the learners' 20 (0: none)"
     )
@@ -288,6 +295,10 @@ class Learner(HttpUser):
 
         self._read_own(None, POINTS_ROUTE, "points", sound)
 
+    def read_leaderboard(self) -> None:
+        period = random.choice(("all", "week"))
+        self._read_own(f"/leaderboard?period={period}", LEADERBOARD_ROUTE, "leaderboard", ranked)
+
     def _read_own(self, view: str | None, name: str, what: str, sound: Callable[[dict[str, Any]], bool]) -> None:
         """A read of what the learner posted: ``view`` after ``/courses/{id}`` of a course they posted to,
         or (None) ``/points``; checked by ``sound``."""
@@ -381,6 +392,22 @@ class Learner(HttpUser):
                 return False
             response.success()
         return True
+
+
+def ranked(board: dict[str, Any]) -> bool:
+    """A leaderboard's places in order: points down, competition ranks up from 1, no more than it counts."""
+    items = board.get("items")
+    if not isinstance(items, list):
+        return False
+    points = [item.get("points", -1) for item in items]
+    ranks = [item.get("rank", 0) for item in items]
+    return (
+        points == sorted(points, reverse=True)
+        and min(points, default=0) >= 0
+        and ranks == sorted(ranks)
+        and min(ranks, default=1) >= 1
+        and board.get("learnersCount", -1) >= len(items)
+    )
 
 
 def _refresh(client: Any, refresh_token: str, hold: Callable[[dict[str, Any]], None]) -> None:
@@ -494,6 +521,10 @@ class Teacher(HttpUser):
                 response.failure(f"{what} answered {response.status_code}: {response.text[:200]}")
 
     @task(1)
+    def read_leaderboard(self) -> None:
+        self._read_course_view("/leaderboard?limit=50", STAFF_LEADERBOARD_ROUTE, "full ranking", ranked)
+
+    @task(1)
     def list_courses(self) -> None:
         with self.client.get(
             f"{COURSES_ROUTE}?limit=50", headers=self._headers(), name=COURSES_ROUTE, catch_response=True
@@ -564,6 +595,7 @@ def _set_up(environment: Environment, **_: Any) -> None:
         (Learner.delete_session, options.delete_weight),
         (Learner.read_modules, options.breakdown_weight),
         (Learner.read_points, options.points_weight),
+        (Learner.read_leaderboard, options.leaderboard_weight),
     )
     Learner.tasks = [function for function, weight in weighted for _ in range(weight)]
     Teacher.weight = max(options.teacher_weight, 0)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import functools
 import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -38,9 +39,9 @@ from bench.traffic import (
     result_values,
 )
 from service import keys
-from service.app import create_app
+from service.app import create_app, points_table
 from service.domain.identity import Identity
-from service.domain.model import ModuleResult, SessionStats
+from service.domain.model import CourseSession, ModuleResult, SessionStats, StoredSession
 from service.http.batch import CONCURRENCY as BATCH_CONCURRENCY
 from service.settings import load_settings
 
@@ -63,6 +64,10 @@ KINDS = {
     "points_read": "GET /points: the read script on the learner's points over every course",
     "course_breakdown_read": "GET /admin/courses/{id}/modules: the same on the course's hash",
     "catalog_page": f"GET /admin/courses: a Query of {PAGE_LIMIT + 1} registered courses",
+    "board_read": "GET /courses/{id}/leaderboard: the board script, top 10 and the learner's place",
+    "staff_board_read": f"GET /admin/courses/{{id}}/leaderboard: the board script, {PAGE_LIMIT} places with ids",
+    "big_board_read": "the board script on the large course's board, top 10 and the learner's place",
+    "points_apply": "what points add to a POST: the score, and the apply script on the learner's points",
 }
 # An admin, as the course list's baseline reads it.
 _ADMIN = Identity("00000000-0000-4000-8000-000000000000", frozenset({"admin"}))
@@ -83,13 +88,16 @@ class DependencyCalls:
     builds from the same settings; ``async with`` starts and stops them."""
 
     def __init__(self, data: Path, run_id: str) -> None:
+        self._data = data
         self._pairs = _rows(data / "pairs.txt")
         self._sessions = _rows(data / "sessions.txt")
         self._refresh_tokens = _rows(data / "refresh.txt")
         self._courses = [course for course, _ in _rows(data / "courses.txt")]
         self._teacher = Identity(token_claims(_rows(data / "teaching.txt")[0][1])["sub"], frozenset({"teacher"}))
         self._run_id = run_id
-        self._app = create_app(load_settings())
+        settings = load_settings()
+        self._app = create_app(settings)
+        self._points_table = points_table(settings)
         self._runner = web.AppRunner(self._app)
         self._operations: dict[str, Callable[[int], Awaitable[None]]] = {
             "redis_read": self._read,
@@ -109,6 +117,10 @@ class DependencyCalls:
             "points_read": self._points,
             "course_breakdown_read": self._course_breakdown,
             "catalog_page": self._catalog_page,
+            "board_read": self._board_read(large=False),
+            "big_board_read": self._board_read(large=True),
+            "staff_board_read": self._staff_board_read,
+            "points_apply": self._points_apply,
         }
 
     async def __aenter__(self) -> DependencyCalls:
@@ -168,6 +180,30 @@ class DependencyCalls:
 
     async def _course_breakdown(self, n: int) -> None:
         await self._app[keys.STATS].course_figures(self._courses[n % len(self._courses)], by_type=True)
+
+    @functools.cached_property
+    def _board(self) -> list[list[str]]:
+        # Written after these calls start: the large course is seeded last.
+        return _rows(self._data / "board.txt")
+
+    def _board_read(self, *, large: bool) -> Callable[[int], Awaitable[None]]:
+        async def read(n: int) -> None:
+            rows = self._board if large else self._pairs
+            user, course = rows[n % len(rows)]
+            await self._app[keys.STATS].leaderboard(course, None, (0, 10), user)
+
+        return read
+
+    async def _staff_board_read(self, n: int) -> None:
+        await self._app[keys.STATS].leaderboard(self._courses[n % len(self._courses)], None, (0, PAGE_LIMIT))
+
+    async def _points_apply(self, n: int) -> None:
+        """The points a POST's session earns, and its entry in the learner's points over every course:
+        the work points add to a POST (its other Redis call runs beside this one)."""
+        user, course = self._pairs[n % len(self._pairs)]
+        stats = self._points_table.scored(SessionStats(new_session_id(self._run_id, 0xFFFC, n), *post_values(n)))
+        cache = self._app[keys.CACHE]
+        await cache.apply_write(cache.points_key(user), CourseSession(course, StoredSession(stats, 1)))
 
     async def _catalog_page(self, n: int) -> None:
         await self._app[keys.COURSES].page(_ADMIN, PAGE_LIMIT, None)

@@ -209,6 +209,40 @@ def _batch_lines(results: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _board_lines(results: dict[str, Any]) -> list[str]:
+    """The large course's leaderboard: its rebuild, its memory, and what points add to a POST."""
+    board = results.get("large_board")
+    if not board:
+        return []
+    read, raw = results["scenarios"]["get_leaderboard_100k"], results["baselines"]["raw"]
+    learners, half = board["learners"], read["half_rate"]
+    return [
+        f"## A course of {learners} learners: its leaderboard",
+        "",
+        f"Rebuilt from nothing (course hash and boards dropped) by one learner's read with their place: "
+        f"**{board['rebuild_ms']:.0f} ms**, {board['redis_calls']} Redis script calls (expected "
+        f"{board['expected_redis_calls']}: the claim, the rows in chunks, the read) and {board['dynamodb_queries']} "
+        "strongly consistent Query pages over the 16 roster partitions (no Scan). The local server reads its "
+        "whole table on every Query, so its share of that time is far above DynamoDB's.",
+        "",
+        f"Cached, the same read (top 10 and the learner's place, one script call): "
+        f"{read['saturation'].get('server_cpu_us', '—')} µs of server CPU per request, "
+        f"p50 {_ms(half['p50_ms'])} / p99 {_ms(half['p99_ms'])} ms at half rate; the board script alone in a loop: "
+        f"{raw['big_board_read']['rps']:.0f} calls/s.",
+        "",
+        f"Redis memory (`MEMORY USAGE`): the all-time board {board['board_bytes'] / 1e6:.1f} MB "
+        f"({board['board_bytes'] / learners:.0f} bytes a learner), this week's ({board['weekly_learners']} "
+        f"learners) {board['weekly_board_bytes'] / 1e6:.1f} MB, the course's hash {board['hash_bytes'] / 1e6:.1f} MB.",
+        "",
+        "What points add to a POST: no DynamoDB call (the points are in the session's one `UpdateItem`) and one "
+        "Redis script call, on the learner's points, sent beside the course aggregate's, so the POST waits for "
+        f"no extra round trip. That call and the scoring, in a loop: {raw['points_apply']['rps']:.0f} calls/s, "
+        f"{1e6 / raw['points_apply']['rps']:.0f} µs each of this process's time (one core, "
+        f"{results['meta']['plan']['connections']} at a time).",
+        "",
+    ]
+
+
 def _capture_lines(results: dict[str, Any]) -> list[str]:
     """What change capture adds to each write, next to a POST's own server CPU."""
     capture = results.get("change_capture")
@@ -323,6 +357,7 @@ def render(results: dict[str, Any]) -> str:
         *(["post_batch's rate is in batches (of the route's size) per second.", ""] if "post_batch" in raw else []),
         *_batch_lines(results),
         *_capture_lines(results),
+        *_board_lines(results),
         "## Cold aggregate rebuilds",
         "",
         "| sessions | item bytes | Query pages (expected) | Query called directly | rebuild (service) "

@@ -31,7 +31,7 @@ import aiohttp
 import uvloop
 from redis.asyncio import Redis
 
-from bench import capture, coldread, learners, rawdeps
+from bench import boards, capture, coldread, learners, rawdeps
 from bench.openloop import fixed_rate
 from bench.report import write_report
 from bench.saturate import run_wrk
@@ -96,6 +96,7 @@ class Plan:
     readers: int = 100
     stampede_sessions: int = 1_000
     capture_records: int = 100  # stream records applied by change capture, per shape
+    board_learners: int = 100_000  # the large course whose leaderboard is rebuilt and read
     seed: int = 5
 
 
@@ -114,6 +115,7 @@ SMOKE = Plan(
     rebuild_repeats=1,
     stampede_sessions=50,
     capture_records=20,
+    board_learners=500,
 )
 
 
@@ -161,6 +163,18 @@ SCENARIOS = (
         "courses",
         "course_breakdown_read",
     ),
+    Scenario(
+        "get_leaderboard",
+        "GET /courses/{id}/leaderboard (cached), top 10 and the learner's place",
+        "pairs",
+        "board_read",
+    ),
+    Scenario(
+        "list_leaderboard",
+        f"GET /admin/courses/{{id}}/leaderboard?limit={PAGE_LIMIT} (cached), admin token",
+        "courses",
+        "staff_board_read",
+    ),
     Scenario("get_session", "GET /courses/{id}/sessions/{id}", "sessions", "dynamodb_get"),
     # The Query scenarios before the writes: the local server's Query reads its whole table.
     Scenario("list_sessions", f"GET /courses/{{id}}/sessions?limit={PAGE_LIMIT}", "pairs", "session_query"),
@@ -193,6 +207,14 @@ SCENARIOS = (
     Scenario("refresh", "POST /auth/refresh", "refresh", "cognito_refresh"),
 )
 BARE = Scenario("bare", "bare aiohttp JSON handler", "pairs", "", script="get_course")
+# Run last, once the large course is seeded (bench.boards): its rows would slow every Query scenario.
+LARGE_BOARD = Scenario(
+    "get_leaderboard_100k",
+    "GET /courses/{id}/leaderboard (cached) of the large course, top 10 and the learner's place",
+    "board",
+    "big_board_read",
+    context=("points_apply",),
+)
 
 
 _STARTED = time.monotonic()
@@ -433,6 +455,10 @@ async def measure(plan: Plan, work: Path, cores: Cores) -> dict[str, Any]:
                     )
                 results = await run_scenarios(bench, bare, service, calls)
                 results["change_capture"] = change_capture
+                progress(f"a course of {plan.board_learners} learners: its leaderboard rebuilt, then read")
+                results["large_board"], results["scenarios"][LARGE_BOARD.name] = await large_board(
+                    bench, service, calls, redis, client
+                )
             results["rebuild"], results["stampede"] = rebuild, stampede
         await redis.aclose()
     return results
@@ -492,6 +518,24 @@ async def cold_reads(plan: Plan, base: str, redis: Redis, client: Any) -> tuple[
     return rebuild, stampede
 
 
+async def large_board(
+    bench: Bench, service: Gunicorn, calls: rawdeps.DependencyCalls, redis: Redis, client: Any
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The large course's roster written straight into the table, its lost board rebuilt by one read
+    (what that took), then the scenario reading it; the rows are deleted again afterwards."""
+    board = boards.BigBoard.generate(random.Random(bench.plan.seed + 2), bench.plan.board_learners)
+    await board.write(client, TABLE)
+    bench.data = dataclasses.replace(bench.data, board=board.readers)
+    bench.files = bench.data.write(bench.files["pairs"].parent)
+    async with aiohttp.ClientSession() as http:
+        rebuilt = await boards.rebuild(http, service.url, redis, board)
+    saturation = await bench.saturate(service, LARGE_BOARD, warmup=True)
+    await bench.raw_baseline(calls, LARGE_BOARD)
+    read = await bench.scenario(service, LARGE_BOARD, [saturation])
+    await board.delete(client, TABLE)
+    return rebuilt, read
+
+
 def significant(value: float) -> float:
     """Three significant digits: a batch's rate against the bare handler's is a few in ten thousand."""
     return float(f"{value:.3g}")
@@ -501,7 +545,7 @@ def add_ratios(results: dict[str, Any]) -> None:
     bare_rps = results["baselines"]["bare"]["saturation"]["rps"]
     raw = results["baselines"]["raw"]
     for name, scenario in results["scenarios"].items():
-        baseline = next(s.baseline for s in SCENARIOS if s.name == name)
+        baseline = next(s.baseline for s in (*SCENARIOS, LARGE_BOARD) if s.name == name)
         rps = scenario["saturation"]["rps"]
         if not raw[baseline]["rps"]:
             raise RuntimeError(f"{name}'s baseline {baseline} completed no call: {raw[baseline]}")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import random
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.datagen import MODULE_TYPES, seeded_id
@@ -58,6 +58,8 @@ class Dataset:
     admin_token: str
     teacher_id: str
     teacher_token: str
+    # (learner, course) of the large course whose leaderboard one scenario reads (bench.boards).
+    board: list[tuple[str, str]] = field(default_factory=list)
 
     @classmethod
     def generate(
@@ -80,7 +82,7 @@ class Dataset:
 
     def write(self, directory: Path) -> dict[str, Path]:
         """One row per line, fields separated by spaces, for the Lua scripts."""
-        names = ("pairs", "sessions", "tokens", "refresh", "courses", "teaching")
+        names = ("pairs", "sessions", "tokens", "refresh", "courses", "teaching", "board")
         files = {name: directory / f"{name}.txt" for name in names}
         files["pairs"].write_text("".join(f"{user} {course}\n" for user, course in self.pairs))
         files["sessions"].write_text("".join(f"{u} {c} {s}\n" for u, c, s in self.sessions))
@@ -88,6 +90,7 @@ class Dataset:
         files["refresh"].write_text("".join(f"{token}\n" for token in self.refresh_tokens))
         files["courses"].write_text("".join(f"{course} {self.admin_token}\n" for course in self.courses))
         files["teaching"].write_text("".join(f"{course} {self.teacher_token}\n" for course in self.courses))
+        files["board"].write_text("".join(f"{user} {course}\n" for user, course in self.board))
         return files
 
 
@@ -257,6 +260,16 @@ def _per_course(path: str, *, teacher: bool = False) -> Callable[[Dataset, str, 
     return requests
 
 
+def _leaderboard(*, large: bool) -> Callable[[Dataset, str, int], Iterator[bytes]]:
+    """Each learner's read of their course's leaderboard, with their place: the pairs' courses, or the large one."""
+
+    def requests(data: Dataset, run_id: str, thread: int) -> Iterator[bytes]:
+        for user, course in itertools.cycle(data.board if large else data.pairs):
+            yield get_request(f"/courses/{course}/leaderboard", user)
+
+    return requests
+
+
 def _list_courses(data: Dataset, run_id: str, thread: int) -> Iterator[bytes]:
     while True:
         yield get_request(f"/admin/courses?limit={PAGE_LIMIT}", "", data.admin_token)
@@ -281,6 +294,9 @@ STREAMS: dict[str, Callable[[Dataset, str, int], Iterator[bytes]]] = {
     "get_points": _get_points,
     "get_course_modules": _per_course("/admin/courses/{course}/modules"),
     "list_courses": _list_courses,
+    "get_leaderboard": _leaderboard(large=False),
+    "get_leaderboard_100k": _leaderboard(large=True),
+    "list_leaderboard": _per_course(f"/admin/courses/{{course}}/leaderboard?limit={PAGE_LIMIT}"),
 }
 
 

@@ -85,6 +85,11 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
         await redis.aclose()
 
 
+def points_table(settings: Settings) -> PointsTable:
+    """What sessions earn under these settings: the module types' points and the session default."""
+    return PointsTable({kind.id: kind.points for kind in settings.module_types.types}, settings.session_points)
+
+
 async def _stats_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS]
     app[keys.STATS] = StatsService(
@@ -93,7 +98,7 @@ async def _stats_ctx(app: web.Application) -> AsyncIterator[None]:
         app[keys.METRICS],
         # Waiting on another task's rebuild must leave time to rebuild here within the deadline.
         busy_wait_seconds=min(settings.rebuild_lock_seconds, settings.request_deadline_seconds / 2),
-        points=PointsTable({kind.id: kind.points for kind in settings.module_types.types}, settings.session_points),
+        points=points_table(settings),
     )
     app[keys.ERASURES] = Erasures(app[keys.STATS])
     app[keys.COURSES] = Courses(CourseCatalog(app[keys.STORE].client, settings.dynamodb_table), app[keys.CACHE])

@@ -11,10 +11,12 @@ same scripts::
     n m w ss t p    sessions, modules, sum(score*modules), sum(score), time, points
     L               entries that count at least one session (a course's learners)
     s:<entryId>     "<version>:<n>:<m>:<w>:<ss>:<t>:<p>" (a deleted session: all zero), then
-                    "|<type>:<results>:<time>:<scores>" for each module type it has results of
+                    "|<type>:<results>:<time>:<scores>" for each module type it has results of,
+                    and for a course's learner "#<week>=<points>,…" (their points by ISO week)
     b:<type>:c|t|s  that type's results, time and sum of scores
     b:<type>:L      entries with a result of that type (a course's learners who studied it)
     G               types with a result (in a learner's points, whose "types" are their courses)
+    k:<week>        a course's entries with a session completed in that ISO week (its weekly leaderboard's size)
     i               incarnation: a random nonce written when the hash is created
     c               "1" once the hash is known to hold every entry
     a               when it was completed, ms since the epoch
@@ -60,6 +62,31 @@ the old primary acknowledged. Completions record the primary's epoch, which
 moves on whenever a connection finds a new primary (``service.redis.failover``),
 and only a hash completed in the current epoch is served: every older one is
 rebuilt, from DynamoDB, which holds every acknowledged write.
+
+**Leaderboards** (SPEC §8) are a course's, so they ride on its hash. Each entry
+of a course's hash (a learner's roster row) also carries the learner's points by
+ISO week (``#<week>=<points>,…``), and beside the hash, sharing its Redis Cluster
+hash tag, sorted sets hold the boards: ``board:{course}`` every learner with a
+session, ``board:{course}:w<week>`` those with a session completed that week,
+each scored minus their points so that ascending order is most points first,
+then user id. The apply script moves them in the same atomic step as the sums:
+an entry applied under the version rule sets its learner's score on the
+all-time board (or removes them, once they have no session), adds or rescores
+them on each week it names and removes them from the weeks it no longer names,
+with ``k:<week>`` counting the entries that name the week as ``L`` counts the
+live ones. So, whenever the hash exists, each board holds exactly its entries'
+points; a claim and a drop delete the boards with the hash, and a rebuild's
+rows put them back through the same script. What Redis may lose apart from the
+hash (eviction takes one key at a time, an idle board expires) is caught by
+the reader: members are only ever added for entries that hold them, so a board
+whose cardinality equals the hash's count (``L``, or ``k:<week>``) is whole, and
+one that is short is treated as a miss, claiming the course's rebuild. A read
+is one script call: the hash's completeness (the same incarnation, epoch and
+maximum age as any read), the cardinality check, ``ZRANGE`` of the window,
+``ZCOUNT`` of the scores above its first row (competition ranks: one more than
+how many have more points) and the caller's ``ZSCORE`` and ``ZCOUNT`` —
+logarithmic in the course's learners. Weekly boards expire at the end of their
+13th week, the last a reader may name, or with the hash's idle TTL if sooner.
 
 **Updates that did not arrive.** When this process cannot deliver a write's
 update, because Redis failed or the request was cancelled (deadline,

@@ -1,0 +1,102 @@
+"""A leaderboard of a course of many learners (SPEC §8): its roster rows written straight into
+DynamoDB, as change capture writes them; how long a lost board takes to come back, in how many
+round trips, and how much Redis memory it holds.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+from redis.asyncio import Redis
+
+from bench.coldread import read_as, scrape
+from bench.datagen import seeded_id
+from bench.seed import PAGE_BYTES, delete_items, item_bytes, write_items
+from service.domain.model import CourseTotals, LearnerRow, week_of
+from service.dynamodb import codec
+from service.redis.cache import REBUILD_CHUNK, board_key, course_key
+
+if TYPE_CHECKING:
+    from types_aiobotocore_dynamodb import DynamoDBClient
+
+# The learners whose reads the scenario on the board cycles through: enough to spread over the ranking.
+READERS = 1_000
+
+
+@dataclass(frozen=True)
+class BigBoard:
+    course: str
+    rows: list[LearnerRow]
+
+    @classmethod
+    def generate(cls, rng: random.Random, learners: int) -> BigBoard:
+        """A course's learners, each with a few sessions' points, a third of them active this week."""
+        week = week_of(time.time_ns() // 1_000_000)
+        rows = []
+        for _ in range(learners):
+            sessions, points = rng.randint(1, 40), rng.randint(0, 4_000)
+            weeks = ((week, rng.randint(0, points)),) if rng.random() < 1 / 3 else ()
+            totals = CourseTotals(
+                sessions, sessions * 5, sessions * 5 * 7_000, sessions * 7_000, sessions * 60_000, points=points
+            )
+            rows.append(LearnerRow(seeded_id(rng), totals, 1, weeks))
+        return cls(seeded_id(rng), rows)
+
+    @property
+    def readers(self) -> list[tuple[str, str]]:
+        return [(row.user_id, self.course) for row in self.rows[:READERS]]
+
+    def items(self) -> list[dict[str, Any]]:
+        return [{**codec.row_key(self.course, row.user_id), **codec.row_values(row)} for row in self.rows]
+
+    def query_pages(self) -> int:
+        """The rebuild's Query pages: one per started megabyte of each roster partition (an empty one too)."""
+        shard_bytes: dict[int, int] = defaultdict(int)
+        for row, item in zip(self.rows, self.items(), strict=True):
+            shard_bytes[codec.roster_shard(row.user_id)] += item_bytes(item)
+        return sum(max(1, math.ceil(shard_bytes[shard] / PAGE_BYTES)) for shard in range(codec.ROSTER_SHARDS))
+
+    async def write(self, client: DynamoDBClient, table: str) -> None:
+        await write_items(client, table, self.items())
+
+    async def delete(self, client: DynamoDBClient, table: str) -> None:
+        await delete_items(client, table, self.items())
+
+
+async def _script_calls(redis: Redis) -> int:
+    stats = await redis.info("commandstats")
+    return sum(int(stats.get(f"cmdstat_{name}", {}).get("calls", 0)) for name in ("evalsha", "eval"))
+
+
+async def rebuild(http: aiohttp.ClientSession, base: str, redis: Redis, board: BigBoard) -> dict[str, Any]:
+    """Drop the course's hash and boards (as a flush would), then one learner's read with their place
+    rebuilds them; its time, its round trips and the boards' memory."""
+    await redis.delete(course_key(board.course), board_key(board.course))
+    calls_before, metrics_before = await _script_calls(redis), await scrape(http, base)
+    reader = board.rows[len(board.rows) // 2].user_id
+    started = time.perf_counter()
+    status, body = await read_as(http, base, reader, f"/courses/{board.course}/leaderboard?limit=10")
+    seconds = time.perf_counter() - started
+    calls = await _script_calls(redis) - calls_before
+    rebuilds = (await scrape(http, base))["stats_cache_rebuilds_total"] - metrics_before["stats_cache_rebuilds_total"]
+    learners = len(board.rows)
+    if status != 200 or body.get("learnersCount") != learners or "you" not in body or rebuilds != 1:
+        raise RuntimeError(f"the board of {learners} learners: {status} {body}, {rebuilds} rebuilds")
+    week = week_of(time.time_ns() // 1_000_000)
+    return {
+        "learners": learners,
+        "rebuild_ms": seconds * 1000,
+        "redis_calls": calls,
+        "expected_redis_calls": 2 + math.ceil(learners / REBUILD_CHUNK),
+        "dynamodb_queries": board.query_pages(),
+        "board_bytes": await redis.memory_usage(board_key(board.course), samples=0),
+        "weekly_board_bytes": await redis.memory_usage(board_key(board.course, week), samples=0),
+        "weekly_learners": await redis.zcard(board_key(board.course, week)),
+        "hash_bytes": await redis.memory_usage(course_key(board.course), samples=0),
+    }
