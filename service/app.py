@@ -150,7 +150,10 @@ async def _changes_ctx(app: web.Application) -> AsyncIterator[None]:
             yield
             return
         applier = ChangeApplier(app[keys.CACHE], Roster(app[keys.STORE], app[keys.CACHE]))
-        poller = asyncio.create_task(StreamPoller(streams, stream_arn, applier).run())
+        polling = StreamPoller(streams, stream_arn, applier)
+        # Before serving: a write answered before the stream's position was taken would never be read.
+        await polling.start()
+        poller = asyncio.create_task(polling.run())
         log.info("change capture polling the table's stream", extra={"stream": stream_arn})
         try:
             yield

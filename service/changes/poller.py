@@ -2,9 +2,10 @@
 
 Local mode and the tests have no Lambda: the application polls the stream
 itself when ``STATS_CHANGE_CAPTURE`` is on. Shards open at start are read from
-their latest record, shards found later (a split) from their first, and a
+their latest record as of :meth:`StreamPoller.start`, which the application
+awaits before it serves, shards found later (a split) from their first, and a
 batch that could not be applied is read again from the same iterator, so every
-change made while the poller runs is applied at least once. Checkpoints live in
+change made once the application serves is applied at least once. Checkpoints live in
 memory: what is written while no poller runs is left to the read path's own
 bounds, which is why production uses Lambda, whose checkpoints are durable.
 """
@@ -58,9 +59,12 @@ class StreamPoller:
         else:  # a closed shard, read to its end
             del self._iterators[shard_id]
 
-    async def run(self) -> None:
-        """Poll until cancelled."""
+    async def start(self) -> None:
+        """Take each open shard's position now: changes from here on are read."""
         await self._discover("LATEST")
+
+    async def run(self) -> None:
+        """Poll until cancelled (after :meth:`start`)."""
         rounds = 0
         while True:
             rounds += 1

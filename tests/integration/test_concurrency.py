@@ -330,3 +330,36 @@ async def test_concurrent_cold_reads_cause_one_rebuild(
     rebuilds = sum(client.app[keys.METRICS].rebuilds._value.get() for client in clients)
     fallbacks = sum(client.app[keys.METRICS].fallback_reads._value.get() for client in clients)
     assert rebuilds == 1, f"{fallbacks} of them answered from DynamoDB while Redis did not answer"
+
+
+async def test_concurrent_readers_of_a_lost_leaderboard_cause_one_rebuild(
+    aiohttp_client: AiohttpClient, settings: Settings, backends: Backends
+) -> None:
+    writer = await aiohttp_client(create_app(patient(settings, change_capture=True)))
+    clients = [writer, await aiohttp_client(create_app(patient(settings)))]
+    course, learners = new_id(), [new_id() for _ in range(20)]
+    for index, user in enumerate(learners):
+        body = {"totalModulesStudied": index, "averageScore": 50, "timeStudied": 1}
+        assert (await Api(writer).post(user, course, body)).status == 201
+
+    async def listed() -> bool:
+        reply = await Api(writer).call("GET", f"/courses/{course}/leaderboard", user=learners[0])
+        return bool(reply.json["learnersCount"] == len(learners))
+
+    await until(listed, within=10)
+    await backends.redis.flushdb()
+    before = sum(client.app[keys.METRICS].rebuilds._value.get() for client in clients)
+    replies = await asyncio.gather(
+        *(
+            Api(clients[n % 2]).call("GET", f"/courses/{course}/leaderboard?period={period}", user=learners[n % 20])
+            for n in range(100)
+            for period in ("all", "week")
+        )
+    )
+    assert {(reply.status, reply.json["learnersCount"]) for reply in replies} == {(200, len(learners))}
+    # Each learner's own place: 10 x index points, so learner i ranks 20 - i.
+    assert {(reply.json["you"]["rank"], reply.json["you"]["points"]) for reply in replies[::2][:20]} == {
+        (len(learners) - index, 5 * index) for index in range(len(learners))
+    }
+    rebuilds = sum(client.app[keys.METRICS].rebuilds._value.get() for client in clients) - before
+    assert rebuilds == 1

@@ -4,14 +4,19 @@ erasure and Redis flushed; learners never see others' ids; every bad query is a 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import time
 from typing import Any
 
 import pytest
+from pytest_aiohttp import AiohttpClient
 
+from localmode.servers import free_port
+from service.app import create_app
 from service.domain.model import PAST_WEEKS, week_of
 from service.http.schemas import IsoWeek
+from service.settings import Settings
 from tests.faults.support import until
 from tests.integration.support import Api, Backends, new_id
 from tests.integration.test_accounts import assert_error
@@ -219,3 +224,27 @@ async def test_a_staff_cursor_names_one_course_and_one_period(capturing: Api) ->
         assert_error(reply, 400, "validation_error")
     second = await api.call("GET", f"/admin/courses/{course}/leaderboard?limit=1&cursor={cursor}", headers=staff.admin)
     assert (second.status, len(second.json["items"]), "nextCursor" in second.json) == (200, 1, False)
+
+
+async def test_without_redis_a_board_is_ranked_from_the_roster_as_exactly(
+    aiohttp_client: AiohttpClient, settings: Settings, capturing: Api, backends: Backends
+) -> None:
+    course, users = new_id(), [new_id() for _ in range(5)]
+    for index, user in enumerate(users):
+        assert (await capturing.post(user, course, session(index, 40, weeks_ago=index % 2))).status == 201
+
+    async def settled() -> bool:
+        reply = await capturing.call("GET", f"/courses/{course}/leaderboard", user=users[0])
+        return bool(reply.json["learnersCount"] == len(users))
+
+    await until(settled, within=10)
+    served = {
+        week: (await capturing.call("GET", f"/courses/{course}/leaderboard?{query(week)}", user=users[3])).json
+        for week in (None, CURRENT, CURRENT - 1)
+    }
+    unreachable = dataclasses.replace(settings, redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    without = Api(await aiohttp_client(create_app(unreachable)))
+    for week, reply in served.items():
+        fallback = await without.call("GET", f"/courses/{course}/leaderboard?{query(week)}", user=users[3])
+        assert (fallback.status, fallback.json) == (200, reply)
+        assert reply == learners_view(await backends.board(users, course, week), week, users[3], 10)

@@ -181,6 +181,10 @@ def test_keyword_overrides_win_over_the_environment() -> None:
         ("STATS_COGNITO_USER_POOL_ID", "eu-west-1_ab/../c"),
         ("STATS_COGNITO_ENDPOINT", "cognito.local"),
         ("STATS_CURSOR_SECRET", "too-short"),
+        ("STATS_SESSION_POINTS", "-1"),
+        ("STATS_SESSION_POINTS", "2.5"),
+        ("STATS_SESSION_POINTS", "ten"),
+        ("STATS_SESSION_POINTS", "1000001"),
         pytest.param(
             "STATS_REDIS_TIMEOUT_SECONDS",
             "9999\n",
