@@ -77,10 +77,12 @@ class StatsService:
     async def aclose(self) -> None:
         """Stop the rebuilds still in flight, whose readers have all gone (the application is stopping),
         so that none goes on with the Redis and DynamoDB clients closed under it."""
-        flights = list(self._flights.values())
-        for flight in flights:
-            flight.cancel()
-        await asyncio.gather(*flights, return_exceptions=True)
+        pending = set(self._flights.values())
+        while pending:
+            # Again until they end: a cancellation landing inside a client call can be lost in it.
+            for flight in pending:
+                flight.cancel()
+            _, pending = await asyncio.wait(pending, timeout=0.1)
 
     async def record(self, user_id: str, course_id: str, stats: SessionStats) -> tuple[WriteOutcome, SessionStats]:
         stats = self._points.scored(stats)

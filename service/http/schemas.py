@@ -706,6 +706,7 @@ class _BoardQuery(Schema):
         metadata={
             "description": "With period=week only: the current ISO week (the default) or one of the 12 before it.",
             "example": "2026-W49",
+            "pattern": r"^\d{4}-W\d{2}$",
         },
     )
 

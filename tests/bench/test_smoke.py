@@ -20,6 +20,8 @@ SCENARIOS = (
     "get_modules",
     "get_points",
     "get_course_modules",
+    "get_leaderboard",
+    "list_leaderboard",
     "get_session",
     "list_sessions",
     "list_learners",
@@ -31,6 +33,7 @@ SCENARIOS = (
     "post_results_200",
     "mix",
     "refresh",
+    "get_leaderboard_100k",
 )
 RAW = (
     "redis_read",
@@ -50,6 +53,10 @@ RAW = (
     "course_breakdown_read",
     "catalog_page",
     "cognito_refresh",
+    "board_read",
+    "staff_board_read",
+    "big_board_read",
+    "points_apply",
 )
 
 pytestmark = pytest.mark.slow
@@ -143,12 +150,24 @@ def test_rebuilds_are_counted_and_one_stampede_rebuild(results: dict[str, Any]) 
     assert stampede["correct_replies"] == stampede["readers"] == 100
 
 
+def test_the_large_board_is_rebuilt_in_bounded_round_trips(results: dict[str, Any]) -> None:
+    board = results["large_board"]
+    assert board["learners"] == 500
+    # The claim, one chunk of 500 rows, the board's read: no call per learner.
+    assert board["redis_calls"] == board["expected_redis_calls"] == 3
+    assert board["dynamodb_queries"] == 16  # one page of each roster partition
+    assert 0 < board["weekly_learners"] < board["learners"]
+    assert 0 < board["weekly_board_bytes"] < board["board_bytes"]
+    assert board["hash_bytes"] > 0
+
+
 def test_report_and_plots_are_written(smoke: Path, results: dict[str, Any]) -> None:
     report = (smoke / "report.md").read_text()
     assert "## Targets" in report
     assert all(f"| {name}:" in report for name in SCENARIOS)
     assert "## Batches, per item" in report
     assert "## Change capture, per stream record" in report
+    assert "## A course of 500 learners: its leaderboard" in report
     assert len(results["targets"]) == 8
     for plot in ("latency.png", "throughput.png", "rebuild.png"):
         data = (smoke / plot).read_bytes()

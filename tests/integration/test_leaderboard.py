@@ -27,6 +27,14 @@ CURRENT = week_of(NOW_MS)
 WEEK_MS = 7 * 86_400_000
 
 
+@pytest.fixture
+async def capturing(aiohttp_client: AiohttpClient, settings: Settings) -> Api:
+    """The service in this process, reading the table's stream. Not also as ``scripts/run``, as the course
+    views' tests do: that process reads every test's stream records, and behind the busiest of them it
+    lags past these tests' patience."""
+    return Api(await aiohttp_client(create_app(dataclasses.replace(settings, change_capture=True))))
+
+
 def at(weeks_ago: int) -> str:
     """An instant in the ISO week ``weeks_ago`` before the current one (its Monday noon, or now if sooner)."""
     monday_noon = (7 * (CURRENT - weeks_ago) - 3) * 86_400_000 + 43_200_000
