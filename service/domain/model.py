@@ -129,10 +129,6 @@ def week_of(epoch_ms: int) -> int:
     return (epoch_ms // DAY_MS + 3) // 7
 
 
-def week_start_ms(week: int) -> int:
-    return (7 * week - 3) * DAY_MS
-
-
 def weekly_points(sessions: Iterable[StoredSession], since_week: int) -> tuple[tuple[int, int], ...]:
     """The points earned each ISO week from ``since_week`` on, by the sessions completed in it (a week with
     a session and no points included), in week order."""

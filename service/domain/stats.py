@@ -212,9 +212,12 @@ class StatsService:
         again = await self._read_board(course_id, week, window, me, claim=False)
         if isinstance(again, Board):
             return again
+        if rebuilt.entries is None:
+            # Another process rebuilt it and Redis did not serve it after all: the roster read once here for
+            # every such reader, in a flight of its own that always reads.
+            rebuilt = await asyncio.shield(await self._join(f"{key} rows", self._roster_load(course_id), None))
         # Redis did not keep it (failing, or lost again): ranked here from the rows, slower and as exact.
-        entries = rebuilt.entries if rebuilt.entries is not None else await self._store.roster(course_id)
-        return Board.of(entries, week, *window, me)
+        return Board.of(rebuilt.entries or (), week, *window, me)
 
     async def _read_board(
         self, course_id: str, week: int | None, window: tuple[int, int], me: str | None, *, claim: bool

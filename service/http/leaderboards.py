@@ -85,15 +85,19 @@ async def get_leaderboard(request: web.Request, inputs: Inputs) -> Reply:
 async def list_leaderboard(request: web.Request, inputs: Inputs) -> Reply:
     params = inputs.params
     course_id, limit = params["course_id"], params["limit"]
+    cursors, scope = request.app[keys.CURSORS], f"leaderboard:{course_id}:{params['period']}"
+    # Sealed by this service: "<week>:<offset>", the week the first page ranked ('' for all time).
+    named, _, offset = (cursors.position(scope, params["cursor"]) or ":0").partition(":")
+    if named and params["week"] is None:
+        # The pages of this week's board go on with it after a Monday has passed.
+        params = {**params, "week": int(named)}
     week = board_week(params)
-    cursors, scope = request.app[keys.CURSORS], f"leaderboard:{course_id}:{week}"
-    position = cursors.position(scope, params["cursor"])
-    # The cursor is sealed, so its position is an offset this service wrote.
-    offset = 0 if position is None else int(position)
-    board = await request.app[keys.STATS].leaderboard(course_id, week, (offset, limit))
-    following = offset + limit if offset + limit < board.learners else None
-    page = cursors.page(scope, board.standings, None if following is None else str(following))
-    return Reply(200, {**_reply(params, week, board), **page})
+    if params["cursor"] is not None and named != ("" if week is None else str(week)):
+        raise ValidationFailed("cursor of another week", {"cursor": "Not a cursor of this week's ranking."})
+    board = await request.app[keys.STATS].leaderboard(course_id, week, (int(offset), limit))
+    following = int(offset) + limit
+    resume = f"{'' if week is None else week}:{following}" if following < board.learners else None
+    return Reply(200, {**_reply(params, week, board), **cursors.page(scope, board.standings, resume)})
 
 
 def add_routes(app: web.Application) -> None:

@@ -670,7 +670,7 @@ def _flatten(message: Any) -> list[str]:
     return [text for value in message for text in _flatten(value)]
 
 
-_ISO_WEEK = re.compile(r"(\d{4})-W(\d{2})")
+_ISO_WEEK = re.compile(r"([0-9]{4})-W([0-9]{2})")
 _EPOCH = datetime.date(1970, 1, 1)
 
 
@@ -706,7 +706,7 @@ class _BoardQuery(Schema):
         metadata={
             "description": "With period=week only: the current ISO week (the default) or one of the 12 before it.",
             "example": "2026-W49",
-            "pattern": r"^\d{4}-W\d{2}$",
+            "pattern": "^[0-9]{4}-W[0-9]{2}$",
         },
     )
 

@@ -85,8 +85,9 @@ is one script call: the hash's completeness (the same incarnation, epoch and
 maximum age as any read), the cardinality check, ``ZRANGE`` of the window,
 ``ZCOUNT`` of the scores above its first row (competition ranks: one more than
 how many have more points) and the caller's ``ZSCORE`` and ``ZCOUNT`` —
-logarithmic in the course's learners. Weekly boards expire at the end of their
-13th week, the last a reader may name, or with the hash's idle TTL if sooner.
+logarithmic in the course's learners. Every hit on the course renews its boards
+with its hash; a weekly board expires no later than the end of its 13th week,
+the last a reader may name.
 
 **Updates that did not arrive.** When this process cannot deliver a write's
 update, because Redis failed or the request was cancelled (deadline,
@@ -125,7 +126,6 @@ from service.domain.model import (
     TypeTotals,
     type_sums_text,
     week_of,
-    week_start_ms,
     weeks_text,
 )
 from service.domain.ports import Busy, Claimed, Hit, ReadResult
@@ -143,9 +143,17 @@ REBUILD_CHUNK = 500
 REMEMBER_SECONDS = 60
 
 _CLOCK = """
+local DAY_MS = 86400000
 local function now_ms()
   local now = redis.call('TIME')
   return tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+end
+-- When a course's board is to expire: after the hash's idle TTL (ARGV[1] of every script) from now, and a
+-- week's no later than the end of its 13th week, when no reader may name it any more.
+local function board_expiry(week, now)
+  local expiry = now + tonumber(ARGV[1])
+  if week then expiry = math.min(expiry, (7 * (tonumber(week) + 13) - 3) * DAY_MS) end
+  return string.format('%d', expiry)
 end
 """
 
@@ -155,6 +163,12 @@ end
 _MISS_FUNCTION = (
     _CLOCK
     + """
+-- A hit on a course's hash keeps its boards (KEYS[2] on) as long as the hash.
+local function renew_boards(now)
+  for k = 2, #KEYS do
+    redis.call('PEXPIREAT', KEYS[k], board_expiry(string.match(KEYS[k], ':w(%d+)$'), now))
+  end
+end
 local function miss(key, lock, now)
   if lock and tonumber(lock) > now then return {2} end
   redis.call('DEL', unpack(KEYS))
@@ -170,7 +184,6 @@ _APPLY_FUNCTION = (
     + """
 local function fmt(x) return string.format('%d', x) end
 local SUMS = {'n', 'm', 'w', 'ss', 't', 'p'}
-local DAY_MS = 86400000
 -- Versions as decimal strings (no leading zeros), by length then text: exact at any size, where tonumber is a double.
 local function later(a, b)
   if #a ~= #b then return #a > #b end
@@ -196,7 +209,7 @@ end
 -- Keeps a course's leaderboards with one learner's entry: the all-time board and each week's, a
 -- sorted set scored minus the points, of the learners with a session then; k:<week> counts the
 -- entries with that week, as L counts the live ones, so that a reader can tell a board whole.
-local function move_boards(key, member, live, points, old_text, new_text, expiry_ms)
+local function move_boards(key, member, live, points, old_text, new_text, now)
   local board = KEYS[2]
   if live then redis.call('ZADD', board, fmt(-points), member) else redis.call('ZREM', board, member) end
   redis.call('PEXPIRE', board, ARGV[1])
@@ -211,13 +224,11 @@ local function move_boards(key, member, live, points, old_text, new_text, expiry
     local weekly = board .. ':w' .. week
     redis.call('ZADD', weekly, fmt(-tonumber(p)), member)
     if old[week] == nil then redis.call('HINCRBY', key, 'k:' .. week, 1) end
-    -- No later than the end of the board's 13th week, when no reader may name it any more.
-    local ends = (7 * (tonumber(week) + 13) - 3) * DAY_MS
-    redis.call('PEXPIREAT', weekly, fmt(math.min(ends, expiry_ms)))
+    redis.call('PEXPIREAT', weekly, board_expiry(week, now))
   end
 end
 local function apply(key, argv, first)
-  local expiry_ms = #KEYS > 1 and now_ms() + tonumber(argv[1]) or 0
+  local now = #KEYS > 1 and now_ms() or 0
   for j = first, #argv, 10 do
     local field = 's:' .. argv[j]
     local version = argv[j + 1]
@@ -249,7 +260,7 @@ local function apply(key, argv, first)
       if counted ~= 0 then redis.call('HINCRBY', key, 'L', counted) end
       if old_types ~= '' then move_types(key, old_types, -1) end
       if types ~= '' then move_types(key, types, 1) end
-      if #KEYS > 1 then move_boards(key, argv[j], live, tonumber(argv[j + 7]), old_weeks, weeks, expiry_ms) end
+      if #KEYS > 1 then move_boards(key, argv[j], live, tonumber(argv[j + 7]), old_weeks, weeks, now) end
     end
   end
 end
@@ -296,6 +307,7 @@ local h = redis.call('HMGET', key, 'c', 'n', 'm', 'w', 'ss', 't', 'p', 'L', 'G',
 local now = now_ms()
 if h[1] == '1' and h[13] == ARGV[5] and now - tonumber(h[12] or 0) < tonumber(ARGV[4]) then
   redis.call('PEXPIRE', key, ARGV[1])
+  renew_boards(now)
   local hit = {1, h[2], h[3], h[4], h[5], h[6], h[7], h[8], h[9]}
   for k = 14, #h do hit[k - 4] = h[k] end
   return hit
@@ -307,7 +319,7 @@ return miss(key, h[11], now)
 # KEYS[1] a course's hash, KEYS[2] the leaderboard read, then every leaderboard of the course (dropped
 # with the hash by a claim); ARGV: ttl_ms, nonce, lock_ms, max_age_ms, primary epoch, the hash's count
 # of the board's learners ('L', or 'k:<week>'), offset, limit, the caller's id ('' for none), '1' to
-# claim a rebuild on a miss, the board's latest expiry in ms ('' for none). Returns {1, learners,
+# claim a rebuild on a miss. Returns {1, learners,
 # how many rank above the first item, {rank above the caller, their score} or {}, {member, score, ...}}
 # on a hit, {0, incarnation} when this caller now holds the rebuild lock, {2} when another caller is
 # rebuilding, {3} for a miss not claimed.
@@ -322,9 +334,7 @@ local learners = tonumber(h[5] or 0)
 if h[1] == '1' and h[2] == ARGV[5] and now - tonumber(h[3] or 0) < tonumber(ARGV[4])
     and redis.call('ZCARD', board) == learners then
   redis.call('PEXPIRE', key, ARGV[1])
-  local expiry = now + tonumber(ARGV[1])
-  if ARGV[11] ~= '' then expiry = math.min(expiry, tonumber(ARGV[11])) end
-  redis.call('PEXPIREAT', board, string.format('%d', expiry))
+  renew_boards(now)
   local offset = tonumber(ARGV[7])
   local items = redis.call('ZRANGE', board, offset, offset + tonumber(ARGV[8]) - 1, 'WITHSCORES')
   local above = 0
@@ -588,11 +598,9 @@ class AggregateCache:
         boards = _boards(course_id, now_ms)
         board = board_key(course_id, week)
         count = "L" if week is None else f"k:{week}"
-        # A weekly board is read no later than the end of its 13th week, when it expires.
-        ends = "" if week is None else week_start_ms(week + PAST_WEEKS + 1)
         args: list[EncodableT] = [self._ttl_ms, _nonce(), self._lock_ms, self._max_age_ms, self._primary.epoch]
         args += [count, *window]
-        args += [me or "", "1" if claim else "", ends]
+        args += [me or "", "1" if claim else ""]
         reply = await self._call(self._read_script(self._board, [course, board, *boards], args))
         status = int(reply[0])
         if status == 1:

@@ -8,6 +8,7 @@ Tests isolate themselves with fresh user ids, so servers are shared per session.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import os
 import signal
@@ -65,11 +66,11 @@ def settings(redis_server: RedisServer, moto_server: MotoServer) -> Settings:
     return asyncio.run(create())
 
 
-@pytest.fixture(scope="session")
-def service_process(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The service as its own process, started the way the README says."""
+@contextlib.contextmanager
+def running_service(settings: Settings, log_dir: Path, **env: str) -> Iterator[str]:
+    """The service as its own process, started the way the README says (``env`` on top); its base URL."""
     port = free_port()
-    log_path = tmp_path_factory.mktemp("service") / "service.log"
+    log_path = log_dir / "service.log"
     env = {
         **os.environ,
         "STATS_ENV": "local",
@@ -78,6 +79,7 @@ def service_process(settings: Settings, tmp_path_factory: pytest.TempPathFactory
         "STATS_DYNAMODB_ENDPOINT": settings.dynamodb_endpoint or "",
         "STATS_DYNAMODB_TABLE": TABLE,
         "STATS_ACCESS_LOG": "false",
+        **env,
     }
     with log_path.open("wb") as log:
         process = subprocess.Popen([str(ROOT / "scripts" / "run")], env=env, stdout=log, stderr=log)
@@ -86,6 +88,23 @@ def service_process(settings: Settings, tmp_path_factory: pytest.TempPathFactory
         yield base
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0, log_path.read_text()
+
+
+@pytest.fixture(scope="session")
+def service_process(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``scripts/run`` for the whole session, without change capture: reading the table's stream, it would
+    recompute the roster rows of every later test's writes, a load on the one-at-a-time test DynamoDB
+    that the concurrency tests' calls would queue behind past their timeouts."""
+    with running_service(settings, tmp_path_factory.mktemp("service"), STATS_CHANGE_CAPTURE="false") as base:
+        yield base
+
+
+@pytest.fixture(scope="module")
+def capturing_process(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``scripts/run`` as the README starts it, reading the table's stream (local mode does by default),
+    for one module's tests."""
+    with running_service(settings, tmp_path_factory.mktemp("capturing")) as base:
+        yield base
 
 
 def wait_for_http(url: str, process: subprocess.Popen[bytes], log_path: Path, timeout: float = 120) -> None:
@@ -120,7 +139,7 @@ async def capturing(
     if request.param == "in-process":
         yield Api(await aiohttp_client(create_app(dataclasses.replace(settings, change_capture=True))))
         return
-    async with aiohttp.ClientSession(base_url=request.getfixturevalue("service_process")) as session:
+    async with aiohttp.ClientSession(base_url=request.getfixturevalue("capturing_process")) as session:
         yield Api(session)
 
 

@@ -213,25 +213,37 @@ async def test_every_bad_staff_leaderboard_query_is_a_400(api: Api) -> None:
         assert_error(reply, 400, "validation_error")
 
 
-async def test_a_staff_cursor_names_one_course_and_one_period(capturing: Api) -> None:
+async def test_a_staff_cursor_names_one_course_one_period_and_one_week(capturing: Api) -> None:
     api = capturing
     staff = await staff_of(api)
     course, other = new_id(), new_id()
     for user in (new_id(), new_id()):
-        assert (await api.post(user, course, session(1, 50))).status == 201
+        assert (await api.post(user, course, session(1, 50, weeks_ago=1))).status == 201
+    path = f"/admin/courses/{course}/leaderboard?limit=1"
 
     async def two() -> bool:
-        reply = await api.call("GET", f"/admin/courses/{course}/leaderboard?limit=1", headers=staff.admin)
-        return bool(reply.json["learnersCount"] == 2)
+        return bool((await api.call("GET", path, headers=staff.admin)).json["learnersCount"] == 2)
 
     await until(two, within=10)
-    first = await api.call("GET", f"/admin/courses/{course}/leaderboard?limit=1", headers=staff.admin)
-    cursor = first.json["nextCursor"]
+    cursor = (await api.call("GET", path, headers=staff.admin)).json["nextCursor"]
     for elsewhere in (f"/admin/courses/{other}/leaderboard?", f"/admin/courses/{course}/leaderboard?period=week&"):
         reply = await api.call("GET", f"{elsewhere}limit=1&cursor={cursor}", headers=staff.admin)
         assert_error(reply, 400, "validation_error")
-    second = await api.call("GET", f"/admin/courses/{course}/leaderboard?limit=1&cursor={cursor}", headers=staff.admin)
+    second = await api.call("GET", f"{path}&cursor={cursor}", headers=staff.admin)
     assert (second.status, len(second.json["items"]), "nextCursor" in second.json) == (200, 1, False)
+
+    # A week's pages go on with that week, even when the next page names none (as after a Monday).
+    weekly = await api.call("GET", f"{path}&{query(CURRENT - 1)}", headers=staff.admin)
+    cursor = weekly.json["nextCursor"]
+    following = await api.call("GET", f"{path}&period=week&cursor={cursor}", headers=staff.admin)
+    assert (following.status, following.json["week"], len(following.json["items"])) == (
+        200,
+        IsoWeek.label(CURRENT - 1),
+        1,
+    )
+    assert_error(
+        await api.call("GET", f"{path}&{query(CURRENT)}&cursor={cursor}", headers=staff.admin), 400, "validation_error"
+    )
 
 
 async def test_without_redis_a_board_is_ranked_from_the_roster_as_exactly(

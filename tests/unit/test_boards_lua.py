@@ -115,3 +115,14 @@ async def test_a_weekly_board_expires_by_the_end_of_its_thirteenth_week(redis: A
     # A row stored long ago still names a week whose board is gone: applying it keeps nothing.
     await cache.apply_change(KEY, row("b", 1, 3, {oldest - 2: 3}))
     assert not await redis.exists(board_key(COURSE, oldest - 2))
+
+
+async def test_a_read_of_the_course_keeps_its_boards_as_long_as_its_hash(redis: Any) -> None:
+    cache = make_cache(redis)
+    await rebuilt(cache, [row("a", 1, 5, {NOW: 5})])
+    for key in (board_key(COURSE), board_key(COURSE, NOW)):
+        await redis.pexpire(key, 1_000)
+    assert not isinstance(await cache.read(KEY), Claimed)
+    # Renewed to the hash's idle TTL (60 s here), the weekly board no later than its week's end allows.
+    assert await redis.pttl(board_key(COURSE)) > 50_000
+    assert await redis.pttl(board_key(COURSE, NOW)) > 50_000
