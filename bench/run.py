@@ -521,14 +521,13 @@ async def cold_reads(plan: Plan, base: str, redis: Redis, client: Any) -> tuple[
 async def large_board(
     bench: Bench, service: Gunicorn, calls: rawdeps.DependencyCalls, redis: Redis, client: Any
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The large course's roster written straight into the table, its lost board rebuilt by one read
-    (what that took), then the scenario reading it; the rows are deleted again afterwards."""
+    """The large course's roster written straight into the table, its lost board rebuilt (what that took),
+    then the scenario reading it; the rows are deleted again afterwards."""
     board = boards.BigBoard.generate(random.Random(bench.plan.seed + 2), bench.plan.board_learners)
     await board.write(client, TABLE)
     bench.data = dataclasses.replace(bench.data, board=board.readers)
     bench.files = bench.data.write(bench.files["pairs"].parent)
-    async with aiohttp.ClientSession() as http:
-        rebuilt = await boards.rebuild(http, service.url, redis, board)
+    rebuilt = await boards.rebuild(calls.app[keys.STORE], calls.app[keys.CACHE], redis, board)
     saturation = await bench.saturate(service, LARGE_BOARD, warmup=True)
     await bench.raw_baseline(calls, LARGE_BOARD)
     read = await bench.scenario(service, LARGE_BOARD, [saturation])
