@@ -457,7 +457,7 @@ async def measure(plan: Plan, work: Path, cores: Cores) -> dict[str, Any]:
                 results["change_capture"] = change_capture
                 progress(f"a course of {plan.board_learners} learners: its leaderboard rebuilt, then read")
                 results["large_board"], results["scenarios"][LARGE_BOARD.name] = await large_board(
-                    bench, service, calls, redis, client
+                    bench, service, calls, redis
                 )
             results["rebuild"], results["stampede"] = rebuild, stampede
         await redis.aclose()
@@ -519,20 +519,17 @@ async def cold_reads(plan: Plan, base: str, redis: Redis, client: Any) -> tuple[
 
 
 async def large_board(
-    bench: Bench, service: Gunicorn, calls: rawdeps.DependencyCalls, redis: Redis, client: Any
+    bench: Bench, service: Gunicorn, calls: rawdeps.DependencyCalls, redis: Redis
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The large course's roster written straight into the table, its lost board rebuilt (what that took),
-    then the scenario reading it; the rows are deleted again afterwards."""
+    """The large course's lost board rebuilt from its roster rows (what that took), then the scenario
+    reading it."""
     board = boards.BigBoard.generate(random.Random(bench.plan.seed + 2), bench.plan.board_learners)
-    await board.write(client, TABLE)
     bench.data = dataclasses.replace(bench.data, board=board.readers)
     bench.files = bench.data.write(bench.files["pairs"].parent)
-    rebuilt = await boards.rebuild(calls.app[keys.STORE], calls.app[keys.CACHE], redis, board)
+    rebuilt = await boards.rebuild(calls.app[keys.CACHE], redis, board)
     saturation = await bench.saturate(service, LARGE_BOARD, warmup=True)
     await bench.raw_baseline(calls, LARGE_BOARD)
-    read = await bench.scenario(service, LARGE_BOARD, [saturation])
-    await board.delete(client, TABLE)
-    return rebuilt, read
+    return rebuilt, await bench.scenario(service, LARGE_BOARD, [saturation])
 
 
 def significant(value: float) -> float:
