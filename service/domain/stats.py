@@ -35,6 +35,7 @@ from service.domain.roster import Roster
 from service.telemetry.metrics import Metrics
 
 T = TypeVar("T")
+H = TypeVar("H")
 
 # What a rebuild read from DynamoDB: the entries to cache and the figures they make.
 Loaded = tuple[Sequence[Contribution], CourseFigures]
@@ -200,15 +201,11 @@ class StatsService:
         and ``me``'s place on it: one Redis call on a hit. A lost board comes back with the course's
         aggregate, in the one rebuild of the course's hash that every reader of either shares."""
         key = self._cache.course_key(course_id)
-        flight = self._flights.get(key)
-        if flight is None:
-            result = await self._read_board(course_id, week, window, me, claim=True)
-            if isinstance(result, Board):
-                self._metrics.cache_hits.inc()
-                return result
-            flight = await self._join(key, self._roster_load(course_id), result)
-        self._metrics.cache_misses.inc()
-        rebuilt = await asyncio.shield(flight)
+        rebuilt = await self._served(
+            key, lambda: self._read_board(course_id, week, window, me, claim=True), self._roster_load(course_id)
+        )
+        if isinstance(rebuilt, Board):
+            return rebuilt
         again = await self._read_board(course_id, week, window, me, claim=False)
         if isinstance(again, Board):
             return again
@@ -221,7 +218,7 @@ class StatsService:
 
     async def _read_board(
         self, course_id: str, week: int | None, window: tuple[int, int], me: str | None, *, claim: bool
-    ) -> Board | ReadResult | None:
+    ) -> Board | Claimed | Busy | None:
         try:
             return await self._cache.read_board(course_id, week, window, me, claim=claim)
         except CacheUnavailable as exc:
@@ -240,8 +237,7 @@ class StatsService:
         DynamoDB first: once its items are gone, nothing can rebuild their figures. A
         Redis failure afterwards is left to change capture, whose records of the
         removals make the same repairs (``service.changes.applier``)."""
-        courses = sorted(await self._store.erase(user_id))
-        for course_id in courses:
+        for course_id in sorted(await self._store.erase(user_id)):
             await self._store.delete_row(course_id, user_id)
             try:
                 await self._cache.forget(self._cache.key(user_id, course_id))
@@ -263,15 +259,26 @@ class StatsService:
     ) -> CourseFigures:
         """A cached aggregate, or one rebuild of it from DynamoDB however many readers miss at once.
         A rebuild's figures always hold the by-type sums; a hit's only when ``by_type`` asks for them."""
+        # A hit and a rebuild both hold the figures.
+        return (await self._served(key, lambda: self._read_cache(key, by_type=by_type), load)).figures
+
+    async def _served(
+        self,
+        key: str,
+        read: Callable[[], Awaitable[H | Claimed | Busy | None]],
+        load: Callable[[], Awaitable[Loaded]],
+    ) -> H | Rebuilt:
+        """What ``read`` of the cached aggregate serves on a hit, else the end of this process's one
+        flight that resolves the miss (joined, or started with the miss ``read`` met)."""
         flight = self._flights.get(key)
         if flight is None:
-            result = await self._read_cache(key, by_type=by_type)
-            if isinstance(result, Hit):
+            result = await read()
+            if result is not None and not isinstance(result, Claimed | Busy):
                 self._metrics.cache_hits.inc()
-                return result.figures
+                return result
             flight = await self._join(key, load, result)
         self._metrics.cache_misses.inc()
-        return (await asyncio.shield(flight)).figures
+        return await asyncio.shield(flight)
 
     async def _join(
         self, key: str, load: Callable[[], Awaitable[Loaded]], result: ReadResult | None

@@ -106,7 +106,7 @@ import inspect
 import logging
 import os
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from prometheus_client import Counter
@@ -136,6 +136,7 @@ from service.redis.failover import PrimaryWatch
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+H = TypeVar("H")
 
 # Sessions per apply-script call in a rebuild.
 REBUILD_CHUNK = 500
@@ -563,18 +564,34 @@ class AggregateCache:
 
     async def read(self, key: str, *, by_type: bool = False) -> ReadResult:
         """The aggregate if cached and complete, with its sums by module type if ``by_type``."""
+        types = self._types if by_type else ()
+        more = self._type_fields if by_type else []
+        result = await self._read_or_claim(
+            self._read, key, _with_boards(key), more, lambda reply: Hit(_figures(reply, types))
+        )
+        assert result is not None  # the read script claims every miss
+        return result
+
+    async def _read_or_claim(
+        self,
+        script: AsyncScript,
+        key: str,
+        keys: list[str],
+        more: Sequence[EncodableT],
+        hit: Callable[[Sequence[Any]], H],
+    ) -> H | Claimed | Busy | None:
+        """A read script on the aggregate at ``key``: ``hit`` of its reply on a hit; else the rebuild this
+        caller claimed, Busy while another caller rebuilds, or None for a miss not claimed."""
         if key in self._stale:
             await self._delete_stale(key)
-        args: list[int | str] = [self._ttl_ms, _nonce(), self._lock_ms, self._max_age_ms, self._primary.epoch]
-        if by_type:
-            args += self._type_fields
-        reply = await self._call(self._read_script(self._read, _with_boards(key), args))
+        args: list[EncodableT] = [self._ttl_ms, _nonce(), self._lock_ms, self._max_age_ms, self._primary.epoch, *more]
+        reply = await self._call(self._read_script(script, keys, args))
         status = int(reply[0])
         if status == 1:
-            return Hit(_figures(reply, self._types if by_type else ()))
+            return hit(reply)
         if status == 0:
             return Claimed(_text(reply[1]))
-        return Busy()
+        return Busy() if status == 2 else None
 
     async def _read_script(self, script: AsyncScript, keys: list[str], args: Sequence[EncodableT]) -> Any:
         if self._read_channel is not None:
@@ -592,22 +609,12 @@ class AggregateCache:
         """A window (offset, limit) of a course's leaderboard, all time or of one week, and ``me``'s place;
         on a miss, the claim of the course's rebuild when ``claim`` asks for it (else None)."""
         course = course_key(course_id)
-        if course in self._stale:
-            await self._delete_stale(course)
-        now_ms = time.time_ns() // 1_000_000
-        boards = _boards(course_id, now_ms)
-        board = board_key(course_id, week)
+        boards = [board_key(course_id, week), *_boards(course_id, time.time_ns() // 1_000_000)]
         count = "L" if week is None else f"k:{week}"
-        args: list[EncodableT] = [self._ttl_ms, _nonce(), self._lock_ms, self._max_age_ms, self._primary.epoch]
-        args += [count, *window]
-        args += [me or "", "1" if claim else ""]
-        reply = await self._call(self._read_script(self._board, [course, board, *boards], args))
-        status = int(reply[0])
-        if status == 1:
-            return _board_of(reply, window[0], me)
-        if status == 0:
-            return Claimed(_text(reply[1]))
-        return Busy() if status == 2 else None
+        more = [count, *window, me or "", "1" if claim else ""]
+        return await self._read_or_claim(
+            self._board, course, [course, *boards], more, lambda reply: _board_of(reply, window[0], me)
+        )
 
     async def aclose(self) -> None:
         if self._read_channel is not None:
