@@ -1,9 +1,15 @@
-"""moto's DynamoDB-compatible server, answering one request at a time.
+"""moto's DynamoDB-compatible server, answering one request at a time over kept-alive connections.
 
 moto applies an ``UpdateItem``'s actions one after another on the live item, so
 its usual threaded server lets a concurrent ``Query`` see a half-updated item,
-which DynamoDB never shows. Serving requests serially restores DynamoDB's
-per-item atomicity, which the aggregates rely on.
+which DynamoDB never shows. One request at a time restores DynamoDB's per-item
+atomicity, which the aggregates rely on.
+
+Connections stay open between requests (HTTP/1.1), as DynamoDB's do. moto's own
+server (werkzeug's) closes every connection after its answer, which charges each
+call a new TCP connection that no client of DynamoDB pays. waitress keeps them
+and runs the application in one thread, so requests from any number of open
+connections are answered one after another.
 
 ``python -m localmode.dynamodb --port 8000``
 """
@@ -11,20 +17,21 @@ per-item atomicity, which the aggregates rely on.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
 import sys
 from types import FrameType
 
-from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
-from werkzeug.serving import BaseWSGIServer
+import waitress
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-
-class _Server(BaseWSGIServer):
-    # Connections waiting to be served. werkzeug's 128 overflows when many clients call at once
-    # (a course rebuild reads 16 roster partitions concurrently): Linux then drops their SYNs and
-    # they wait a second or more to connect, where queued ones are served in milliseconds.
-    request_queue_size = 4096
+# Connections waiting to be accepted. Many clients calling at once (a course rebuild reads 16 roster
+# partitions concurrently, a load test opens hundreds) overflow a short queue: Linux then drops their
+# SYNs and they wait a second or more to connect, where queued ones are served in milliseconds.
+_BACKLOG = 4096
+# Open connections, far above any test's or benchmark's client pool.
+_CONNECTIONS = 4096
 
 
 def _exit(signum: int, frame: FrameType | None) -> None:
@@ -39,8 +46,19 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("MOTO_PORT", str(args.port))
     signal.signal(signal.SIGTERM, _exit)
     signal.signal(signal.SIGINT, _exit)
-    app = DomainDispatcherApplication(create_backend_app)
-    _Server(args.host, args.port, app, handler=MotoRequestHandler).serve_forever()
+    # waitress warns whenever requests queue behind its one thread, which is the design here.
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+    waitress.serve(
+        DomainDispatcherApplication(create_backend_app),
+        host=args.host,
+        port=args.port,
+        threads=1,
+        backlog=_BACKLOG,
+        connection_limit=_CONNECTIONS,
+        channel_timeout=3600,
+        ident="moto",
+        _quiet=True,
+    )
 
 
 if __name__ == "__main__":

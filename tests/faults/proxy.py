@@ -9,9 +9,10 @@ path. The mode can be switched while traffic flows:
 - ``blackhole``: accept and read, never forward nor answer;
 - ``reset``: drop every connection with a TCP reset, the open ones included.
 
-Independently, ``hold_next()`` holds what the next accepted connection sends
-upstream until ``release()``, as a network path can hold one request while
-later ones pass: the request then arrives after its sender gave up on it.
+Independently, ``hold_next()`` holds the next request any client sends, and the
+rest of what its connection sends, until ``release()``, as a network path can
+hold one request while later ones pass (on the same server's other connections):
+the request then arrives after its sender gave up on it.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ Upstream = tuple[str, int] | Path
 
 # Read size per chunk; small enough that delays apply per protocol message.
 _CHUNK = 65536
+# How long a released request's answer is waited for, its sender gone.
+_ANSWER_SECONDS = 10.0
 
 
 class Mode(enum.Enum):
@@ -56,6 +59,8 @@ class _Link:
         self.client = client
         self.upstream: asyncio.StreamWriter | None = None
         self.gate: asyncio.Event | None = None
+        # Set when the upstream has answered on this link since its hold was released.
+        self.answered = asyncio.Event()
 
     def abort(self) -> None:
         _abort(self.client)
@@ -74,7 +79,7 @@ class FaultProxy:
         self._tasks: set[asyncio.Task[None]] = set()
         self._hold_next = False
         self._gate = asyncio.Event()
-        # Set when the held connection has closed, its request delivered and answered.
+        # Set when the held request's connection has closed, the request delivered and answered.
         self.held_finished = asyncio.Event()
 
     @property
@@ -137,8 +142,6 @@ class FaultProxy:
         self._tasks.add(task)
         self.connections_accepted += 1
         link = _Link(writer)
-        if self._hold_next:
-            link.gate, self._hold_next = self._gate, False
         self._links.add(link)
         try:
             await self._serve(link, reader)
@@ -159,15 +162,17 @@ class FaultProxy:
             while await reader.read(_CHUNK):
                 pass
             return
-        if link.gate is not None:
-            await self._serve_held(link, reader, link.gate)
-            return
         up_reader, link.upstream = await self._connect_upstream()
-        to_upstream = asyncio.ensure_future(self._pump(reader, link.upstream, count=True))
-        to_client = asyncio.ensure_future(self._pump(up_reader, link.client, count=False))
+        to_upstream = asyncio.ensure_future(self._pump(reader, link.upstream, link, count=True))
+        to_client = asyncio.ensure_future(self._pump(up_reader, link.client, link, count=False))
         try:
             # Either side closing ends the link; the other direction is then moot.
             await asyncio.wait([to_upstream, to_client], return_when=asyncio.FIRST_COMPLETED)
+            if link.gate is not None:
+                # The held request went upstream long after its sender left: it is served whole
+                # once the upstream answers.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(link.answered.wait(), _ANSWER_SECONDS)
         finally:
             for pump in (to_upstream, to_client):
                 pump.cancel()
@@ -178,33 +183,10 @@ class FaultProxy:
             return await asyncio.open_unix_connection(str(self.upstream))
         return await asyncio.open_connection(*self.upstream)
 
-    async def _serve_held(self, link: _Link, reader: asyncio.StreamReader, gate: asyncio.Event) -> None:
-        """Keep what the client sends, and connect upstream only on release: a server that
-        serves one connection at a time must not wait on a request that is not there yet."""
-        held = bytearray()
-
-        async def collect() -> None:
-            with contextlib.suppress(OSError):
-                while data := await reader.read(_CHUNK):
-                    held.extend(data)
-
-        collector = asyncio.ensure_future(collect())
-        try:
-            await gate.wait()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(collector), 0.1)
-        finally:
-            collector.cancel()
-        up_reader, link.upstream = await self._connect_upstream()
-        self.bytes_from_clients += len(held)
-        link.upstream.write(bytes(held))
-        await link.upstream.drain()
-        # The sender has long gone; read the answer to its end so the request is served whole.
-        while await up_reader.read(_CHUNK):
-            pass
-
-    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, count: bool) -> None:
-        queue: asyncio.Queue[tuple[float, bytes] | None] = asyncio.Queue()
+    async def _pump(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, link: _Link, *, count: bool
+    ) -> None:
+        queue: asyncio.Queue[tuple[float, bytes, asyncio.Event | None] | None] = asyncio.Queue()
         forward = asyncio.ensure_future(self._forward(queue, writer))
         try:
             while True:
@@ -213,11 +195,16 @@ class FaultProxy:
                     break
                 if count:
                     self.bytes_from_clients += len(data)
+                    if self._hold_next and link.gate is None:
+                        link.gate, self._hold_next = self._gate, False
+                elif link.gate is not None and link.gate.is_set():
+                    link.answered.set()
+                gate = link.gate if count else None
                 # The mode at arrival decides the chunk's fate, like a network path would.
                 if self.mode is Mode.PASS:
-                    queue.put_nowait((0.0, data))
+                    queue.put_nowait((0.0, data, gate))
                 elif self.mode is Mode.DELAY:
-                    queue.put_nowait((time.monotonic() + self.delay_seconds, data))
+                    queue.put_nowait((time.monotonic() + self.delay_seconds, data, gate))
             queue.put_nowait(None)
             await forward
         finally:
@@ -225,9 +212,13 @@ class FaultProxy:
             await asyncio.gather(forward, return_exceptions=True)
 
     @staticmethod
-    async def _forward(queue: asyncio.Queue[tuple[float, bytes] | None], writer: asyncio.StreamWriter) -> None:
+    async def _forward(
+        queue: asyncio.Queue[tuple[float, bytes, asyncio.Event | None] | None], writer: asyncio.StreamWriter
+    ) -> None:
         while (item := await queue.get()) is not None:
-            due, data = item
+            due, data, gate = item
+            if gate is not None:
+                await gate.wait()
             wait = due - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)
