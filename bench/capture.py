@@ -44,7 +44,7 @@ from service.redis.client import open_cache
 from service.settings import Settings
 
 if TYPE_CHECKING:
-    from types_aiobotocore_dynamodb import DynamoDBClient
+    from service.dynamodb.client import DynamoDB
 
 # The writes behind the records are made a few at a time (the local server serves one request at a time).
 WRITES_IN_FLIGHT = 4
@@ -54,13 +54,15 @@ STREAM_ARN = f"arn:aws:dynamodb:{REGION}:000000000000:table/{TABLE}/stream/bench
 
 
 class DynamoCalls:
-    """Counts every request a DynamoDB client sends (each attempt: botocore's before-send event)."""
+    """Counts every request both DynamoDB clients send (each attempt: botocore's before-send event,
+    and the wire's attempts)."""
 
-    def __init__(self, client: DynamoDBClient) -> None:
+    def __init__(self, clients: DynamoDB) -> None:
         self.sent = 0
-        client.meta.events.register("before-send.dynamodb", self._count)
+        clients.client.meta.events.register("before-send.dynamodb", self._count)
+        clients.wire.observe_attempts(self._count)
 
-    def _count(self, **_: Any) -> None:
+    def _count(self, *_: Any, **__: Any) -> None:
         self.sent += 1
 
 
@@ -157,7 +159,7 @@ async def apply_batches(
 
 async def measure(
     settings: Settings,
-    client: DynamoDBClient,
+    clients: DynamoDB,
     server: Redis,
     pairs: Sequence[tuple[str, str]],
     run_id: str,
@@ -165,9 +167,9 @@ async def measure(
     records: int,
 ) -> dict[str, Any]:
     """Both shapes, ``records`` records each (whole sync batches for ``sync``), over ``pairs``: the
-    applier over ``client`` and a cache built as the service builds its own from ``settings``, both
+    applier over ``clients`` and a cache built as the service builds its own from ``settings``, both
     counted; ``server`` is another client of the same Redis, which asks it for its own counts."""
-    store = SessionStore(client, TABLE)
+    store = SessionStore(clients, TABLE)
     singles = await write_records(store, [pairs[n % len(pairs)] for n in range(records)], run_id, 0)
     syncs = max(1, records // BATCH_SESSIONS)
     sync_writes = [pairs[n % len(pairs)] for n in range(syncs) for _ in range(BATCH_SESSIONS)]
@@ -175,7 +177,7 @@ async def measure(
     sync_batches = [synced[start : start + BATCH_SESSIONS] for start in range(0, len(synced), BATCH_SESSIONS)]
     redis, cache = open_cache(settings)
     try:
-        counters = DynamoCalls(client), RedisCalls(redis)
+        counters = DynamoCalls(clients), RedisCalls(redis)
         applier = ChangeApplier(cache, Roster(store, cache))
         # Connections, the failover check and the scripts' loading first: each happens once per client.
         await applier.apply(singles[:1])

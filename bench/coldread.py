@@ -19,6 +19,7 @@ from redis.asyncio import Redis
 from bench.datagen import seeded_id
 from bench.measure import metric_samples
 from bench.seed import delete_items, expected_pages, item_bytes, random_stats, session_item, write_items
+from bench.stack import Gunicorn, cpu_seconds
 from service.domain.model import CourseTotals
 from service.dynamodb.store import SessionStore
 from service.http.schemas import COURSE_STATS, TypeBreakdown
@@ -95,18 +96,31 @@ async def query_pages(store: SessionStore, course: ColdCourse) -> tuple[int, flo
 
 
 async def rebuild_point(
-    http: aiohttp.ClientSession, base: str, redis: Redis, store: SessionStore, course: ColdCourse, *, repeats: int
+    http: aiohttp.ClientSession,
+    server: Gunicorn,
+    redis: Redis,
+    store: SessionStore,
+    course: ColdCourse,
+    *,
+    repeats: int,
 ) -> dict[str, Any]:
-    """Median cold-read and rebuild times for one course, each read after deleting its aggregate."""
+    """Median cold-read and rebuild times for one course, each read after deleting its aggregate, and
+    the server's CPU time per read (over all the reads: /proc counts in clock ticks)."""
     pages, query_seconds = await query_pages(store, course)
+    base, pid = server.url, server.worker_pid()
     client_seconds: list[float] = []
     server_seconds: list[float] = []
+    cpu = 0.0
     for _ in range(repeats):
         await redis.delete(course.key)
         before = await scrape(http, base)
+        cpu_before = cpu_seconds(pid)
         started = time.perf_counter()
         status, body = await read_course(http, base, course.user, course.course, course.view)
         client_seconds.append(time.perf_counter() - started)
+        cpu_after = cpu_seconds(pid)
+        if cpu_before is not None and cpu_after is not None:
+            cpu += cpu_after - cpu_before
         after = await scrape(http, base)
         rebuilds = after[REBUILDS] - before[REBUILDS]
         if status != 200 or body != course.expected or rebuilds != 1:
@@ -120,6 +134,7 @@ async def rebuild_point(
         "query_ms": query_seconds * 1000,
         "rebuild_ms": statistics.median(server_seconds) * 1000,
         "cold_read_ms": statistics.median(client_seconds) * 1000,
+        "rebuild_cpu_ms": cpu / repeats * 1000,
     }
 
 

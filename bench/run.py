@@ -44,6 +44,7 @@ from bench.stack import (
     Cores,
     Gunicorn,
     TcpRedisServer,
+    cpu_seconds,
     create_table,
     production_env,
     stop_all,
@@ -62,7 +63,7 @@ from localmode import idp
 from localmode.servers import MotoServer, free_port
 from service import keys
 from service.domain.roster import Roster
-from service.dynamodb.client import dynamodb_client
+from service.dynamodb.client import DynamoDB, dynamodb
 from service.dynamodb.store import SessionStore
 from service.redis.cache import AggregateCache
 from service.settings import load_settings
@@ -229,17 +230,6 @@ def run_id() -> str:
     return os.urandom(4).hex()
 
 
-def cpu_seconds(pid: int | None) -> float | None:
-    """User plus system CPU time of a process, from /proc."""
-    if pid is None:
-        return None
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 class Bench:
     def __init__(self, plan: Plan, files: dict[str, Path], data: Dataset, cores: Cores) -> None:
         self.plan = plan
@@ -331,10 +321,10 @@ async def seed_dataset(client: Any, data: Dataset, seed: int) -> None:
     await write_items(client, TABLE, items)
 
 
-async def seed_rosters(client: Any, cache: AggregateCache, data: Dataset) -> None:
+async def seed_rosters(clients: DynamoDB, cache: AggregateCache, data: Dataset) -> None:
     """Every pair's roster row, as change capture writes it (the bench's service runs without change
     capture, and sessions written straight into the table have no stream records)."""
-    roster = Roster(SessionStore(client, TABLE), cache)
+    roster = Roster(SessionStore(clients, TABLE), cache)
     gate = asyncio.Semaphore(4)  # the local server answers one request at a time
 
     async def refresh(user: str, course: str) -> None:
@@ -432,17 +422,17 @@ async def measure(plan: Plan, work: Path, cores: Cores) -> dict[str, Any]:
         bench = Bench(plan, data.write(work), data, cores)
         settings = load_settings()
         redis = Redis.from_url(redis_server.url)
-        async with dynamodb_client(settings) as client:
-            await seed_dataset(client, data, plan.seed)
+        async with dynamodb(settings) as clients:
+            await seed_dataset(clients.client, data, plan.seed)
             bare.wait_ready()
             service.wait_ready()
             progress("cold aggregate rebuilds and the stampede")
             # Cold reads first, while the table holds little besides the course being rebuilt.
-            rebuild, stampede = await cold_reads(plan, service.url, redis, client)
+            rebuild, stampede = await cold_reads(plan, service, redis, clients)
             async with rawdeps.DependencyCalls(work, run_id()) as calls:
                 cache = calls.app[keys.CACHE]
                 progress("the seeded learners' course rosters, as change capture writes them, and the courses")
-                await seed_rosters(client, cache, data)
+                await seed_rosters(clients, cache, data)
                 for index, course in enumerate(data.courses):
                     await calls.app[keys.COURSES].register(course, f"Course {index + 1}")
                     await calls.app[keys.COURSES].assign(course, data.teacher_id, teaches=True)
@@ -451,7 +441,7 @@ async def measure(plan: Plan, work: Path, cores: Cores) -> dict[str, Any]:
                 progress("change capture: stream records applied to Redis and the rosters")
                 with cores.server_core():
                     change_capture = await capture.measure(
-                        settings, client, redis, data.pairs, run_id(), records=plan.capture_records
+                        settings, clients, redis, data.pairs, run_id(), records=plan.capture_records
                     )
                 results = await run_scenarios(bench, bare, service, calls)
                 results["change_capture"] = change_capture
@@ -491,27 +481,36 @@ async def run_scenarios(
     return {"baselines": {"bare": bare_row, "raw": bench.raw}, "scenarios": scenarios}
 
 
-async def cold_reads(plan: Plan, base: str, redis: Redis, client: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+async def cold_reads(
+    plan: Plan, server: Gunicorn, redis: Redis, clients: DynamoDB
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """Rebuild times, each course alone in the table beside the scenarios' data (the local
     server's Query reads the whole table, so other courses would slow it), then the stampede."""
     rng = random.Random(plan.seed + 1)
-    store = SessionStore(client, TABLE)
+    client, store, base = clients.client, SessionStore(clients, TABLE), server.url
     points = []
     async with aiohttp.ClientSession() as http:
         for size in plan.rebuild_sizes:
             course = coldread.ColdCourse(rng, size)
             await course.write(client, TABLE)
             repeats = plan.rebuild_repeats if size <= REPEAT_UP_TO else 1
-            points.append(await coldread.rebuild_point(http, base, redis, store, course, repeats=repeats))
+            points.append(await coldread.rebuild_point(http, server, redis, store, course, repeats=repeats))
             await course.delete(client, TABLE)
         # A cold breakdown: the same rebuild, of sessions as the platform posts them (20 results each).
         breakdown = coldread.ColdCourse(rng, COLD_BREAKDOWN_SESSIONS, results=TYPICAL_RESULTS, breakdown=True)
         await breakdown.write(client, TABLE)
-        cold_breakdown = await coldread.rebuild_point(http, base, redis, store, breakdown, repeats=plan.rebuild_repeats)
+        cold_breakdown = await coldread.rebuild_point(
+            http, server, redis, store, breakdown, repeats=plan.rebuild_repeats
+        )
         await breakdown.delete(client, TABLE)
     herd = coldread.ColdCourse(rng, plan.stampede_sessions)
     await herd.write(client, TABLE)
-    rebuild = {"points": points, "fit": coldread.linear_fit(points), "breakdown": cold_breakdown}
+    rebuild = {
+        "points": points,
+        "fit": coldread.linear_fit(points),
+        "cpu_fit": coldread.linear_fit(points, "rebuild_cpu_ms"),
+        "breakdown": cold_breakdown,
+    }
     stampede = await coldread.stampede(base, redis, herd, plan.readers)
     # Out of the table again, for the Query scenarios after it.
     await herd.delete(client, TABLE)
@@ -587,6 +586,11 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     for name in ("post_new", "post_repost"):
         ratio = scenarios[name]["ratio_to_baseline"]
         rows.append((f"{scenarios[name]['title']} vs raw dependency calls", ratio, ">= 0.70", ratio >= 0.7))
+    # The DynamoDB routes' own cost: the leanest peer's server CPU per request on the same machine.
+    for name, most in (("post_new", 500), ("post_repost", 500), ("get_session", 400)):
+        cpu = scenarios[name]["saturation"].get("server_cpu_us")
+        if cpu is not None:
+            rows.append((f"{scenarios[name]['title']}: server CPU µs per request", cpu, f"<= {most}", cpu <= most))
     rows += [
         (
             "rebuild time linear in sessions (R², per-session cost growth)",

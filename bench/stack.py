@@ -143,6 +143,17 @@ def http_ok(url: str, timeout: float = 1.0) -> bool:
         return False
 
 
+def cpu_seconds(pid: int | None) -> float | None:
+    """User plus system CPU time of a process, from /proc."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class Gunicorn:
     """gunicorn with the service's config file, serving ``app`` on the server core."""
 

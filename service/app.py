@@ -29,7 +29,7 @@ from service.domain.points import PointsTable
 from service.domain.roster import Roster
 from service.domain.stats import StatsService
 from service.dynamodb.catalog import CourseCatalog
-from service.dynamodb.client import count_retries, dynamodb_client, streams_client
+from service.dynamodb.client import count_retries, dynamodb, streams_client
 from service.dynamodb.store import SessionStore
 from service.dynamodb.table import ensure_table
 from service.http import accounts, admin, courses, leaderboards, ops
@@ -48,11 +48,11 @@ log = logging.getLogger(__name__)
 
 async def _dynamodb_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS]
-    async with dynamodb_client(settings) as client:
+    async with dynamodb(settings) as clients:
         if settings.is_local:
-            await ensure_table(client, settings.dynamodb_table)
-        count_retries(client, app[keys.METRICS].dependency_retries.labels("dynamodb"))
-        store = SessionStore(client, settings.dynamodb_table)
+            await ensure_table(clients.client, settings.dynamodb_table)
+        count_retries(clients, app[keys.METRICS].dependency_retries.labels("dynamodb"))
+        store = SessionStore(clients, settings.dynamodb_table)
         # Fail fast: a wrong table name or endpoint stops the start-up, not the first request.
         await store.ping()
         log.info(

@@ -9,6 +9,7 @@ from typing import Any
 
 import aioboto3
 from aiobotocore.config import AioConfig
+from aiobotocore.credentials import AioCredentials
 
 from service.settings import Settings
 
@@ -29,15 +30,27 @@ async def aws_client(settings: Settings, service: str, endpoint_url: str | None)
         retries={"mode": "standard", "total_max_attempts": settings.dynamodb_max_attempts},
         max_pool_connections=64,
     )
-    credentials: dict[str, Any] = {}
-    if endpoint_url and settings.env != "production":
-        # A local endpoint accepts any credentials; none need exist on the machine.
-        credentials = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
     async with _aws_session().client(
         service,
         region_name=settings.aws_region,
         endpoint_url=endpoint_url,
         config=config,
-        **credentials,
+        **_local_credentials(settings, endpoint_url),
     ) as client:
         yield client
+
+
+def _local_credentials(settings: Settings, endpoint_url: str | None) -> dict[str, str]:
+    if endpoint_url and settings.env != "production":
+        # A local endpoint accepts any credentials; none need exist on the machine.
+        return {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
+    return {}
+
+
+async def client_credentials(settings: Settings, endpoint_url: str | None) -> Any:
+    """The credentials ``aws_client`` gives its client at ``endpoint_url``: botocore's credentials
+    object (refreshed as it is read), or None where the chain finds none."""
+    local = _local_credentials(settings, endpoint_url)
+    if local:
+        return AioCredentials(local["aws_access_key_id"], local["aws_secret_access_key"])
+    return await _aws_session().get_credentials()

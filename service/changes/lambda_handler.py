@@ -23,7 +23,7 @@ from typing import Any
 
 from service.changes.applier import ChangeApplier
 from service.domain.roster import Roster
-from service.dynamodb.client import dynamodb_client
+from service.dynamodb.client import dynamodb
 from service.dynamodb.store import SessionStore
 from service.redis.client import open_cache
 from service.settings import load_settings
@@ -36,8 +36,8 @@ class _Runtime:
         self.redis, self.cache = open_cache(settings)
         # Kept open for the environment's life; Lambda freezes and ends the process itself.
         self.clients = contextlib.AsyncExitStack()
-        dynamodb = self.loop.run_until_complete(self.clients.enter_async_context(dynamodb_client(settings)))
-        store = SessionStore(dynamodb, settings.dynamodb_table)
+        dynamodb_clients = self.loop.run_until_complete(self.clients.enter_async_context(dynamodb(settings)))
+        store = SessionStore(dynamodb_clients, settings.dynamodb_table)
         self.applier = ChangeApplier(self.cache, Roster(store, self.cache))
 
 

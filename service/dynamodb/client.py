@@ -1,15 +1,17 @@
-"""The aioboto3 DynamoDB clients, and the retry counter of their calls."""
+"""The DynamoDB clients (aioboto3's, and the wire beside it for the hot calls), and the retry counter of their calls."""
 
 from __future__ import annotations
 
 import contextlib
 import re
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Counter
 
 from service.aws import aws_client
+from service.dynamodb.wire import DynamoWire
 from service.settings import Settings
 
 if TYPE_CHECKING:
@@ -24,6 +26,20 @@ async def dynamodb_client(settings: Settings) -> AsyncIterator[DynamoDBClient]:
         yield client
 
 
+@dataclass(frozen=True)
+class DynamoDB:
+    """The table's two clients: ``wire`` for UpdateItem, GetItem and Query, ``client`` for every other call."""
+
+    client: DynamoDBClient
+    wire: DynamoWire
+
+
+@contextlib.asynccontextmanager
+async def dynamodb(settings: Settings) -> AsyncIterator[DynamoDB]:
+    async with dynamodb_client(settings) as client, DynamoWire.open(settings, client) as wire:
+        yield DynamoDB(client, wire)
+
+
 @contextlib.asynccontextmanager
 async def streams_client(settings: Settings) -> AsyncIterator[Any]:
     """The table's stream API, at the same endpoint (DynamoDB Local and moto serve both)."""
@@ -31,8 +47,14 @@ async def streams_client(settings: Settings) -> AsyncIterator[Any]:
         yield client
 
 
-def count_retries(client: DynamoDBClient, retries: Counter) -> None:
-    """Count every retried attempt of ``client``'s calls in ``retries``."""
+def count_retries(dynamodb: DynamoDB, retries: Counter) -> None:
+    """Count every retried attempt of both clients' calls in ``retries``."""
+
+    def on_attempt(attempt: int) -> None:
+        if attempt > 1:
+            retries.inc()
+
+    dynamodb.wire.observe_attempts(on_attempt)
 
     def before_send(request: Any, **_: Any) -> None:
         # botocore numbers every attempt in this header; seen before each send,
@@ -42,4 +64,4 @@ def count_retries(client: DynamoDBClient, retries: Counter) -> None:
         if attempt and attempt[1] != "1":
             retries.inc()
 
-    client.meta.events.register("before-send.dynamodb", before_send)
+    dynamodb.client.meta.events.register("before-send.dynamodb", before_send)

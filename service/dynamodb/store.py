@@ -48,6 +48,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from service.domain.errors import DependencyUnavailable
 from service.domain.model import LearnerRow, SessionStats, StoredSession, WriteOutcome
 from service.dynamodb import codec
+from service.dynamodb.client import DynamoDB
 
 if TYPE_CHECKING:
     from types_aiobotocore_dynamodb import DynamoDBClient
@@ -146,8 +147,9 @@ def _refused(exc: ClientError) -> bool:
 
 
 class SessionStore:
-    def __init__(self, client: DynamoDBClient, table: str) -> None:
-        self._client = client
+    def __init__(self, dynamodb: DynamoDB, table: str) -> None:
+        self._client = dynamodb.client
+        self._wire = dynamodb.wire
         self._table = table
         self._clock = _WriteClock()
 
@@ -170,14 +172,14 @@ class SessionStore:
         of them when it applied; the whole stored item, or {} if there is none, when it was refused)."""
         with dynamodb_errors("UpdateItem"):
             try:
-                response = await self._client.update_item(
+                response = await self._wire.update_item(
                     TableName=self._table,
                     Key=key,
                     UpdateExpression=expression,
                     ConditionExpression=condition,
                     ExpressionAttributeNames=names,
                     ExpressionAttributeValues=values,
-                    ReturnValues=returns,  # type: ignore[arg-type]
+                    ReturnValues=returns,
                     ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 )
             except ClientError as exc:
@@ -241,7 +243,7 @@ class SessionStore:
 
     async def get(self, user_id: str, course_id: str, session_id: str) -> StoredSession | None:
         with dynamodb_errors("GetItem"):
-            response = await self._client.get_item(
+            response = await self._wire.get_item(
                 TableName=self._table,
                 Key=codec.item_key(user_id, course_id, session_id),
                 ConsistentRead=True,
@@ -277,7 +279,7 @@ class SessionStore:
         """Every page of a Query, from its ``ExclusiveStartKey`` if it has one (moved on page by page)."""
         while True:
             with dynamodb_errors("Query"):
-                response = await self._client.query(**request)
+                response = await self._wire.query(**request)
             yield response.get("Items", [])
             last_key = response.get("LastEvaluatedKey")
             if not last_key:
@@ -322,7 +324,7 @@ class SessionStore:
     async def row_revision(self, course_id: str, user_id: str) -> int | None:
         """The revision of a learner's roster row, None if they have none."""
         with dynamodb_errors("GetItem"):
-            response = await self._client.get_item(
+            response = await self._wire.get_item(
                 TableName=self._table,
                 Key=codec.row_key(course_id, user_id),
                 ConsistentRead=True,
@@ -410,7 +412,7 @@ class SessionStore:
     async def holds_items(self, user_id: str) -> bool:
         """Whether any item of the user is left (one key read)."""
         with dynamodb_errors("Query"):
-            response = await self._client.query(**self._partition_query(user_id), Limit=1)
+            response = await self._wire.query(**self._partition_query(user_id), Limit=1)
         return bool(response.get("Items"))
 
     async def erase(self, user_id: str) -> set[str]:

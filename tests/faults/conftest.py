@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 
 from localmode.servers import MotoServer, RedisServer
 from service.app import create_app
-from service.dynamodb.client import dynamodb_client
+from service.dynamodb.client import dynamodb, dynamodb_client
 from service.dynamodb.store import SessionStore
 from service.dynamodb.table import ensure_table
 from tests.faults.proxy import FaultProxy
@@ -50,8 +50,8 @@ async def backends(redis_server: RedisServer, moto_server: MotoServer) -> AsyncI
     """Direct connections to both servers, never through a proxy: the view of the truth."""
     await create_table(moto_server.url)
     redis = Redis.from_url(redis_server.url)
-    async with dynamodb_client(settings_for(redis_server.url, moto_server.url)) as client:
-        yield Backends(SessionStore(client, TABLE), client, redis)
+    async with dynamodb(settings_for(redis_server.url, moto_server.url)) as clients:
+        yield Backends(SessionStore(clients, TABLE), clients.client, redis)
     await redis.aclose()
 
 

@@ -30,7 +30,7 @@ from localmode.servers import MotoServer, RedisServer, free_port
 from service import module_types
 from service.accounts.cognito import create_admin
 from service.app import create_app
-from service.dynamodb.client import dynamodb_client
+from service.dynamodb.client import dynamodb, dynamodb_client
 from service.dynamodb.store import SessionStore
 from service.dynamodb.table import ensure_table
 from service.settings import Settings
@@ -161,6 +161,6 @@ async def app_client(aiohttp_client: AiohttpClient, settings: Settings) -> TestC
 async def backends(settings: Settings) -> AsyncIterator[Backends]:
     assert settings.redis_url is not None
     redis = Redis.from_url(settings.redis_url)
-    async with dynamodb_client(settings) as client:
-        yield Backends(SessionStore(client, TABLE), client, redis)
+    async with dynamodb(settings) as clients:
+        yield Backends(SessionStore(clients, TABLE), clients.client, redis)
     await redis.aclose()

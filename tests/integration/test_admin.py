@@ -17,7 +17,7 @@ from localmode.servers import MotoServer
 from service.app import create_app
 from service.domain.model import CourseTotals, SessionStats, StoredSession
 from service.dynamodb import codec
-from service.dynamodb.client import dynamodb_client
+from service.dynamodb.client import dynamodb
 from service.dynamodb.store import SessionStore
 from service.dynamodb.table import ensure_table
 from service.http.schemas import COURSE_STATS
@@ -277,9 +277,9 @@ async def test_an_erasure_of_ten_thousand_sessions_answers_within_the_deadline_a
     # moto answers a Query page of 6 600 keys in about 5 s: calls get the time they need here.
     with MotoServer() as moto:
         patient = dataclasses.replace(settings, dynamodb_endpoint=moto.url, dynamodb_timeout_seconds=30.0)
-        async with dynamodb_client(patient) as client:
-            await ensure_table(client, TABLE)
-            own = Backends(SessionStore(client, TABLE), client, backends.redis)
+        async with dynamodb(patient) as clients:
+            await ensure_table(clients.client, TABLE)
+            own = Backends(SessionStore(clients, TABLE), clients.client, backends.redis)
             await erase_ten_thousand(
                 Api(await aiohttp_client(create_app(patient))), settings, own, record_property, capsys
             )

@@ -10,6 +10,7 @@ from botocore.exceptions import EndpointConnectionError
 
 from service.domain.errors import DependencyUnavailable
 from service.dynamodb import codec
+from service.dynamodb.client import DynamoDB
 from service.dynamodb.store import SessionStore
 
 
@@ -33,7 +34,7 @@ class OnePartitionFails:
 
 async def test_a_failing_partition_stops_the_other_reads_of_a_roster() -> None:
     client = OnePartitionFails(codec.roster_partition("course-1", 3))
-    store = SessionStore(client, "table")  # type: ignore[arg-type]
+    store = SessionStore(DynamoDB(client, client), "table")  # type: ignore[arg-type]
     with pytest.raises(DependencyUnavailable):
         await asyncio.wait_for(store.roster("course-1"), timeout=5)
     assert client.cancelled == codec.ROSTER_SHARDS - 1

@@ -1,0 +1,306 @@
+"""DynamoDB's JSON protocol on the service's own aiohttp session, for the calls on every request's path.
+
+``UpdateItem``, ``GetItem`` and ``Query`` (every POST, session read, session list
+and rebuild) go through :class:`DynamoWire`; every other call (tables, batches,
+transactions, streams) stays on the aioboto3 client.
+
+Why not aioboto3 for these: botocore's per-call pipeline (request creation,
+parameter validation and serialisation, the User-Agent rebuilt for each call,
+signing through ``AWSRequest``, response parsing) cost about 1 000 µs of CPU per
+call on the benchmark machine, against about 300 µs for the same call sent on
+aiohttp. That was most of a POST's server CPU (``scripts/bench`` reports the
+routes' CPU per request; ``bench/results``). botocore's own signer alone cost
+110 µs a call, so the request is signed here (AWS Signature Version 4, checked
+against botocore's signer in ``tests/unit/test_wire.py``), with the day's
+signing key kept.
+
+What it keeps of the aioboto3 client it is opened from:
+
+- **credentials**: the client's session's chain (environment, ECS task role,
+  ...), refreshed by botocore's credentials object before they expire;
+- **endpoint**: the one the client resolved (TLS, verified, for ``https``);
+- **retries**: botocore's standard mode itself (its retry conditions, jittered
+  exponential backoff and retry quota), over the same number of attempts, each
+  retry counted in the same metric;
+- **timeouts**: the same connect and read timeouts;
+- **errors**: botocore's exceptions, ``ClientError`` with the same ``response``
+  (the error's code and message, and modelled members such as the ``Item`` of
+  a failed condition) and ``BotoCoreError`` subclasses for connection failures,
+  timeouts and bad checksums, so every caller's error handling is the same.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import datetime
+import hashlib
+import hmac
+import uuid
+import zlib
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import aiohttp
+import orjson
+from botocore.awsrequest import AWSResponse
+from botocore.credentials import ReadOnlyCredentials
+from botocore.exceptions import (
+    BotoCoreError,
+    ChecksumError,
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    ReadTimeoutError,
+)
+from botocore.retries.quota import RetryQuota
+from botocore.retries.standard import (
+    ExponentialBackoff,
+    RetryContext,
+    RetryQuotaChecker,
+    StandardRetryConditions,
+)
+
+from service.aws import client_credentials
+from service.settings import Settings
+
+if TYPE_CHECKING:
+    from types_aiobotocore_dynamodb import DynamoDBClient
+
+_TARGET = "DynamoDB_20120810."
+_CONTENT_TYPE = "application/x-amz-json-1.0"
+_SIGNED_HEADERS = "content-type;host;x-amz-date;x-amz-target"
+_SIGNED_WITH_TOKEN = "content-type;host;x-amz-date;x-amz-security-token;x-amz-target"
+_USER_AGENT = "learning-stats aiohttp/" + aiohttp.__version__
+# The members of a response that hold items, whose binary values arrive in base64.
+_ITEM = ("Item", "Attributes", "LastEvaluatedKey")
+_CONNECTIONS = 64
+# botocore's connector keeps idle connections this long.
+_KEEPALIVE_SECONDS = 12.0
+
+
+class _Body:
+    """An answer's body, as botocore's response object reads it."""
+
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+
+    def stream(self) -> list[bytes]:
+        return [self._body]
+
+
+# What the retry quota is told of a call that succeeded (it reads the status alone).
+_SUCCEEDED = AWSResponse("", 200, {}, _Body(b""))
+
+
+def _hmac(key: bytes, message: str) -> bytes:
+    return hmac.new(key, message.encode(), hashlib.sha256).digest()
+
+
+class Signer:
+    """AWS Signature Version 4 of DynamoDB's JSON requests, for one region."""
+
+    def __init__(self, region: str, host: str) -> None:
+        self._region = region
+        self._host = host
+        self._keys: dict[tuple[str, str], bytes] = {}
+
+    def _key(self, secret: str, day: str) -> bytes:
+        key = self._keys.get((secret, day))
+        if key is None:
+            key = _hmac(_hmac(_hmac(_hmac(f"AWS4{secret}".encode(), day), self._region), "dynamodb"), "aws4_request")
+            # One key a day (and credentials): older ones are never asked for again.
+            self._keys = {(secret, day): key}
+        return key
+
+    def headers(
+        self, target: str, body: bytes, credentials: ReadOnlyCredentials, now: datetime.datetime
+    ) -> dict[str, str]:
+        """The headers of a request of ``target`` with ``body``, signed with ``credentials`` at ``now`` (UTC)."""
+        access_key, secret, token = credentials.access_key, credentials.secret_key, credentials.token
+        stamp = now.strftime("%Y%m%dT%H%M%SZ")
+        day = stamp[:8]
+        scope = f"{day}/{self._region}/dynamodb/aws4_request"
+        # Names in order, as the canonical request lists them.
+        canonical = f"content-type:{_CONTENT_TYPE}\nhost:{self._host}\nx-amz-date:{stamp}\n"
+        signed = _SIGNED_HEADERS
+        if token is not None:
+            canonical += f"x-amz-security-token:{token}\n"
+            signed = _SIGNED_WITH_TOKEN
+        canonical += f"x-amz-target:{target}\n"
+        request = f"POST\n/\n\n{canonical}\n{signed}\n{hashlib.sha256(body).hexdigest()}"
+        to_sign = f"AWS4-HMAC-SHA256\n{stamp}\n{scope}\n{hashlib.sha256(request.encode()).hexdigest()}"
+        signature = hmac.new(self._key(secret, day), to_sign.encode(), hashlib.sha256).hexdigest()
+        headers = {
+            "Content-Type": _CONTENT_TYPE,
+            "Host": self._host,
+            "X-Amz-Date": stamp,
+            "X-Amz-Target": target,
+            "Authorization": f"AWS4-HMAC-SHA256 Credential={access_key}/{scope}, SignedHeaders={signed}, "
+            f"Signature={signature}",
+        }
+        if token is not None:
+            headers["X-Amz-Security-Token"] = token
+        return headers
+
+
+def _base64(value: object) -> str:
+    if isinstance(value, bytes | bytearray | memoryview):
+        return base64.b64encode(value).decode()
+    raise TypeError(f"{type(value).__name__} is not an attribute value")
+
+
+def _binaries(value: dict[str, Any]) -> None:
+    """``value``'s binary members (at any depth) decoded from base64 in place, as botocore returns them."""
+    if "B" in value:
+        value["B"] = base64.b64decode(value["B"])
+    elif "M" in value:
+        for member in value["M"].values():
+            _binaries(member)
+    elif "L" in value:
+        for member in value["L"]:
+            _binaries(member)
+    elif "BS" in value:
+        value["BS"] = [base64.b64decode(member) for member in value["BS"]]
+
+
+def _decoded(response: dict[str, Any]) -> dict[str, Any]:
+    items = [response[name] for name in _ITEM if name in response]
+    items.extend(response.get("Items", ()))
+    for item in items:
+        for value in item.values():
+            _binaries(value)
+    return response
+
+
+def _client_error(operation: str, status: int, headers: Mapping[str, str], body: bytes) -> ClientError:
+    """DynamoDB's error answer as botocore raises it (the code after the ``#`` of ``__type``)."""
+    try:
+        parsed = orjson.loads(body) if body else {}
+    except orjson.JSONDecodeError:
+        parsed = {}
+    if not isinstance(parsed, dict):
+        parsed = {}
+    code = str(parsed.pop("__type", "") or headers.get("x-amzn-ErrorType", "") or status).rpartition("#")[2]
+    message = parsed.pop("message", None) or parsed.pop("Message", "")
+    response = {
+        **_decoded(parsed),
+        "Error": {"Code": code.partition(":")[0], "Message": message},
+        "ResponseMetadata": {"HTTPStatusCode": status, "RequestId": headers.get("x-amzn-RequestId", "")},
+    }
+    return ClientError(response, operation)
+
+
+def _connection_error(exc: Exception, url: str) -> BotoCoreError:
+    """An aiohttp failure as the botocore exception the same failure raises through aiobotocore."""
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return ConnectTimeoutError(endpoint_url=url)
+    if isinstance(exc, TimeoutError):
+        return ReadTimeoutError(endpoint_url=url)
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return EndpointConnectionError(endpoint_url=url)
+    return ConnectionClosedError(endpoint_url=url)
+
+
+class DynamoWire:
+    """``update_item``, ``get_item`` and ``query`` with aioboto3's arguments and answers, sent on aiohttp."""
+
+    def __init__(
+        self, http: aiohttp.ClientSession, client: DynamoDBClient, credentials: Any, max_attempts: int
+    ) -> None:
+        self._http = http
+        self._url = client.meta.endpoint_url
+        self._model = client.meta.service_model
+        self._signer = Signer(client.meta.region_name, urlsplit(self._url).netloc)
+        self._credentials = credentials
+        self._max_attempts = max_attempts
+        self._conditions = StandardRetryConditions(max_attempts=max_attempts)
+        self._backoff = ExponentialBackoff()
+        self._quota = RetryQuotaChecker(RetryQuota())
+        self._observers: list[Callable[[int], None]] = []
+
+    def observe_attempts(self, observer: Callable[[int], None]) -> None:
+        """Call ``observer`` with the attempt's number (from 1) before every attempt is sent."""
+        self._observers.append(observer)
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def open(cls, settings: Settings, client: DynamoDBClient) -> AsyncIterator[DynamoWire]:
+        """A wire beside ``client``: its endpoint, credentials, timeouts and attempts."""
+        timeout = aiohttp.ClientTimeout(
+            sock_connect=settings.dynamodb_timeout_seconds, sock_read=settings.dynamodb_timeout_seconds
+        )
+        connector = aiohttp.TCPConnector(limit=_CONNECTIONS, keepalive_timeout=_KEEPALIVE_SECONDS)
+        credentials = await client_credentials(settings, settings.dynamodb_endpoint)
+        async with aiohttp.ClientSession(
+            connector=connector, timeout=timeout, auto_decompress=False, skip_auto_headers=("Content-Type",)
+        ) as http:
+            yield cls(http, client, credentials, settings.dynamodb_max_attempts)
+
+    async def update_item(self, **request: Any) -> dict[str, Any]:
+        return await self._call("UpdateItem", request)
+
+    async def get_item(self, **request: Any) -> dict[str, Any]:
+        return await self._call("GetItem", request)
+
+    async def query(self, **request: Any) -> dict[str, Any]:
+        return await self._call("Query", request)
+
+    async def _headers(self, target: str, body: bytes) -> dict[str, str]:
+        if self._credentials is None:
+            raise NoCredentialsError
+        frozen = await self._credentials.get_frozen_credentials()
+        headers = self._signer.headers(target, body, frozen, datetime.datetime.now(datetime.UTC))
+        headers["User-Agent"] = _USER_AGENT
+        headers["Accept-Encoding"] = "identity"  # the checksum is of the body as sent
+        return headers
+
+    async def _call(self, operation: str, request: dict[str, Any]) -> dict[str, Any]:
+        body = orjson.dumps(request, default=_base64)
+        target = _TARGET + operation
+        attempt, invocation = 1, str(uuid.uuid4())
+        quota_taken: dict[str, int] = {}  # what the last retry took from the retry quota
+        while True:
+            headers = await self._headers(target, body)
+            # As botocore numbers a call's attempts (unsigned: they change between attempts).
+            headers["amz-sdk-invocation-id"] = invocation
+            headers["amz-sdk-request"] = f"attempt={attempt}; max={self._max_attempts}"
+            for observer in self._observers:
+                observer(attempt)
+            answer: AWSResponse | None = None
+            error: Exception
+            try:
+                async with self._http.post(self._url, data=body, headers=headers) as response:
+                    payload = await response.read()
+                    status, answered = response.status, response.headers
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                error = _connection_error(exc, self._url)
+                error.__cause__ = exc
+            else:
+                checksum = answered.get("x-amz-crc32")
+                if status == 200 and (checksum is None or int(checksum) == zlib.crc32(payload)):
+                    self._quota.release_retry_quota(quota_taken, _SUCCEEDED)
+                    return _decoded(orjson.loads(payload))
+                answer = AWSResponse(self._url, status, dict(answered), _Body(payload))
+                if status == 200:
+                    error = ChecksumError(
+                        checksum_type="crc32", expected_checksum=checksum, actual_checksum=zlib.crc32(payload)
+                    )
+                else:
+                    error = _client_error(operation, status, answered, payload)
+            context = RetryContext(
+                attempt,
+                operation_model=self._model.operation_model(operation),
+                parsed_response=error.response if isinstance(error, ClientError) else None,
+                http_response=answer,
+                caught_exception=None if isinstance(error, ClientError) else error,
+                request_context=quota_taken,
+            )
+            if not self._conditions.is_retryable(context) or not self._quota.acquire_retry_quota(context):
+                raise error
+            await asyncio.sleep(self._backoff.delay_amount(context))
+            attempt += 1
