@@ -74,7 +74,7 @@ if TYPE_CHECKING:
 _TARGET = "DynamoDB_20120810."
 _CONTENT_TYPE = "application/x-amz-json-1.0"
 _SIGNED_HEADERS = "content-type;host;x-amz-date;x-amz-target"
-_SIGNED_WITH_TOKEN = "content-type;host;x-amz-date;x-amz-security-token;x-amz-target"
+_SIGNED_WITH_SESSION = "content-type;host;x-amz-date;x-amz-security-token;x-amz-target"
 _USER_AGENT = "learning-stats aiohttp/" + aiohttp.__version__
 # The members of a response that hold items, whose binary values arrive in base64.
 _ITEM = ("Item", "Attributes", "LastEvaluatedKey")
@@ -130,7 +130,7 @@ class Signer:
         signed = _SIGNED_HEADERS
         if token is not None:
             canonical += f"x-amz-security-token:{token}\n"
-            signed = _SIGNED_WITH_TOKEN
+            signed = _SIGNED_WITH_SESSION
         canonical += f"x-amz-target:{target}\n"
         request = f"POST\n/\n\n{canonical}\n{signed}\n{hashlib.sha256(body).hexdigest()}"
         to_sign = f"AWS4-HMAC-SHA256\n{stamp}\n{scope}\n{hashlib.sha256(request.encode()).hexdigest()}"
