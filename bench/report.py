@@ -286,6 +286,27 @@ def _capture_lines(results: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def _client_lines(clients: dict[str, Any]) -> list[str]:
+    boto, wire, ratio = clients["aioboto3"], clients["wire"], clients["ratio"]
+    rows = (
+        ("UpdateItem", "a new session's conditional upsert, per call"),
+        ("GetItem", "a session read, per call"),
+        ("Query_per_session", f"the rebuild's Query of {clients['sessions']} sessions, per session"),
+    )
+    return [
+        "## DynamoDB client, CPU per call",
+        "",
+        "The same store calls through the service's wire and through aioboto3 (as the hot calls went before "
+        f"it), to the same local server, {clients['concurrency']} at a time, from this process on the server's "
+        "core: its CPU µs per call (bench/clients.py).",
+        "",
+        "| call | aioboto3 µs | wire µs | aioboto3 / wire |",
+        "|---|---:|---:|---:|",
+        *(f"| {title} | {boto[call]:.1f} | {wire[call]:.1f} | {ratio[call]:.2f} |" for call, title in rows),
+        "",
+    ]
+
+
 def _cpu_per_session(point: dict[str, Any]) -> str:
     cpu = point.get("rebuild_cpu_ms")
     return f"{cpu * 1000 / point['sessions']:.0f}" if cpu else "—"
@@ -365,6 +386,7 @@ def render(results: dict[str, Any]) -> str:
         *_batch_lines(results),
         *_capture_lines(results),
         *_board_lines(results),
+        *_client_lines(results["clients"]),
         "## Cold aggregate rebuilds",
         "",
         "| sessions | item bytes | Query pages (expected) | Query called directly | rebuild (service) "

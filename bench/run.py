@@ -32,6 +32,7 @@ import uvloop
 from redis.asyncio import Redis
 
 from bench import boards, capture, coldread, learners, rawdeps
+from bench import clients as bench_clients
 from bench.openloop import fixed_rate
 from bench.report import write_report
 from bench.saturate import run_wrk
@@ -428,7 +429,7 @@ async def measure(plan: Plan, work: Path, cores: Cores) -> dict[str, Any]:
             service.wait_ready()
             progress("cold aggregate rebuilds and the stampede")
             # Cold reads first, while the table holds little besides the course being rebuilt.
-            rebuild, stampede = await cold_reads(plan, service, redis, clients)
+            rebuild, stampede, client_costs = await cold_reads(plan, service, redis, clients, cores)
             async with rawdeps.DependencyCalls(work, run_id()) as calls:
                 cache = calls.app[keys.CACHE]
                 progress("the seeded learners' course rosters, as change capture writes them, and the courses")
@@ -449,7 +450,7 @@ async def measure(plan: Plan, work: Path, cores: Cores) -> dict[str, Any]:
                 results["large_board"], results["scenarios"][LARGE_BOARD.name] = await large_board(
                     bench, service, calls, redis
                 )
-            results["rebuild"], results["stampede"] = rebuild, stampede
+            results["rebuild"], results["stampede"], results["clients"] = rebuild, stampede, client_costs
         await redis.aclose()
     return results
 
@@ -482,19 +483,24 @@ async def run_scenarios(
 
 
 async def cold_reads(
-    plan: Plan, server: Gunicorn, redis: Redis, clients: DynamoDB
-) -> tuple[dict[str, Any], dict[str, Any]]:
+    plan: Plan, server: Gunicorn, redis: Redis, clients: DynamoDB, cores: Cores
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """Rebuild times, each course alone in the table beside the scenarios' data (the local
     server's Query reads the whole table, so other courses would slow it), then the stampede."""
     rng = random.Random(plan.seed + 1)
     client, store, base = clients.client, SessionStore(clients, TABLE), server.url
     points = []
+    # The DynamoDB clients' Query is measured on the largest course read more than once (bench.clients).
+    compared = max(size for size in plan.rebuild_sizes if size <= REPEAT_UP_TO)
     async with aiohttp.ClientSession() as http:
         for size in plan.rebuild_sizes:
             course = coldread.ColdCourse(rng, size)
             await course.write(client, TABLE)
             repeats = plan.rebuild_repeats if size <= REPEAT_UP_TO else 1
             points.append(await coldread.rebuild_point(http, server, redis, store, course, repeats=repeats))
+            if size == compared:
+                with cores.server_core():
+                    client_costs = await bench_clients.compare(clients, course, plan.seed)
             await course.delete(client, TABLE)
         # A cold breakdown: the same rebuild, of sessions as the platform posts them (20 results each).
         breakdown = coldread.ColdCourse(rng, COLD_BREAKDOWN_SESSIONS, results=TYPICAL_RESULTS, breakdown=True)
@@ -514,7 +520,7 @@ async def cold_reads(
     stampede = await coldread.stampede(base, redis, herd, plan.readers)
     # Out of the table again, for the Query scenarios after it.
     await herd.delete(client, TABLE)
-    return rebuild, stampede
+    return rebuild, stampede, client_costs
 
 
 async def large_board(
@@ -591,7 +597,14 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         cpu = scenarios[name]["saturation"].get("server_cpu_us")
         if cpu is not None:
             rows.append((f"{scenarios[name]['title']}: server CPU µs per request", cpu, f"<= {most}", cpu <= most))
+    query = results["clients"]["ratio"]["Query_per_session"]
     rows += [
+        (
+            "the rebuild's Query: client CPU per session, aioboto3's over the wire's",
+            round(query, 2),
+            ">= 2",
+            query >= 2,
+        ),
         (
             "rebuild time linear in sessions (R², per-session cost growth)",
             f"{fit['r2']:.3f}, x{growth:.2f}",

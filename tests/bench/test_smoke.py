@@ -168,11 +168,14 @@ def test_report_and_plots_are_written(smoke: Path, results: dict[str, Any]) -> N
     assert "## Batches, per item" in report
     assert "## Change capture, per stream record" in report
     assert "## A course of 500 learners: its leaderboard" in report
-    assert len(results["targets"]) == 11
+    assert len(results["targets"]) == 12
     cpu_targets = [t for t in results["targets"] if t["name"].endswith("server CPU µs per request")]
     assert [t["target"] for t in cpu_targets] == ["<= 500", "<= 500", "<= 400"]
     assert all(t["value"] > 0 for t in cpu_targets)
     assert "server CPU µs per session" in report
+    assert "## DynamoDB client, CPU per call" in report
+    for client in ("aioboto3", "wire"):
+        assert all(results["clients"][client][call] > 0 for call in ("UpdateItem", "GetItem", "Query_per_session"))
     assert all(point["rebuild_cpu_ms"] >= 0 for point in results["rebuild"]["points"])
     for plot in ("latency.png", "throughput.png", "rebuild.png"):
         data = (smoke / plot).read_bytes()

@@ -145,7 +145,8 @@ async def test_a_call_sends_the_json_protocol_and_answers_as_botocore(
     scripted.answers = [always(lambda: json_answer({"Attributes": stored}))]
     async with wire_at(url) as opened:
         answer = await opened.wire.update_item(TableName="t", Key={"pk": {"S": "u"}}, Values={":r": {"B": b"\xff"}})
-    assert answer == {"Attributes": {"pk": {"S": "u"}, "r": {"B": b"\x00\x01"}, "m": {"M": {"x": {"B": b"\x00"}}}}}
+    # Binary values stay base64 text, which the item codec reads.
+    assert answer == {"Attributes": stored}
     [(headers, body)] = scripted.requests
     assert headers["X-Amz-Target"] == "DynamoDB_20120810.UpdateItem"
     assert headers["Content-Type"] == "application/x-amz-json-1.0"
@@ -172,7 +173,7 @@ async def test_a_refused_condition_is_a_client_error_with_the_stored_item(
         "Code": "ConditionalCheckFailedException",
         "Message": "The conditional request failed",
     }
-    assert raised.value.response["Item"] == {"v": {"N": "3"}, "r": {"B": b"\x01"}}
+    assert raised.value.response["Item"] == {"v": {"N": "3"}, "r": {"B": "AQ=="}}
     assert raised.value.operation_name == "UpdateItem"
     assert opened.attempts == [1]  # not retryable
 
