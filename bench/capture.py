@@ -54,15 +54,13 @@ STREAM_ARN = f"arn:aws:dynamodb:{REGION}:000000000000:table/{TABLE}/stream/bench
 
 
 class DynamoCalls:
-    """Counts every request both DynamoDB clients send (each attempt: botocore's before-send event,
-    and the wire's attempts)."""
+    """Counts every request both DynamoDB clients send (each attempt of each call)."""
 
     def __init__(self, clients: DynamoDB) -> None:
         self.sent = 0
-        clients.client.meta.events.register("before-send.dynamodb", self._count)
-        clients.wire.observe_attempts(self._count)
+        clients.observe_attempts(self._count)
 
-    def _count(self, *_: Any, **__: Any) -> None:
+    def _count(self, _attempt: int) -> None:
         self.sent += 1
 
 

@@ -19,7 +19,7 @@ from redis.asyncio import Redis
 from bench.datagen import seeded_id
 from bench.measure import metric_samples
 from bench.seed import delete_items, expected_pages, item_bytes, random_stats, session_item, write_items
-from bench.stack import Gunicorn, cpu_seconds
+from bench.stack import CpuClock, Gunicorn
 from service.domain.model import CourseTotals
 from service.dynamodb.store import SessionStore
 from service.http.schemas import COURSE_STATS, TypeBreakdown
@@ -114,13 +114,11 @@ async def rebuild_point(
     for _ in range(repeats):
         await redis.delete(course.key)
         before = await scrape(http, base)
-        cpu_before = cpu_seconds(pid)
+        clock = CpuClock(pid)
         started = time.perf_counter()
         status, body = await read_course(http, base, course.user, course.course, course.view)
         client_seconds.append(time.perf_counter() - started)
-        cpu_after = cpu_seconds(pid)
-        if cpu_before is not None and cpu_after is not None:
-            cpu += cpu_after - cpu_before
+        cpu += clock.seconds() or 0.0
         after = await scrape(http, base)
         rebuilds = after[REBUILDS] - before[REBUILDS]
         if status != 200 or body != course.expected or rebuilds != 1:

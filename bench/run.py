@@ -43,9 +43,9 @@ from bench.stack import (
     SERVICE_APP,
     TABLE,
     Cores,
+    CpuClock,
     Gunicorn,
     TcpRedisServer,
-    cpu_seconds,
     create_table,
     production_env,
     stop_all,
@@ -256,16 +256,14 @@ class Bench:
             await run_wrk(
                 server.url, scenario.requests, data_file, run_id(), seconds=plan.warmup, connections=connections
             )
-        pid = server.worker_pid()
-        cpu_before = cpu_seconds(pid)
+        clock = CpuClock(server.worker_pid())
         seconds = round(self.seconds(scenario, plan.seconds))
         result = await run_wrk(
             server.url, scenario.requests, data_file, run_id(), seconds=seconds, connections=connections
         )
-        cpu_after = cpu_seconds(pid)
         measured = result.to_json()
-        if cpu_before is not None and cpu_after is not None and result.requests:
-            measured["server_cpu_us"] = round((cpu_after - cpu_before) / result.requests * 1e6, 1)
+        if (cpu := clock.us_per(result.requests)) is not None:
+            measured["server_cpu_us"] = cpu
         return measured
 
     async def half_rate(self, server: Gunicorn, scenario: Scenario, saturation_rps: float) -> dict[str, Any]:
@@ -283,8 +281,7 @@ class Bench:
     async def bare_at(self, bare: Gunicorn, rate: float) -> float | None:
         """The bare handler's server CPU µs per request when offered ``rate`` requests a second: the floor
         that an idle core's wake-ups put under every request at that rate, whatever the route does."""
-        pid = bare.worker_pid()
-        cpu_before = cpu_seconds(pid)
+        clock = CpuClock(bare.worker_pid())
         result = await fixed_rate(
             "127.0.0.1",
             bare.port,
@@ -294,10 +291,7 @@ class Bench:
             seconds=max(self.plan.fixed_seconds, SLOW_SECONDS),
             connections=self.plan.connections,
         )
-        cpu_after = cpu_seconds(pid)
-        if cpu_before is None or cpu_after is None or not result.requests:
-            return None
-        return round((cpu_after - cpu_before) / result.requests * 1e6, 1)
+        return clock.us_per(result.requests)
 
     async def scenario(self, server: Gunicorn, scenario: Scenario, rounds: list[dict[str, Any]]) -> dict[str, Any]:
         """Best of the saturation ``rounds`` already run, then the fixed-rate run at half of it."""

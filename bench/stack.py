@@ -154,6 +154,23 @@ def cpu_seconds(pid: int | None) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+class CpuClock:
+    """A process's CPU seconds since the clock was made; None where /proc cannot tell."""
+
+    def __init__(self, pid: int | None) -> None:
+        self._pid = pid
+        self._start = cpu_seconds(pid)
+
+    def seconds(self) -> float | None:
+        now = cpu_seconds(self._pid)
+        return None if now is None or self._start is None else now - self._start
+
+    def us_per(self, requests: int) -> float | None:
+        """CPU µs per request over ``requests`` served since the clock was made."""
+        spent = self.seconds()
+        return None if spent is None or not requests else round(spent / requests * 1e6, 1)
+
+
 class Gunicorn:
     """gunicorn with the service's config file, serving ``app`` on the server core."""
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +33,18 @@ class DynamoDB:
     client: DynamoDBClient
     wire: DynamoWire
 
+    def observe_attempts(self, observer: Callable[[int], None]) -> None:
+        """Call ``observer`` with the attempt's number (from 1) before every attempt either client sends."""
+        self.wire.observe_attempts(observer)
+
+        def before_send(request: Any, **_: Any) -> None:
+            # botocore numbers every attempt in this header, retries of calls that end in an error too.
+            header = request.headers.get("amz-sdk-request", "")
+            attempt = _ATTEMPT.search(header.decode() if isinstance(header, bytes) else header)
+            observer(int(attempt[1]) if attempt else 1)
+
+        self.client.meta.events.register("before-send.dynamodb", before_send)
+
 
 @contextlib.asynccontextmanager
 async def dynamodb(settings: Settings) -> AsyncIterator[DynamoDB]:
@@ -54,14 +66,4 @@ def count_retries(dynamodb: DynamoDB, retries: Counter) -> None:
         if attempt > 1:
             retries.inc()
 
-    dynamodb.wire.observe_attempts(on_attempt)
-
-    def before_send(request: Any, **_: Any) -> None:
-        # botocore numbers every attempt in this header; seen before each send,
-        # so retries of calls that end in an error are counted too.
-        header = request.headers.get("amz-sdk-request", "")
-        attempt = _ATTEMPT.search(header.decode() if isinstance(header, bytes) else header)
-        if attempt and attempt[1] != "1":
-            retries.inc()
-
-    dynamodb.client.meta.events.register("before-send.dynamodb", before_send)
+    dynamodb.observe_attempts(on_attempt)

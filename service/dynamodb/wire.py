@@ -6,10 +6,11 @@ transactions, streams) stays on the aioboto3 client.
 
 Why not aioboto3 for these: botocore's per-call pipeline (request creation,
 parameter validation and serialisation, the User-Agent rebuilt for each call,
-signing through ``AWSRequest``, response parsing) cost about 1 000 µs of CPU per
-call on the benchmark machine, against about 300 µs for the same call sent on
-aiohttp. That was most of a POST's server CPU (``scripts/bench`` reports the
-routes' CPU per request; ``bench/results``). botocore's own signer alone cost
+signing through ``AWSRequest``, response parsing) was most of a POST's server
+CPU. ``scripts/bench`` makes the same store calls through both clients in one run
+(``bench/clients.py``): aioboto3 spent 2.7 times the wire's CPU on an
+``UpdateItem``, 3.3 times on a ``GetItem`` and 6 times per session of a
+rebuild's ``Query`` (``bench/results``). botocore's own signer alone cost
 110 µs a call, so the request is signed here (AWS Signature Version 4, checked
 against botocore's signer in ``tests/unit/test_wire.py``), with the day's
 signing key kept.
@@ -40,6 +41,7 @@ import asyncio
 import base64
 import contextlib
 import datetime
+import functools
 import hashlib
 import hmac
 import uuid
@@ -104,21 +106,18 @@ def _hmac(key: bytes, message: str) -> bytes:
     return hmac.new(key, message.encode(), hashlib.sha256).digest()
 
 
+# One key a day (and credentials): older ones are never asked for again.
+@functools.lru_cache(maxsize=1)
+def _signing_key(secret: str, day: str, region: str) -> bytes:
+    return _hmac(_hmac(_hmac(_hmac(f"AWS4{secret}".encode(), day), region), "dynamodb"), "aws4_request")
+
+
 class Signer:
     """AWS Signature Version 4 of DynamoDB's JSON requests, for one region."""
 
     def __init__(self, region: str, host: str) -> None:
         self._region = region
         self._host = host
-        self._keys: dict[tuple[str, str], bytes] = {}
-
-    def _key(self, secret: str, day: str) -> bytes:
-        key = self._keys.get((secret, day))
-        if key is None:
-            key = _hmac(_hmac(_hmac(_hmac(f"AWS4{secret}".encode(), day), self._region), "dynamodb"), "aws4_request")
-            # One key a day (and credentials): older ones are never asked for again.
-            self._keys = {(secret, day): key}
-        return key
 
     def headers(
         self, target: str, body: bytes, credentials: ReadOnlyCredentials, now: datetime.datetime
@@ -137,7 +136,7 @@ class Signer:
         canonical += f"x-amz-target:{target}\n"
         request = f"POST\n/\n\n{canonical}\n{signed}\n{hashlib.sha256(body).hexdigest()}"
         to_sign = f"AWS4-HMAC-SHA256\n{stamp}\n{scope}\n{hashlib.sha256(request.encode()).hexdigest()}"
-        signature = hmac.new(self._key(secret, day), to_sign.encode(), hashlib.sha256).hexdigest()
+        signature = hmac.new(_signing_key(secret, day, self._region), to_sign.encode(), hashlib.sha256).hexdigest()
         headers = {
             "Content-Type": _CONTENT_TYPE,
             "Host": self._host,
@@ -262,14 +261,13 @@ class DynamoWire:
                 error.__cause__ = exc
             else:
                 checksum = answered.get("x-amz-crc32")
-                if status == 200 and (checksum is None or int(checksum) == zlib.crc32(payload)):
+                actual = zlib.crc32(payload) if checksum is not None else None
+                if status == 200 and (checksum is None or int(checksum) == actual):
                     self._quota.release_retry_quota(quota_taken, _SUCCEEDED)
                     return orjson.loads(payload)  # type: ignore[no-any-return]
                 answer = AWSResponse(self._url, status, dict(answered), _Body(payload))
                 if status == 200:
-                    error = ChecksumError(
-                        checksum_type="crc32", expected_checksum=checksum, actual_checksum=zlib.crc32(payload)
-                    )
+                    error = ChecksumError(checksum_type="crc32", expected_checksum=checksum, actual_checksum=actual)
                 else:
                     error = _client_error(operation, status, answered, payload)
             context = RetryContext(
