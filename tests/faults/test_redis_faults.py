@@ -105,10 +105,15 @@ async def test_redis_flushed_repeatedly_under_load(rig: Rig) -> None:
     await traffic.warm_up()
     flusher = Repeat(rig.backends.redis.flushall, interval=0.15)
 
-    samples = await fault_under_load(traffic, flusher.start, flusher.stop)
+    async def flushed_ten_times() -> bool:
+        return flusher.count >= 10
+
+    # The flushes go on until there have been ten, however slowly a busy machine runs them.
+    samples = await fault_under_load(
+        traffic, flusher.start, flusher.stop, midway=lambda: until(flushed_ten_times, within=30.0)
+    )
 
     print(f"redis flushall x{flusher.count}: {summarize(samples)}")
-    assert flusher.count >= 10
     assert_invisible(samples, traffic)
     assert metric_value(client, "rebuilds") > len(traffic.pairs)
     await assert_settles_exact(api, rig.backends, traffic.pairs, client=client)
