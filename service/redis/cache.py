@@ -503,14 +503,14 @@ class AggregateCache:
         self._apply = redis.register_script(APPLY_SCRIPT)
         self._read = redis.register_script(READ_SCRIPT)
         self._board = redis.register_script(BOARD_SCRIPT)
-        # Reads are the hot path: a lean connection of their own when the URL allows it.
-        # The same watch as the redis-py client's connections (see service.redis.client).
+        # Every request runs a script (a read, or a write's apply): a lean connection for them when the
+        # URL allows it. The same watch as the redis-py client's connections (see service.redis.client).
         self._primary = watch or PrimaryWatch()
-        self._read_channel = ScriptChannel.for_client(redis, watch)
+        self._channel = ScriptChannel.for_client(redis, watch)
         self._slow_reads = slow_reads
-        if self._read_channel is None:
+        if self._channel is None:
             log.warning(
-                "cached reads go through redis-py, which costs more CPU per read",
+                "scripts go through redis-py, which costs more CPU per read and per write",
                 extra={"reason": ScriptChannel.unsupported(redis)},
             )
         # Aggregates whose update this process could not deliver: they must not
@@ -585,7 +585,9 @@ class AggregateCache:
         if key in self._stale:
             await self._delete_stale(key)
         args: list[EncodableT] = [self._ttl_ms, _nonce(), self._lock_ms, self._max_age_ms, self._primary.epoch, *more]
-        reply = await self._call(self._read_script(script, keys, args))
+        if self._channel is None and self._slow_reads is not None:
+            self._slow_reads.inc()
+        reply = await self._call(self._script(script, keys, args))
         status = int(reply[0])
         if status == 1:
             return hit(reply)
@@ -593,14 +595,12 @@ class AggregateCache:
             return Claimed(_text(reply[1]))
         return Busy() if status == 2 else None
 
-    async def _read_script(self, script: AsyncScript, keys: list[str], args: Sequence[EncodableT]) -> Any:
-        if self._read_channel is not None:
+    async def _script(self, script: AsyncScript, keys: list[str], args: Sequence[EncodableT]) -> Any:
+        if self._channel is not None:
             try:
-                return await self._read_channel.evalsha(script.sha, keys, args)
+                return await self._channel.evalsha(script.sha, keys, args)
             except NoScriptError:
-                pass  # Redis lost its scripts (restart, SCRIPT FLUSH): redis-py loads it again.
-        elif self._slow_reads is not None:
-            self._slow_reads.inc()
+                pass  # Redis lost its scripts (restart, SCRIPT FLUSH), so nothing ran: redis-py loads it again.
         return await script(keys=keys, args=args)
 
     async def read_board(
@@ -617,8 +617,8 @@ class AggregateCache:
         )
 
     async def aclose(self) -> None:
-        if self._read_channel is not None:
-            await self._read_channel.aclose()
+        if self._channel is not None:
+            await self._channel.aclose()
 
     def mark_stale(self, key: str) -> None:
         """The aggregate may have missed a write: delete it before it is served again."""
@@ -628,7 +628,7 @@ class AggregateCache:
         """Apply one session's stored state; if that fails or is cancelled, remember the aggregate as stale."""
         try:
             args = [self._ttl_ms, _nonce(), "", self._primary.epoch, 0, *_entry_args([entry])]
-            await self._call(self._apply(keys=_with_board(key), args=args))
+            await self._call(self._script(self._apply, _with_board(key), args))
         except BaseException:
             # A cancellation (request deadline, shutdown) may come after DynamoDB took
             # the write and before Redis did: the aggregate may now miss it.
@@ -639,7 +639,7 @@ class AggregateCache:
         """Apply a change seen in the table's stream, to a cached aggregate only: an absent
         one is rebuilt from DynamoDB when next read, so nothing is cached for nobody."""
         args = [self._ttl_ms, "", "", self._primary.epoch, 0, *_entry_args([entry])]
-        await self._call(self._apply(keys=_with_board(key), args=args))
+        await self._call(self._script(self._apply, _with_board(key), args))
 
     async def holds_entry(self, key: str, entry_id: str) -> bool:
         """Whether an aggregate holds an entry (a session, or a learner of a course)."""
@@ -658,7 +658,7 @@ class AggregateCache:
             fields = self._type_fields if last else []
             args: list[Any] = [self._ttl_ms, _nonce(), incarnation if last else "", self._primary.epoch, len(fields)]
             args += fields
-            reply = await self._call(self._apply(keys=_with_board(key), args=[*args, *_entry_args(chunk)]))
+            reply = await self._call(self._script(self._apply, _with_board(key), [*args, *_entry_args(chunk)]))
         return _figures(reply, self._types) if int(reply[0]) == 1 else None
 
     async def recall(self, key: str) -> str | None:

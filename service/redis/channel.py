@@ -1,4 +1,4 @@
-"""A lean, multiplexed Redis connection for the hot path: the aggregate read.
+"""A lean, multiplexed Redis connection for the hot path: the scripts that read and update aggregates.
 
 redis-py spends over 100 µs of CPU on each call (pool checkout and locks, a
 timeout and a task per send, packing in Python), while Redis runs the read

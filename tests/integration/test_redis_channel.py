@@ -20,6 +20,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from localmode.servers import RedisServer
 from service.domain.errors import CacheUnavailable
+from service.domain.model import CourseFigures, SessionStats, StoredSession
 from service.domain.ports import Claimed, Hit
 from service.redis.breaker import CircuitBreaker
 from service.redis.cache import AggregateCache, aggregate_key
@@ -127,18 +128,26 @@ def test_options_the_channel_does_not_understand_leave_reads_to_redis_py() -> No
     assert ScriptChannel.for_client(redis_client("rediss://user:pw@cache.internal:6380/0", TIMEOUT)) is not None
 
 
-async def test_the_cache_reloads_its_read_script_after_redis_lost_it(own_redis: RedisServer) -> None:
+async def test_the_cache_reloads_its_scripts_after_redis_lost_them(own_redis: RedisServer) -> None:
     redis = redis_client(own_redis.url, TIMEOUT)
     cache = AggregateCache(
         redis, ttl_seconds=60, max_age_seconds=60, lock_seconds=5, breaker=CircuitBreaker(failure_threshold=1_000)
     )
     key = aggregate_key("user", "course")
+    session = StoredSession(SessionStats("s1", 3, 5000, 60_000), version=1)
     try:
         first = await cache.read(key)
         assert isinstance(first, Claimed)
         assert await cache.complete(key, first.incarnation, []) is not None
         await redis.script_flush()
-        assert isinstance(await cache.read(key), Hit)
+        # A write's update on the channel meets NOSCRIPT, so nothing ran: it is applied once, through redis-py.
+        await cache.apply_write(key, session)
+        await cache.apply_write(key, session)  # the same version again changes nothing
+        await redis.script_flush()
+        hit = await cache.read(key)
+        assert isinstance(hit, Hit)
+        assert hit.figures == CourseFigures.of([session])
+        assert cache.stale_count == 0
         own_redis.restart()
         # Both connections died with the server; the first read may still see that.
         with contextlib.suppress(CacheUnavailable):
