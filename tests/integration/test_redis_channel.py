@@ -105,6 +105,26 @@ async def test_a_server_that_stops_answering_times_out(own_redis: RedisServer, e
     assert await channel.evalsha(sha, ["key"], [3]) == [b"key", b"3"]
 
 
+async def test_a_call_given_up_before_its_reply_closes_the_connection(
+    own_redis: RedisServer, echo: tuple[ScriptChannel, str]
+) -> None:
+    channel, sha = echo
+    assert await channel.evalsha(sha, ["key"], [1]) == [b"key", b"1"]
+    own_redis.pause()
+    try:
+        given_up = asyncio.ensure_future(channel.evalsha(sha, ["key"], [2]))
+        beside = asyncio.ensure_future(channel.evalsha(sha, ["key"], [3]))
+        await asyncio.sleep(0.05)
+        given_up.cancel()
+        # Its reply cannot be told from the next one's: no call in flight is given a reply.
+        with pytest.raises(RedisConnectionError):
+            await beside
+    finally:
+        own_redis.resume()
+    assert given_up.cancelled()
+    assert await channel.evalsha(sha, ["key"], [4]) == [b"key", b"4"]
+
+
 async def test_password_and_database_come_from_the_url(tmp_path: Path) -> None:
     with PasswordRedisServer(tmp_path):
         url = f"unix://:s3cret@{tmp_path / 'redis.sock'}?db=3"
