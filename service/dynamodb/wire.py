@@ -1,4 +1,4 @@
-"""DynamoDB's JSON protocol on the service's own aiohttp session, for the calls on every request's path.
+"""DynamoDB's JSON protocol on the service's own connections, for the calls on every request's path.
 
 ``UpdateItem``, ``GetItem`` and ``Query`` (every POST, session read, session list
 and rebuild) go through :class:`DynamoWire`; every other call (tables, batches,
@@ -13,13 +13,15 @@ CPU. ``scripts/bench`` makes the same store calls through both clients in one ru
 rebuild's ``Query`` (``bench/results``). botocore's own signer alone cost
 110 µs a call, so the request is signed here (AWS Signature Version 4, checked
 against botocore's signer in ``tests/unit/test_wire.py``), with the day's
-signing key kept.
+signing key kept, and sent on kept-alive connections of its own
+(``service.dynamodb.http``, where the cost of aiohttp's client is measured).
 
 What it keeps of the aioboto3 client it is opened from:
 
 - **credentials**: the client's session's chain (environment, ECS task role,
   ...), refreshed by botocore's credentials object before they expire;
 - **endpoint**: the one the client resolved (TLS, verified, for ``https``);
+  like aiohttp's client, and unlike botocore, it ignores ``HTTPS_PROXY``;
 - **retries**: botocore's standard mode itself (its retry conditions, jittered
   exponential backoff and retry quota), over the same number of attempts, each
   retry counted in the same metric;
@@ -46,11 +48,10 @@ import hashlib
 import hmac
 import uuid
 import zlib
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import aiohttp
 import orjson
 from botocore.awsrequest import AWSResponse
 from botocore.credentials import ReadOnlyCredentials
@@ -73,6 +74,7 @@ from botocore.retries.standard import (
 )
 
 from service.aws import client_credentials
+from service.dynamodb.http import Answer, ConnectFailed, ConnectTimedOut, HttpPool, ReadTimedOut, TransportError
 from service.settings import Settings
 
 if TYPE_CHECKING:
@@ -82,7 +84,7 @@ _TARGET = "DynamoDB_20120810."
 _CONTENT_TYPE = "application/x-amz-json-1.0"
 _SIGNED_HEADERS = "content-type;host;x-amz-date;x-amz-target"
 _SIGNED_WITH_SESSION = "content-type;host;x-amz-date;x-amz-security-token;x-amz-target"
-_USER_AGENT = "learning-stats aiohttp/" + aiohttp.__version__
+_USER_AGENT = "learning-stats"
 _CONNECTIONS = 64
 # botocore's connector keeps idle connections this long.
 _KEEPALIVE_SECONDS = 12.0
@@ -156,41 +158,40 @@ def _base64(value: object) -> str:
     raise TypeError(f"{type(value).__name__} is not an attribute value")
 
 
-def _client_error(operation: str, status: int, headers: Mapping[str, str], body: bytes) -> ClientError:
+def _client_error(operation: str, answer: Answer) -> ClientError:
     """DynamoDB's error answer as botocore raises it (the code after the ``#`` of ``__type``)."""
+    status, headers, body = answer.status, answer.headers, answer.body
     try:
         parsed = orjson.loads(body) if body else {}
     except orjson.JSONDecodeError:
         parsed = {}
     if not isinstance(parsed, dict):
         parsed = {}
-    code = str(parsed.pop("__type", "") or headers.get("x-amzn-ErrorType", "") or status).rpartition("#")[2]
+    code = str(parsed.pop("__type", "") or headers.get("x-amzn-errortype", "") or status).rpartition("#")[2]
     message = parsed.pop("message", None) or parsed.pop("Message", "")
     response = {
         **parsed,
         "Error": {"Code": code.partition(":")[0], "Message": message},
-        "ResponseMetadata": {"HTTPStatusCode": status, "RequestId": headers.get("x-amzn-RequestId", "")},
+        "ResponseMetadata": {"HTTPStatusCode": status, "RequestId": headers.get("x-amzn-requestid", "")},
     }
     return ClientError(response, operation)
 
 
-def _connection_error(exc: Exception, url: str) -> BotoCoreError:
-    """An aiohttp failure as the botocore exception the same failure raises through aiobotocore."""
-    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+def _connection_error(exc: TransportError, url: str) -> BotoCoreError:
+    """A failure with no answer as the botocore exception the same failure raises through aiobotocore."""
+    if isinstance(exc, ConnectTimedOut):
         return ConnectTimeoutError(endpoint_url=url)
-    if isinstance(exc, TimeoutError):
+    if isinstance(exc, ReadTimedOut):
         return ReadTimeoutError(endpoint_url=url)
-    if isinstance(exc, aiohttp.ClientConnectorError):
+    if isinstance(exc, ConnectFailed):
         return EndpointConnectionError(endpoint_url=url)
     return ConnectionClosedError(endpoint_url=url)
 
 
 class DynamoWire:
-    """``update_item``, ``get_item`` and ``query`` with aioboto3's arguments and answers, sent on aiohttp."""
+    """``update_item``, ``get_item`` and ``query`` with aioboto3's arguments and answers, on its own connections."""
 
-    def __init__(
-        self, http: aiohttp.ClientSession, client: DynamoDBClient, credentials: Any, max_attempts: int
-    ) -> None:
+    def __init__(self, http: HttpPool, client: DynamoDBClient, credentials: Any, max_attempts: int) -> None:
         self._http = http
         self._url = client.meta.endpoint_url
         self._model = client.meta.service_model
@@ -210,15 +211,19 @@ class DynamoWire:
     @contextlib.asynccontextmanager
     async def open(cls, settings: Settings, client: DynamoDBClient) -> AsyncIterator[DynamoWire]:
         """A wire beside ``client``: its endpoint, credentials, timeouts and attempts."""
-        timeout = aiohttp.ClientTimeout(
-            sock_connect=settings.dynamodb_timeout_seconds, sock_read=settings.dynamodb_timeout_seconds
-        )
-        connector = aiohttp.TCPConnector(limit=_CONNECTIONS, keepalive_timeout=_KEEPALIVE_SECONDS)
+        timeout = settings.dynamodb_timeout_seconds
         credentials = await client_credentials(settings, settings.dynamodb_endpoint)
-        async with aiohttp.ClientSession(
-            connector=connector, timeout=timeout, auto_decompress=False, skip_auto_headers=("Content-Type",)
-        ) as http:
+        http = HttpPool(
+            client.meta.endpoint_url,
+            limit=_CONNECTIONS,
+            keepalive=_KEEPALIVE_SECONDS,
+            connect_timeout=timeout,
+            read_timeout=timeout,
+        )
+        try:
             yield cls(http, client, credentials, settings.dynamodb_max_attempts)
+        finally:
+            await http.aclose()
 
     async def update_item(self, **request: Any) -> dict[str, Any]:
         return await self._call("UpdateItem", request)
@@ -253,23 +258,21 @@ class DynamoWire:
             answer: AWSResponse | None = None
             error: Exception
             try:
-                async with self._http.post(self._url, data=body, headers=headers) as response:
-                    payload = await response.read()
-                    status, answered = response.status, response.headers
-            except (aiohttp.ClientError, TimeoutError) as exc:
+                answered = await self._http.post(headers, body)
+            except TransportError as exc:
                 error = _connection_error(exc, self._url)
                 error.__cause__ = exc
             else:
-                checksum = answered.get("x-amz-crc32")
-                actual = zlib.crc32(payload) if checksum is not None else None
-                if status == 200 and (checksum is None or int(checksum) == actual):
+                checksum = answered.headers.get("x-amz-crc32")
+                actual = zlib.crc32(answered.body) if checksum is not None else None
+                if answered.status == 200 and (checksum is None or int(checksum) == actual):
                     self._quota.release_retry_quota(quota_taken, _SUCCEEDED)
-                    return orjson.loads(payload)  # type: ignore[no-any-return]
-                answer = AWSResponse(self._url, status, dict(answered), _Body(payload))
-                if status == 200:
+                    return orjson.loads(answered.body)  # type: ignore[no-any-return]
+                answer = AWSResponse(self._url, answered.status, dict(answered.headers), _Body(answered.body))
+                if answered.status == 200:
                     error = ChecksumError(checksum_type="crc32", expected_checksum=checksum, actual_checksum=actual)
                 else:
-                    error = _client_error(operation, status, answered, payload)
+                    error = _client_error(operation, answered)
             context = RetryContext(
                 attempt,
                 operation_model=self._model.operation_model(operation),
