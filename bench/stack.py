@@ -1,6 +1,7 @@
-"""The benchmarked stack on this machine: a real redis-server, the local DynamoDB
-server (which also serves the bench's Cognito user pool) and gunicorn serving
-either the service or the bare aiohttp baseline, all with the production profile.
+"""The benchmarked stack on this machine: a real redis-server, the DynamoDB stand-in
+(``bench.dynamo``), moto's server for the bench's Cognito user pool, and gunicorn
+serving either the service or the bare aiohttp baseline, all with the production
+profile.
 
 The benchmark process pins itself (and so every child it starts without an
 explicit core: redis-server, the DynamoDB server, wrk) to the load core, and the
@@ -102,7 +103,7 @@ def production_env(redis_url: str, dynamodb_endpoint: str, port: int) -> dict[st
         "STATS_DYNAMODB_ENDPOINT": dynamodb_endpoint,
         "STATS_DYNAMODB_TABLE": TABLE,
         "AWS_REGION": REGION,
-        # The local server accepts any credentials; production reads them from the environment.
+        # The local servers accept any credentials; production reads them from the environment.
         "AWS_ACCESS_KEY_ID": "bench",
         "AWS_SECRET_ACCESS_KEY": "bench",
         "AWS_EC2_METADATA_DISABLED": "true",
@@ -112,10 +113,6 @@ def production_env(redis_url: str, dynamodb_endpoint: str, port: int) -> dict[st
         # tokens of the bench's user pool (user_pool_env).
         "STATS_TRUST_USER_HEADER": "true",
         "STATS_CURSOR_SECRET": "bench-only-cursor-secret-0123456789abcdef",
-        # The local DynamoDB server needs seconds for a 10 000-session Query that DynamoDB answers in
-        # milliseconds: these two leave it the time. No other scenario comes near either limit.
-        "STATS_DYNAMODB_TIMEOUT_SECONDS": "60",
-        "STATS_REQUEST_DEADLINE_SECONDS": "120",
         "STATS_SHUTDOWN_GRACE_SECONDS": "2",
     }
 

@@ -177,6 +177,13 @@ def test_report_and_plots_are_written(smoke: Path, results: dict[str, Any]) -> N
     for client in ("aioboto3", "wire"):
         assert all(results["clients"][client][call] > 0 for call in ("UpdateItem", "GetItem", "Query_per_session"))
     assert all(point["rebuild_cpu_ms"] >= 0 for point in results["rebuild"]["points"])
+    # The routes with CPU targets, once more against moto's server.
+    assert "## Against moto" in report
+    assert set(results["against_moto"]) == {"post_new", "post_repost", "get_session"}
+    for row in results["against_moto"].values():
+        assert row["rps"] > 0
+        assert row["errors"] == 0
+        assert row["server_cpu_us"] > 0
     for plot in ("latency.png", "throughput.png", "rebuild.png"):
         data = (smoke / plot).read_bytes()
         assert data.startswith(b"\x89PNG"), plot
