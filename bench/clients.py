@@ -2,12 +2,10 @@
 
 The same ``SessionStore`` calls (a new session's ``UpdateItem``, a session's
 ``GetItem``, and the rebuild's paginated ``Query`` of a course's sessions) are
-made through two stores over the same local server: the service's, and one
-whose hot calls go through aioboto3 as they did before the wire. This
+made through two stores over the bench's DynamoDB stand-in: the service's, and
+one whose hot calls go through aioboto3 as they did before the wire. This
 process's CPU time per call is measured for each, in the same run, on the
-server's core: the local server's slowness (it answers in milliseconds, so the
-service's core idles and a route's CPU per request carries the event loop's
-wake-ups) stays out of it, and the ratio is the client's own saving.
+server's core, so the ratio is the client's own saving.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 # Meets the pool's password policy (localmode.idp.PASSWORD_POLICY).
 PASSWORD = "Bench-learner-1"  # noqa: S105 - a throwaway pool's
-# The local server answers one request at a time: a few in flight keep it busy, more would only queue.
+# moto's server (the bench's Cognito) answers one request at a time: a few in flight keep it busy.
 IN_FLIGHT = 4
 
 

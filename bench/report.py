@@ -239,20 +239,20 @@ def _capture_lines(results: dict[str, Any]) -> list[str]:
         "## Change capture, per stream record",
         "",
         "`ChangeApplier.apply` (what the stream's Lambda function runs) on DynamoDB Streams records of "
-        "writes just made, with this run's Redis and local DynamoDB, batches applied one after another "
-        "on the server's core. CPU is the applying process's own (the servers' is theirs); round trips are "
-        "the requests the DynamoDB client and the commands the Redis client sent (retries included); Redis "
-        "server commands count those its scripts ran too.",
+        "writes just made, with this run's Redis and DynamoDB stand-in, batches applied one after another "
+        "on the server's core. CPU is the applying process's own (the servers' is theirs); DynamoDB round "
+        "trips are the requests its clients sent (retries included), Redis calls the commands and scripts the "
+        "cache sent; Redis server commands count those its scripts ran too.",
         "",
         "| batches (how many) | records per batch | CPU µs/record | wall ms/record | DynamoDB round trips/record "
-        "| Redis round trips/record | Redis server commands/record |",
+        "| Redis calls/record | Redis server commands/record |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for name, shape in capture.items():
         lines.append(
             f"| {shapes.get(name, name)} ({shape['batches']}) | {shape['records_per_batch']:g} "
             f"| {shape['cpu_us_per_record']} | {_ms(shape['wall_ms_per_record'])} "
-            f"| {shape['dynamodb_calls_per_record']:g} | {shape['redis_round_trips_per_record']:g} "
+            f"| {shape['dynamodb_calls_per_record']:g} | {shape['redis_calls_per_record']:g} "
             f"| {shape['redis_server_commands_per_record']:g} |"
         )
     if post_cpu and "single" in capture:

@@ -1,7 +1,8 @@
 """``scripts/bench``: measure how close the service runs to this machine's limit.
 
-Starts redis-server, the local DynamoDB server, the service and a bare aiohttp
-app (same gunicorn settings), then for each scenario measures the saturation
+Starts redis-server, the DynamoDB stand-in (``bench.dynamo``), moto's server
+(the bench's Cognito), the service and a bare aiohttp app (same gunicorn
+settings), then for each scenario measures the saturation
 rate with wrk and the latency at half that rate with the open-loop generator,
 next to baselines measured in the same run. Writes ``results.json``,
 ``report.md`` and the plots to the output directory.
@@ -109,7 +110,7 @@ SMOKE = Plan(
     warmup=0,
     fixed_seconds=0.3,
     rounds=1,
-    raw_seconds=1.0,  # a busy machine's local DynamoDB server can take most of a second for 8 writes
+    raw_seconds=1.0,  # moto's server (Cognito, and the writes against moto) answers a few dozen calls a second
     connections=8,
     pairs=10,
     sessions_per_pair=2,
