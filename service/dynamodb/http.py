@@ -15,11 +15,16 @@ What it keeps of aiohttp's behaviour, and what the wire relies on:
 - **TLS** for ``https`` endpoints, with the system's CAs and the host name verified;
 - **at most ``limit`` connections**; more calls wait for one;
 - **keep-alive**: a connection goes back to the pool after a whole answer unless
-  the server asked to close it, and one idle for ``keepalive`` seconds is closed;
+  the server asked to close it; one idle for ``keepalive`` seconds is never
+  reused, and is closed by the next call;
 - **timeouts**: connecting within ``connect_timeout``; once sent, the answer's
   bytes must keep coming, each within ``read_timeout`` of the last;
 - **no answer is ever given to the wrong call**: a connection whose call was
-  cancelled, failed or timed out is closed, never reused.
+  cancelled, failed or timed out is closed, never reused, and so is one that
+  sends a byte while no call waits on it; interim (1xx) answers are skipped.
+
+Answers must be framed by ``Content-Length`` or chunked, as DynamoDB's are: one
+whose body runs to the connection's end is refused as ``ConnectionClosed``.
 """
 
 from __future__ import annotations
@@ -91,6 +96,9 @@ class _Connection(asyncio.Protocol):
         self._transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
+        if self._reading is None:  # nobody asked: whatever it is would be read as the next call's answer
+            self._fail(ConnectionClosed("bytes from the server while no call waited"))
+            return
         self.progress = time.monotonic()
         try:
             self._parser.feed_data(data)
@@ -115,10 +123,14 @@ class _Connection(asyncio.Protocol):
             self._reading.body.append(body)
 
     def on_message_complete(self) -> None:
-        reading, self._reading = self._reading, None
+        reading = self._reading
         if reading is None:  # an answer nobody asked for: the connection cannot be trusted
             self._fail(ConnectionClosed("an answer to no request"))
             return
+        if reading.status < 200:  # interim (100 Continue): the answer follows
+            reading.status, reading.headers, reading.body = 0, {}, []
+            return
+        self._reading = None
         self._stop_watchdog()
         self.reusable = self.reusable and self._parser.should_keep_alive()
         if not reading.done.done():
@@ -177,38 +189,45 @@ class HttpPool:
         self._slots = asyncio.Semaphore(limit)
         self._idle: collections.deque[_Connection] = collections.deque()
         self._open: set[_Connection] = set()
+        self._closed = False
 
     async def post(self, headers: Mapping[str, str], body: bytes) -> Answer:
         """One request, and its whole answer; a ``TransportError`` if none came."""
         head = f"POST {self._path} HTTP/1.1\r\n" + "".join(f"{name}: {value}\r\n" for name, value in headers.items())
         request = f"{head}Content-Length: {len(body)}\r\n\r\n".encode("latin-1") + body
         async with self._slots:
+            if self._closed:
+                raise ConnectionClosed("the pool is closed")
             connection = self._idle_connection() or await self._connect()
             try:
                 answer = await connection.send(request)
             except BaseException:
                 # Failed, timed out or cancelled mid-call: a late answer must reach no other call.
-                connection.close()
-                self._open.discard(connection)
+                self._discard(connection)
                 raise
             if connection.reusable:
                 connection.idle_since = time.monotonic()
                 self._idle.append(connection)
             else:
-                connection.close()
-                self._open.discard(connection)
+                self._discard(connection)
             return answer
 
     def _idle_connection(self) -> _Connection | None:
-        """The connection used last that is still open and not idle too long (the others are closed)."""
+        """The connection used last that is still open and not idle too long; the ones idle too long are closed."""
         fresh_after = time.monotonic() - self._keepalive
+        # The pool is a stack: the longest idle are at its bottom.
+        while self._idle and self._idle[0].idle_since <= fresh_after:
+            self._discard(self._idle.popleft())
         while self._idle:
             connection = self._idle.pop()
-            if connection.reusable and connection.idle_since > fresh_after:
+            if connection.reusable:
                 return connection
-            connection.close()
-            self._open.discard(connection)
+            self._discard(connection)
         return None
+
+    def _discard(self, connection: _Connection) -> None:
+        connection.close()
+        self._open.discard(connection)
 
     async def _connect(self) -> _Connection:
         loop = asyncio.get_running_loop()
@@ -225,10 +244,15 @@ class HttpPool:
             raise ConnectTimedOut(f"{self._host}:{self._port} within {self._connect_timeout}s") from exc
         except OSError as exc:  # refused, unreachable, unresolvable, a certificate refused
             raise ConnectFailed(f"{self._host}:{self._port}: {exc}") from exc
+        if self._closed:  # closed while connecting: nothing would ever close this one
+            connection.close()
+            raise ConnectionClosed("the pool is closed")
         self._open.add(connection)
         return connection
 
     async def aclose(self) -> None:
+        """Close every connection; calls in flight fail with ``ConnectionClosed``, and later ones too."""
+        self._closed = True
         for connection in self._open:
             connection.close()
         self._open.clear()

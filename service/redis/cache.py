@@ -585,9 +585,7 @@ class AggregateCache:
         if key in self._stale:
             await self._delete_stale(key)
         args: list[EncodableT] = [self._ttl_ms, _nonce(), self._lock_ms, self._max_age_ms, self._primary.epoch, *more]
-        if self._channel is None and self._slow_reads is not None:
-            self._slow_reads.inc()
-        reply = await self._call(self._script(script, keys, args))
+        reply = await self._call(self._script(script, keys, args, slow=self._slow_reads))
         status = int(reply[0])
         if status == 1:
             return hit(reply)
@@ -595,12 +593,17 @@ class AggregateCache:
             return Claimed(_text(reply[1]))
         return Busy() if status == 2 else None
 
-    async def _script(self, script: AsyncScript, keys: list[str], args: Sequence[EncodableT]) -> Any:
+    async def _script(
+        self, script: AsyncScript, keys: list[str], args: Sequence[EncodableT], *, slow: Counter | None = None
+    ) -> Any:
+        """A script on the channel, or through redis-py where there is none (counted in ``slow``)."""
         if self._channel is not None:
             try:
                 return await self._channel.evalsha(script.sha, keys, args)
             except NoScriptError:
                 pass  # Redis lost its scripts (restart, SCRIPT FLUSH), so nothing ran: redis-py loads it again.
+        elif slow is not None:
+            slow.inc()
         return await script(keys=keys, args=args)
 
     async def read_board(

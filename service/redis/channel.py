@@ -13,10 +13,9 @@ socket; username/password and database from the URL). Failures raise
 redis-py's exceptions, so callers treat them alike: a lost connection fails
 every call in flight with ``ConnectionError`` and the next call reconnects; a
 connection that answers nothing for ``socket_timeout`` is dropped and its calls
-fail with ``TimeoutError``. A call cancelled before its reply closes the
-connection too (its other calls fail with ``ConnectionError``): replies are
-matched to calls by their order alone, and a request lost on its way would put
-every later reply out of step.
+fail with ``TimeoutError``. Replies are matched to calls by their order, which
+TCP keeps: a call given up before its reply (its request's deadline) keeps its
+place, and its reply, when it comes, is dropped, so the calls beside it go on.
 """
 
 from __future__ import annotations
@@ -112,17 +111,9 @@ class _Protocol(asyncio.Protocol):
         if not self.waiters:
             self.progress = time.monotonic()
         future = loop.create_future()
-        future.add_done_callback(self._given_up)
         self.pending.append(packed)
         self.waiters.append(future)
         return future
-
-    def _given_up(self, future: asyncio.Future[Any]) -> None:
-        # A call cancelled before its reply (its request's deadline) may never have reached Redis, if
-        # something on the path swallowed it: later replies would then go to the wrong callers.
-        # Closed, as redis-py closes a connection it stopped reading; the calls in flight fail.
-        if future.cancelled() and self.transport is not None:
-            self.abort(errors.ConnectionError("a call was given up before its reply"))
 
     def flush(self) -> None:
         packets, self.pending = self.pending, []

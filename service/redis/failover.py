@@ -4,7 +4,7 @@ ElastiCache replicates asynchronously: after a failover the promoted node may
 hold a *complete* aggregate that lacks updates the old primary acknowledged,
 under the same incarnation, so nothing in the hash itself tells. What does
 change is the primary's ``run_id``. Every new connection, from redis-py's pool
-and from the lean read channel alike, runs :data:`EPOCH_SCRIPT` before any
+and from the lean script channel alike, runs :data:`EPOCH_SCRIPT` before any
 other command: the server keeps ``stats:primary = "<run_id>:<epoch>"``, and a
 connection that finds another node's run_id there (the key was replicated from
 the old primary) moves the epoch on by one. Completions record the epoch they

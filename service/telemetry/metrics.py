@@ -86,7 +86,7 @@ class Metrics:
         )
         self.slow_path_reads = Counter(
             "stats_cache_slow_path_reads",
-            "Cached reads sent through redis-py because the lean read channel cannot serve the Redis URL",
+            "Cached reads sent through redis-py because the lean script channel cannot serve the Redis URL",
             registry=registry,
         )
         self.circuit_state = Gauge(

@@ -49,6 +49,7 @@ class Server:
     def __init__(self, handler: Handler) -> None:
         self.handler = handler
         self.connections = 0
+        self.closed = 0  # connections the client closed while their handler read or wrote
         self.port = 0
         self._served: list[tuple[asyncio.Task[None], asyncio.StreamWriter]] = []
 
@@ -57,8 +58,10 @@ class Server:
         task = asyncio.current_task()
         assert task is not None
         self._served.append((task, writer))
-        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
+        try:
             await self.handler(reader, writer)
+        except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
+            self.closed += 1  # the client went away
 
     @contextlib.asynccontextmanager
     async def running(self, tls: ssl.SSLContext | None = None) -> AsyncIterator[Server]:
@@ -138,6 +141,88 @@ async def test_a_connection_idle_past_the_keepalive_is_not_reused() -> None:
         await client.post({}, b"b")
         assert server.connections == 2
         await client.aclose()
+
+
+async def test_connections_idle_past_the_keepalive_are_closed_by_the_next_call() -> None:
+    async def slow_echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            body = await read_request(reader)
+            await asyncio.sleep(0.02)
+            writer.write(answer(body))
+
+    async with Server(slow_echo).running() as server:
+        client = pool(server.port, keepalive=0.1)
+        await asyncio.gather(client.post({}, b"a"), client.post({}, b"b"))
+        assert server.connections == 2
+        await asyncio.sleep(0.2)
+        await client.post({}, b"c")
+        await asyncio.sleep(0.05)
+        assert server.connections == 3
+        assert server.closed == 2  # both idle ones, not only the one the call would have used
+        await client.aclose()
+
+
+async def test_an_interim_answer_is_skipped_for_the_answer_that_follows_it() -> None:
+    async def interim(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            body = await read_request(reader)
+            writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            await writer.drain()
+            await asyncio.sleep(0.01)
+            writer.write(answer(body))
+
+    async with Server(interim).running() as server:
+        client = pool(server.port)
+        assert (await client.post({}, b"a")) == Answer(200, {"content-length": "1", "x-amz-crc32": "7"}, b"a")
+        assert (await client.post({}, b"b")).body == b"b"
+        assert server.connections == 1
+        await client.aclose()
+
+
+@pytest.mark.parametrize(
+    ("unasked", "rest"), [(answer(b"for nobody"), b""), (b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsta", b"le!")]
+)
+async def test_bytes_sent_while_no_call_waits_close_the_connection(unasked: bytes, rest: bytes) -> None:
+    """A whole answer nobody asked for, or the start of one whose rest follows the next request."""
+    served = 0
+
+    async def chatty_first(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal served
+        served += 1
+        if served > 1:
+            await echo_forever()(reader, writer)
+        writer.write(answer(await read_request(reader)))
+        await writer.drain()
+        await asyncio.sleep(0.02)
+        writer.write(unasked)
+        writer.write(rest + answer(await read_request(reader)))
+        await asyncio.sleep(10)
+
+    async with Server(chatty_first).running() as server:
+        client = pool(server.port, read_timeout=5.0)
+        assert (await client.post({}, b"a")).body == b"a"
+        await asyncio.sleep(0.05)
+        # Not read as this call's answer: a new connection gets its own.
+        assert (await client.post({}, b"b")).body == b"b"
+        assert server.connections == 2
+        await client.aclose()
+
+
+async def test_a_closed_pool_fails_its_calls_in_flight_and_refuses_later_ones() -> None:
+    async def never(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        await asyncio.sleep(10)
+
+    async with Server(never).running() as server:
+        client = pool(server.port, read_timeout=5.0)
+        in_flight = asyncio.ensure_future(client.post({}, b"a"))
+        await asyncio.sleep(0.05)
+        await client.aclose()
+        with pytest.raises(ConnectionClosed):
+            await in_flight
+        with pytest.raises(ConnectionClosed, match="closed"):
+            await client.post({}, b"b")
+        assert server.connections == 1
 
 
 async def test_a_chunked_answer_arriving_in_pieces_is_whole() -> None:
