@@ -2,7 +2,7 @@
 
 In production the Lambda function reads the table's stream and hands each batch
 of records to ``service.changes.applier.ChangeApplier``; this measures that call
-alone, with the bench's real Redis and its DynamoDB server, on records shaped
+alone, with the bench's real Redis and its DynamoDB stand-in, on records shaped
 like DynamoDB Streams records (``NEW_AND_OLD_IMAGES``) of writes really made
 through the store just before, so every roster recomputation reads the real
 items. Batches are applied one after another, as the function applies one batch

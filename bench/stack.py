@@ -4,7 +4,7 @@ serving either the service or the bare aiohttp baseline, all with the production
 profile.
 
 The benchmark process pins itself (and so every child it starts without an
-explicit core: redis-server, the DynamoDB server, wrk) to the load core, and the
+explicit core: redis-server, the DynamoDB stand-in, moto's server, wrk) to the load core, and the
 server under test to the server core, so the two never compete for a CPU.
 """
 
