@@ -155,10 +155,8 @@ class RedisServer(ChildServer):
             return False
 
 
-class MotoServer(ChildServer):
-    """moto's DynamoDB-compatible HTTP server (``localmode.dynamodb``) on a fixed loopback port."""
-
-    name = "moto server"
+class DynamoDBEndpoint(ChildServer):
+    """A DynamoDB-compatible HTTP server on a loopback port."""
 
     def __init__(self, port: int | None = None) -> None:
         super().__init__()
@@ -167,9 +165,6 @@ class MotoServer(ChildServer):
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
-
-    def command(self) -> list[str]:
-        return [sys.executable, "-m", "localmode.dynamodb", "--port", str(self.port)]
 
     def is_ready(self) -> bool:
         request = urllib.request.Request(  # noqa: S310 - a fixed loopback http URL
@@ -182,6 +177,15 @@ class MotoServer(ChildServer):
             return True  # Any HTTP answer means the server is serving.
         except OSError:
             return False
+
+
+class MotoServer(DynamoDBEndpoint):
+    """moto's DynamoDB-compatible HTTP server (``localmode.dynamodb``)."""
+
+    name = "moto server"
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "localmode.dynamodb", "--port", str(self.port)]
 
 
 _BANNER = """

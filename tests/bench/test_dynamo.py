@@ -2,10 +2,10 @@
 
 The service's own store and catalog code (and the bench's bulk loader) run the same
 calls against both servers, and every answer must be the same on both, down to the
-stored items and the Query pages. Raw calls then compare what the service does not
-send on its own (other expression forms, return values, refusals), and the stand-in's
-HTTP protocol is checked alone: kept-alive and pipelined requests, partial reads,
-checksums, and the errors for what it does not implement.
+stored items and the Query pages. Raw calls then compare the rest of what the stand-in
+implements (the other comparisons, return values and DynamoDB's errors), and the
+stand-in is checked alone for its HTTP protocol (kept-alive and pipelined requests,
+partial reads, checksums) and for refusing by name what it does not implement.
 """
 
 from __future__ import annotations
@@ -360,7 +360,7 @@ async def test_bulk_writes_and_query_pages_match_moto(sides: tuple[Side, Side]) 
     assert sorted(itertools.chain(*pages)) == sorted(stats.session_id for stats in sessions)
     assert await both(sides, lambda on: stored(on, user)) == sorted(items, key=lambda item: item[codec.SORT_KEY]["S"])
 
-    async def backwards(on: Side) -> list[dict[str, Any]]:
+    async def filtered(on: Side) -> list[dict[str, Any]]:
         request: dict[str, Any] = {
             "TableName": TABLE,
             "KeyConditionExpression": "#pk = :p AND #sk > :after",
@@ -372,7 +372,6 @@ async def test_bulk_writes_and_query_pages_match_moto(sides: tuple[Side, Side]) 
                 ":after": {"S": f"{course}#8"},
                 ":t": {"N": "1000000"},
             },
-            "ScanIndexForward": False,
             "Limit": 7,
         }
         answers: list[dict[str, Any]] = []
@@ -383,7 +382,7 @@ async def test_bulk_writes_and_query_pages_match_moto(sides: tuple[Side, Side]) 
                 return answers
             request["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
 
-    assert len(await both(sides, backwards)) > 2
+    assert len(await both(sides, filtered)) > 2
     await both(sides, lambda on: delete_items(on.clients.client, TABLE, items))
     assert await both(sides, lambda on: stored(on, user)) == []
 
@@ -409,18 +408,14 @@ def raw_steps(partition: str) -> list[tuple[str, dict[str, Any]]]:
 
     one, two, text = {"N": "1"}, {"N": "2"}, {"S": "xy"}
     return [
-        ("put_item", {"TableName": TABLE, "Item": item, "ReturnValues": "ALL_OLD"}),
-        ("put_item", {"TableName": TABLE, "Item": item, "ReturnValues": "ALL_OLD"}),
-        ("put_item", {"TableName": TABLE, "Item": item, "ConditionExpression": "attribute_not_exists(sessionKey)"}),
+        ("batch_write_item", {"RequestItems": {TABLE: [{"PutRequest": {"Item": item}}]}}),
         ("update_item", condition("#none <> :one", {":one": one})),
         ("update_item", condition("#n <> :one", {":one": one})),
         ("update_item", condition("#n = :text", {":text": text})),
         ("update_item", condition("#n <> :text", {":text": text})),
         ("update_item", condition("#n = :one AND #s = :text", {":one": one, ":text": text})),
-        ("update_item", condition("#n BETWEEN :one AND :two", {":one": one, ":two": two})),
-        ("update_item", condition("#n IN (:two, :one)", {":one": one, ":two": two})),
-        ("update_item", condition("begins_with(#s, :x)", {":x": {"S": "x"}})),
-        ("update_item", condition("NOT (#n > :one OR #s < :text)", {":one": one, ":text": text})),
+        ("update_item", condition("#n <= :one AND #s >= :text", {":one": one, ":text": text})),
+        ("update_item", condition("(#n > :one OR #s < :text) AND attribute_exists(#n)", {":one": one, ":text": text})),
         ("update_item", condition("#n >= :two", {":two": two}, ReturnValuesOnConditionCheckFailure="ALL_OLD")),
         ("update_item", condition("#tags = :tags", {":tags": {"SS": ["b", "a"]}})),
         ("update_item", condition("#none = :one OR attribute_exists(#flag)", {":one": one})),
@@ -428,20 +423,20 @@ def raw_steps(partition: str) -> list[tuple[str, dict[str, Any]]]:
             "update_item",
             {
                 **update,
-                "UpdateExpression": "SET #n = #n + :two, #s = if_not_exists(#none, :text) ADD #tags :more, #count :two",
+                "UpdateExpression": "SET #n = :two, #s = if_not_exists(#none, :text) ADD #tags :more, #count :two",
                 "ExpressionAttributeNames": {"#n": "n", "#s": "s", "#none": "none", "#tags": "tags", "#count": "count"},
                 "ExpressionAttributeValues": {":two": two, ":text": {"S": "z"}, ":more": {"SS": ["b", "c"]}},
-                "ReturnValues": "UPDATED_NEW",
+                "ReturnValues": "ALL_NEW",
             },
         ),
         (
             "update_item",
             {
                 **update,
-                "UpdateExpression": "SET #n = :one - #n REMOVE #flag DELETE #tags :all",
-                "ExpressionAttributeNames": {"#n": "n", "#flag": "flag", "#tags": "tags"},
-                "ExpressionAttributeValues": {":one": one, ":all": {"SS": ["a", "b", "c"]}},
-                "ReturnValues": "UPDATED_OLD",
+                "UpdateExpression": "SET #s = if_not_exists(#s, :text) REMOVE #flag DELETE #tags :all",
+                "ExpressionAttributeNames": {"#s": "s", "#flag": "flag", "#tags": "tags"},
+                "ExpressionAttributeValues": {":text": {"S": "q"}, ":all": {"SS": ["a", "b", "c"]}},
+                "ReturnValues": "ALL_OLD",
             },
         ),
         (
@@ -463,30 +458,30 @@ def raw_steps(partition: str) -> list[tuple[str, dict[str, Any]]]:
             {
                 "TableName": TABLE,
                 "Key": other,
-                "ConditionExpression": "attribute_exists(x)",
-                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                "ConditionExpression": "attribute_exists(#x)",
+                "ExpressionAttributeNames": {"#x": "x"},
             },
         ),
-        ("delete_item", {"TableName": TABLE, "Key": other, "ReturnValues": "ALL_OLD"}),
-        ("delete_item", {"TableName": TABLE, "Key": other, "ReturnValues": "ALL_OLD"}),
+        ("delete_item", {"TableName": TABLE, "Key": other}),
+        ("delete_item", {"TableName": TABLE, "Key": other}),
         ("get_item", {"TableName": TABLE, "Key": key, "ConsistentRead": True}),
         (
             "query",
             {
                 "TableName": TABLE,
-                "KeyConditionExpression": "userId = :p AND begins_with(sessionKey, :a)",
-                "ExpressionAttributeValues": {":p": {"S": partition}, ":a": {"S": "a"}},
-                "Select": "COUNT",
+                "KeyConditionExpression": "#pk = :p AND begins_with(#sk, :a)",
+                "FilterExpression": "#n >= :two",
+                "ProjectionExpression": "#n, #count",
+                "ExpressionAttributeNames": {
+                    "#pk": codec.PARTITION_KEY,
+                    "#sk": codec.SORT_KEY,
+                    "#n": "n",
+                    "#count": "count",
+                },
+                "ExpressionAttributeValues": {":p": {"S": partition}, ":a": {"S": "a"}, ":two": two},
             },
         ),
-        (
-            "batch_get_item",
-            {
-                "RequestItems": {
-                    TABLE: {"Keys": [key, other], "ProjectionExpression": "#n", "ExpressionAttributeNames": {"#n": "n"}}
-                }
-            },
-        ),
+        ("batch_get_item", {"RequestItems": {TABLE: {"Keys": [key, other], "ConsistentRead": True}}}),
         ("describe_table", {"TableName": "no-such-table"}),
         (
             "get_item",
@@ -507,21 +502,22 @@ def raw_steps(partition: str) -> list[tuple[str, dict[str, Any]]]:
                 "ExpressionAttributeValues": {":one": one},
             },
         ),
-        ("put_item", {"TableName": TABLE, "Item": {"n": one}}),
+        ("batch_write_item", {"RequestItems": {TABLE: [{"PutRequest": {"Item": {"n": one}}}]}}),
         ("delete_item", {"TableName": TABLE, "Key": {**key, "n": one}}),
         (
             "transact_write_items",
             {
                 "TransactItems": [
-                    {"ConditionCheck": {"TableName": TABLE, "Key": key, "ConditionExpression": "attribute_exists(n)"}},
                     {
-                        "Put": {
-                            "TableName": TABLE,
-                            "Item": other,
-                            "ConditionExpression": "attribute_exists(n)",
-                            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                        "Update": {
+                            **update,
+                            "UpdateExpression": "SET #seen = :one",
+                            "ConditionExpression": "attribute_not_exists(#n)",
+                            "ExpressionAttributeNames": {"#seen": "seen", "#n": "n"},
+                            "ExpressionAttributeValues": {":one": one},
                         }
                     },
+                    {"Delete": {"TableName": TABLE, "Key": other}},
                 ]
             },
         ),
@@ -529,8 +525,16 @@ def raw_steps(partition: str) -> list[tuple[str, dict[str, Any]]]:
             "transact_write_items",
             {
                 "TransactItems": [
-                    {"Delete": {"TableName": TABLE, "Key": key, "ConditionExpression": "attribute_exists(n)"}},
-                    {"Put": {"TableName": TABLE, "Item": other}},
+                    {"Delete": {"TableName": TABLE, "Key": key}},
+                    {
+                        "Update": {
+                            "TableName": TABLE,
+                            "Key": other,
+                            "UpdateExpression": "SET #assigned = :yes",
+                            "ExpressionAttributeNames": {"#assigned": "assigned"},
+                            "ExpressionAttributeValues": {":yes": {"BOOL": True}},
+                        }
+                    },
                 ]
             },
         ),
@@ -647,64 +651,105 @@ def call_raw(address: tuple[str, int], operation: str, request: dict[str, Any]) 
 
 
 KEY = {codec.PARTITION_KEY: {"S": "raw"}, codec.SORT_KEY: {"S": "raw"}}
+SCHEMA = {
+    "KeySchema": [{"AttributeName": "k", "KeyType": "HASH"}],
+    "AttributeDefinitions": [{"AttributeName": "k", "AttributeType": "S"}],
+}
+
+
+def updating(expression: str, *, condition: str | None = None, **more: Any) -> dict[str, Any]:
+    """An UpdateItem of ``KEY`` with the placeholders its expressions use (#a, #b; :x, :y)."""
+    texts = expression + (condition or "")
+    request = {"TableName": TABLE, "Key": KEY, "UpdateExpression": expression, **more}
+    if condition is not None:
+        request["ConditionExpression"] = condition
+    if names := {name: name[1:] for name in re.findall(r"#\w+", texts)}:
+        request["ExpressionAttributeNames"] = names
+    if values := {value: {"N": "1"} for value in re.findall(r":\w+", texts)}:
+        request["ExpressionAttributeValues"] = values
+    return request
+
+
+def querying(**more: Any) -> dict[str, Any]:
+    return {
+        "TableName": TABLE,
+        "KeyConditionExpression": "#pk = :u",
+        "ExpressionAttributeNames": {"#pk": codec.PARTITION_KEY},
+        "ExpressionAttributeValues": {":u": {"S": "u"}},
+        **more,
+    }
+
+
+TRANSACT_UPDATE: dict[str, Any] = {"Update": updating("SET #a = :x")}
 
 
 @pytest.mark.parametrize(
     ("operation", "request_body", "named"),
     [
-        (
-            "UpdateItem",
-            {
-                "TableName": TABLE,
-                "Key": KEY,
-                "UpdateExpression": "SET a.b = :v",
-                "ExpressionAttributeValues": {":v": {"N": "1"}},
-            },
-            "nested attribute path a.",
-        ),
+        ("UpdateItem", updating("SET #a.b = :x"), "nested attribute path #a."),
         (
             "GetItem",
             {"TableName": TABLE, "Key": KEY, "ProjectionExpression": "#a[0]", "ExpressionAttributeNames": {"#a": "a"}},
             "nested attribute path #a[",
         ),
+        ("UpdateItem", updating("SET #a = :x", condition="size(#a) > :y"), "function size"),
+        ("UpdateItem", updating("SET #a = list_append(#a, :x)"), "function list_append"),
+        ("UpdateItem", updating("SET #a = :x", condition="attribute_exists(a)"), "bare attribute name a"),
+        ("UpdateItem", updating("SET #a = :x", condition="NOT attribute_exists(#a)"), "operator NOT"),
+        ("UpdateItem", updating("SET #a = :x", condition="#a BETWEEN :x AND :y"), "operator BETWEEN"),
+        ("UpdateItem", updating("SET #a = :x", condition="#a IN (:x, :y)"), "operator IN"),
+        ("UpdateItem", updating("SET #a = #a + :x"), "arithmetic +"),
+        ("UpdateItem", updating("SET #a = :x - :y"), "arithmetic -"),
+        ("UpdateItem", updating("SET #a = #b"), "SET to the value of the attribute #b"),
+        ("UpdateItem", updating("SET #a = :x", ReturnValues="UPDATED_OLD"), "ReturnValues UPDATED_OLD"),
+        ("UpdateItem", updating("SET #a = :x", ReturnValues="UPDATED_NEW"), "ReturnValues UPDATED_NEW"),
+        ("UpdateItem", {"TableName": TABLE, "Key": KEY}, "without an UpdateExpression"),
+        ("UpdateItem", updating("SET #a = :x", Expected={}), "parameter Expected"),
+        ("DeleteItem", {"TableName": TABLE, "Key": KEY, "ReturnValues": "ALL_OLD"}, "parameter ReturnValues"),
+        ("GetItem", {"TableName": TABLE, "Key": KEY, "ReturnConsumedCapacity": "TOTAL"}, "parameter ReturnConsumed"),
+        ("Query", querying(IndexName="byTime"), "parameter IndexName"),
+        ("Query", querying(ScanIndexForward=False), "parameter ScanIndexForward"),
+        ("Query", querying(Select="COUNT"), "parameter Select"),
+        ("Query", querying(FilterExpression="begins_with(#pk, :u)"), "function begins_with"),
         (
-            "PutItem",
+            "BatchGetItem",
+            {"RequestItems": {TABLE: {"Keys": [KEY], "ProjectionExpression": "#a"}}},
+            "parameter ProjectionExpression",
+        ),
+        (
+            "TransactWriteItems",
+            {"TransactItems": [TRANSACT_UPDATE], "ReturnConsumedCapacity": "NONE"},
+            "parameter ReturnConsumedCapacity",
+        ),
+        ("TransactWriteItems", {"TransactItems": [{"Put": {"TableName": TABLE, "Item": KEY}}]}, "TransactItem Put"),
+        (
+            "TransactWriteItems",
+            {"TransactItems": [{"ConditionCheck": {"TableName": TABLE, "Key": KEY}}]},
+            "TransactItem ConditionCheck",
+        ),
+        ("ListTables", {"Limit": 1}, "parameter Limit"),
+        ("ListTables", {"ExclusiveStartTableName": TABLE}, "parameter ExclusiveStartTableName"),
+        ("CreateTable", {"TableName": "refused", **SCHEMA}, "BillingMode PROVISIONED"),
+        (
+            "CreateTable",
+            {"TableName": "refused", **SCHEMA, "BillingMode": "PROVISIONED"},
+            "BillingMode PROVISIONED",
+        ),
+        (
+            "CreateTable",
             {
-                "TableName": TABLE,
-                "Item": KEY,
-                "ConditionExpression": "size(#a) > :n",
-                "ExpressionAttributeNames": {"#a": "a"},
-                "ExpressionAttributeValues": {":n": {"N": "1"}},
+                "TableName": "refused",
+                **SCHEMA,
+                "BillingMode": "PROVISIONED",
+                "ProvisionedThroughput": {"ReadCapacityUnits": 1, "WriteCapacityUnits": 1},
             },
-            "function size",
+            "parameter ProvisionedThroughput",
         ),
         (
-            "UpdateItem",
-            {
-                "TableName": TABLE,
-                "Key": KEY,
-                "UpdateExpression": "SET #a = list_append(#a, :v)",
-                "ExpressionAttributeNames": {"#a": "a"},
-                "ExpressionAttributeValues": {":v": {"L": []}},
-            },
-            "function list_append",
+            "CreateTable",
+            {"TableName": "refused", **SCHEMA, "BillingMode": "PAY_PER_REQUEST", "DeletionProtectionEnabled": True},
+            "parameter DeletionProtectionEnabled",
         ),
-        (
-            "Query",
-            {
-                "TableName": TABLE,
-                "IndexName": "byTime",
-                "KeyConditionExpression": "userId = :u",
-                "ExpressionAttributeValues": {":u": {"S": "u"}},
-            },
-            "parameter IndexName",
-        ),
-        (
-            "GetItem",
-            {"TableName": TABLE, "Key": KEY, "ReturnConsumedCapacity": "TOTAL"},
-            "ReturnConsumedCapacity TOTAL",
-        ),
-        ("PutItem", {"TableName": TABLE, "Item": KEY, "Expected": {}}, "parameter Expected"),
     ],
 )
 def test_what_is_not_implemented_is_refused_by_name(
@@ -717,24 +762,38 @@ def test_what_is_not_implemented_is_refused_by_name(
     assert "not supported" in answer["message"]
 
 
-@pytest.mark.parametrize("operation", ["Scan", "Nonsense"])
-def test_an_unknown_operation_is_refused(address: tuple[str, int], operation: str) -> None:
+@pytest.mark.parametrize("operation", ["PutItem", "DeleteTable", "Scan", "Nonsense"])
+def test_an_operation_not_served_is_refused_by_name(address: tuple[str, int], operation: str) -> None:
     status, answer = call_raw(address, operation, {"TableName": TABLE})
     assert status == 400
     assert answer["__type"].endswith("#UnknownOperationException")
+    assert operation in answer["message"]
+    # A refused DeleteTable deleted nothing.
+    assert TABLE in call_raw(address, "ListTables", {})[1]["TableNames"]
+
+
+def test_an_expectation_is_refused(address: tuple[str, int]) -> None:
+    with socket.create_connection(address, timeout=5) as connection:
+        connection.sendall(post("ListTables", b"{}", "Expect: 100-continue"))
+        [(status, headers, _)] = read_answers(connection, 1)
+        assert status == 417
+        assert headers["connection"] == "close"
 
 
 def test_values_of_different_types_compare_as_in_dynamodb(address: tuple[str, int]) -> None:
     """Ordering a number against a string is false, not an error (moto answers 500 to it)."""
     item = {**KEY, "n": {"N": "1"}}
-    assert call_raw(address, "PutItem", {"TableName": TABLE, "Item": item})[0] == 200
+    put = {"RequestItems": {TABLE: [{"PutRequest": {"Item": item}}]}}
+    assert call_raw(address, "BatchWriteItem", put)[0] == 200
     status, answer = call_raw(
         address,
-        "PutItem",
+        "UpdateItem",
         {
             "TableName": TABLE,
-            "Item": item,
-            "ConditionExpression": "n < :s",
+            "Key": KEY,
+            "UpdateExpression": "SET #n = :s",
+            "ConditionExpression": "#n < :s",
+            "ExpressionAttributeNames": {"#n": "n"},
             "ExpressionAttributeValues": {":s": {"S": "2"}},
             "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
         },
@@ -751,7 +810,8 @@ def test_a_transaction_token_makes_its_repeat_a_no_op(address: tuple[str, int]) 
         "Update": {
             "TableName": TABLE,
             "Key": KEY,
-            "UpdateExpression": "ADD n :one",
+            "UpdateExpression": "ADD #n :one",
+            "ExpressionAttributeNames": {"#n": "n"},
             "ExpressionAttributeValues": {":one": {"N": "1"}},
         }
     }
