@@ -858,38 +858,32 @@ _RANGES: dict[str, Callable[[list[str], tuple[str, ...]], tuple[int, int]]] = {
 }
 
 
+def _placeholders(given: Any, kind: str, used: frozenset[str], missing: str) -> dict[str, Any]:
+    """``ExpressionAttribute<kind>`` against the placeholders the expressions use, as DynamoDB checks them."""
+    if given is None:
+        given = {}
+    elif not isinstance(given, dict) or not given:
+        raise _invalid(f"ExpressionAttribute{kind} must not be empty")
+    if given.keys() != used:
+        absent = sorted(used - given.keys())
+        if absent:
+            raise _invalid(f"{missing}{absent[0]}")
+        unused = ", ".join(sorted(given.keys() - used))
+        raise _invalid(f"Value provided in ExpressionAttribute{kind} unused in expressions: keys: {{{unused}}}")
+    return given
+
+
 def _check_names(names: Any, used: frozenset[str]) -> Names:
-    if names is None:
-        names = {}
-    elif not isinstance(names, dict) or not names:
-        raise _invalid("ExpressionAttributeNames must not be empty")
-    if names.keys() != used:
-        missing = sorted(used - names.keys())
-        if missing:
-            raise _invalid(
-                f"An expression attribute name used in the document path is not defined; attribute name: {missing[0]}"
-            )
-        unused = ", ".join(sorted(names.keys() - used))
-        raise _invalid(f"Value provided in ExpressionAttributeNames unused in expressions: keys: {{{unused}}}")
-    return cast(Names, names)
+    missing = "An expression attribute name used in the document path is not defined; attribute name: "
+    return cast(Names, _placeholders(names, "Names", used, missing))
 
 
 def _check_values(values: Any, used: frozenset[str]) -> Values:
-    if values is None:
-        values = {}
-    elif not isinstance(values, dict) or not values:
-        raise _invalid("ExpressionAttributeValues must not be empty")
-    if values.keys() != used:
-        missing = sorted(used - values.keys())
-        if missing:
-            raise _invalid(
-                f"An expression attribute value used in expression is not defined; attribute value: {missing[0]}"
-            )
-        unused = ", ".join(sorted(values.keys() - used))
-        raise _invalid(f"Value provided in ExpressionAttributeValues unused in expressions: keys: {{{unused}}}")
-    for value in values.values():
+    missing = "An expression attribute value used in expression is not defined; attribute value: "
+    checked = _placeholders(values, "Values", used, missing)
+    for value in checked.values():
         _check_value(value)
-    return cast(Values, values)
+    return cast(Values, checked)
 
 
 def _check_types(uses: _Uses, values: Values) -> None:
