@@ -870,7 +870,7 @@ def _placeholders(given: Any, kind: str, used: frozenset[str], missing: str) -> 
             raise _invalid(f"{missing}{absent[0]}")
         unused = ", ".join(sorted(given.keys() - used))
         raise _invalid(f"Value provided in ExpressionAttribute{kind} unused in expressions: keys: {{{unused}}}")
-    return given
+    return cast(dict[str, Any], given)
 
 
 def _check_names(names: Any, used: frozenset[str]) -> Names:
