@@ -11,7 +11,7 @@ import sys
 import uvloop
 from aiohttp import web
 
-from service.app import create_app
+from service.app import create_app, freeze_heap_after_startup
 from service.settings import ConfigError, Settings, load_settings
 from service.telemetry.logs import configure_logging
 
@@ -29,7 +29,7 @@ def load_or_exit() -> Settings:
 
 def serve(settings: Settings) -> None:
     web.run_app(
-        create_app(settings),
+        freeze_heap_after_startup(create_app(settings)),
         host=settings.host,
         port=settings.port,
         access_log=None,

