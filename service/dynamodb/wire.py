@@ -8,8 +8,8 @@ Why not aioboto3 for these: botocore's per-call pipeline (request creation,
 parameter validation and serialisation, the User-Agent rebuilt for each call,
 signing through ``AWSRequest``, response parsing) was most of a POST's server
 CPU. ``scripts/bench`` makes the same store calls through both clients in one run
-(``bench/clients.py``): aioboto3 spent 2.7 times the wire's CPU on an
-``UpdateItem``, 3.3 times on a ``GetItem`` and 6 times per session of a
+(``bench/clients.py``): aioboto3 spent 12 times the wire's CPU on an
+``UpdateItem``, 15 times on a ``GetItem`` and 6.6 times per session of a
 rebuild's ``Query`` (``bench/results``). botocore's own signer alone cost
 110 µs a call, so the request is signed here (AWS Signature Version 4, checked
 against botocore's signer in ``tests/unit/test_wire.py``), with the day's

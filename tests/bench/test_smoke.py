@@ -171,7 +171,7 @@ def test_report_and_plots_are_written(smoke: Path, results: dict[str, Any]) -> N
     assert len(results["targets"]) == 12
     cpu_targets = [t for t in results["targets"] if t["name"].endswith("server CPU µs per request")]
     assert [t["target"] for t in cpu_targets] == ["<= 500", "<= 500", "<= 400"]
-    assert all("(bare at the same rate: " in t["value"] for t in cpu_targets)
+    assert all("busy; bare at the same rate: " in t["value"] for t in cpu_targets)
     assert "server CPU µs per session" in report
     assert "## DynamoDB client, CPU per call" in report
     for client in ("aioboto3", "wire"):
