@@ -1144,6 +1144,17 @@ def _read(
     return page, _stops_before(items, rest, read=len(page), total=total, limit=limit)
 
 
+def _request_items(params: dict[str, Any], operation: str, items: Callable[[Any], int], most: int) -> dict[str, Any]:
+    """A batch's ``RequestItems``: at least one table, at most ``most`` items in all (``items`` counts a table's)."""
+    _allow(params, _BATCH, operation)
+    requests = params["RequestItems"]
+    if not isinstance(requests, dict) or not requests:
+        raise _invalid("RequestItems must name at least one table")
+    if sum(items(request) for request in requests.values()) > most:
+        raise _invalid(f"Too many items requested for the {operation} call")
+    return requests
+
+
 @dataclass(slots=True)
 class _Write:
     """One write of a transaction, checked (and an update's new item computed) before any is applied."""
@@ -1411,12 +1422,7 @@ class Database:
     # Batches and transactions.
 
     def batch_write_item(self, params: dict[str, Any]) -> dict[str, Any]:
-        _allow(params, _BATCH, "BatchWriteItem")
-        requests = params["RequestItems"]
-        if not isinstance(requests, dict) or not requests:
-            raise _invalid("RequestItems must name at least one table")
-        if sum(len(entries) for entries in requests.values()) > _BATCH_WRITES:
-            raise _invalid("Too many items requested for the BatchWriteItem call")
+        requests = _request_items(params, "BatchWriteItem", len, _BATCH_WRITES)
         writes = [write for name, entries in requests.items() for write in self._batch_writes(name, entries)]
         for table, partition, sort, item, size in writes:
             if item is None:
@@ -1440,12 +1446,7 @@ class Database:
         return writes
 
     def batch_get_item(self, params: dict[str, Any]) -> dict[str, Any]:
-        _allow(params, _BATCH, "BatchGetItem")
-        requests = params["RequestItems"]
-        if not isinstance(requests, dict) or not requests:
-            raise _invalid("RequestItems must name at least one table")
-        if sum(len(request.get("Keys", ())) for request in requests.values()) > _BATCH_GETS:
-            raise _invalid("Too many items requested for the BatchGetItem call")
+        requests = _request_items(params, "BatchGetItem", lambda request: len(request.get("Keys", ())), _BATCH_GETS)
         responses: dict[str, list[Item]] = {}
         unprocessed: dict[str, Any] = {}
         used = 0

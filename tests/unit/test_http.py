@@ -81,10 +81,15 @@ class Server:
                     await writer.wait_closed()
 
 
-def echo_forever(*extra: str) -> Handler:
+def echo_forever(*extra: str, delay: float = 0.0) -> Handler:
+    """Answers every request with its body, ``delay`` seconds after it came."""
+
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while True:
-            writer.write(answer(await read_request(reader), *extra))
+            body = await read_request(reader)
+            if delay:
+                await asyncio.sleep(delay)
+            writer.write(answer(body, *extra))
 
     return handle
 
@@ -105,13 +110,7 @@ async def test_calls_share_a_kept_alive_connection_and_get_their_own_answers() -
 
 
 async def test_concurrent_calls_open_at_most_the_limit_of_connections() -> None:
-    async def slow_echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while True:
-            body = await read_request(reader)
-            await asyncio.sleep(0.01)
-            writer.write(answer(body))
-
-    async with Server(slow_echo).running() as server:
+    async with Server(echo_forever(delay=0.01)).running() as server:
         client = pool(server.port, limit=3)
         bodies = [f"{index}".encode() for index in range(30)]
         answers = await asyncio.gather(*(client.post({}, body) for body in bodies))
@@ -144,13 +143,7 @@ async def test_a_connection_idle_past_the_keepalive_is_not_reused() -> None:
 
 
 async def test_connections_idle_past_the_keepalive_are_closed_by_the_next_call() -> None:
-    async def slow_echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while True:
-            body = await read_request(reader)
-            await asyncio.sleep(0.02)
-            writer.write(answer(body))
-
-    async with Server(slow_echo).running() as server:
+    async with Server(echo_forever(delay=0.02)).running() as server:
         client = pool(server.port, keepalive=0.1)
         await asyncio.gather(client.post({}, b"a"), client.post({}, b"b"))
         assert server.connections == 2
