@@ -168,14 +168,14 @@ def _batch_lines(results: dict[str, Any]) -> list[str]:
     lines = [
         "## Batches, per item",
         "",
-        "| scenario | items per request | connections | requests/s | items/s | server CPU µs/request "
+        "| scenario | items per request | requests/s | items/s | server CPU µs/request "
         "| server CPU µs/item | its dependency calls, items/s |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for name, row in rows:
         per_item = row["per_item"]
         lines.append(
-            f"| {name}: {row['title']} | {row['items_per_request']} | {row['connections']} "
+            f"| {name}: {row['title']} | {row['items_per_request']} "
             f"| {row['saturation']['rps']:.1f} | {per_item['items_per_s']:.0f} "
             f"| {row['saturation'].get('server_cpu_us', '—')} | {per_item['server_cpu_us'] or '—'} "
             f"| {per_item['baseline_items_per_s']:.0f} ({row['baseline']}) |"

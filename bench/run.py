@@ -35,6 +35,7 @@ from redis.asyncio import Redis
 from bench import boards, capture, coldread, learners, rawdeps
 from bench import clients as bench_clients
 from bench.dynamo import DynamoServer
+from bench.measure import LoadResult
 from bench.openloop import fixed_rate
 from bench.report import write_report
 from bench.saturate import run_wrk
@@ -285,7 +286,6 @@ class Bench:
         best = max(rounds, key=lambda measured: float(measured["rps"]))
         return {
             "title": scenario.title,
-            "connections": self.plan.connections,
             "items_per_request": scenario.items,
             "saturation": best,
             "rounds": [measured["rps"] for measured in rounds],
@@ -301,16 +301,20 @@ class Bench:
             self.raw["mix"] = {"tool": "derived", "rps": round(1 / ((1 - write_share) / read + write_share / write), 1)}
             return
         for kind in (scenario.baseline, *scenario.context):
-            seconds = self.plan.raw_seconds
-            with self.cores.server_core():
+            self.raw[kind] = (await self.dependency_calls(calls, kind)).to_json()
+
+    async def dependency_calls(self, calls: rawdeps.DependencyCalls, kind: str) -> LoadResult:
+        """``kind``'s dependency calls in a loop, from this process on the server's core."""
+        seconds = self.plan.raw_seconds
+        with self.cores.server_core():
+            result = await calls.measure(kind, seconds=seconds, concurrency=self.plan.connections)
+            # A window shorter than one call (a busy machine's moto server) counts nothing: longer, twice.
+            for _ in range(2):
+                if result.requests:
+                    break
+                seconds *= 2
                 result = await calls.measure(kind, seconds=seconds, concurrency=self.plan.connections)
-                # A window shorter than one call (a busy machine's Cognito server) counts nothing: longer, twice.
-                for _ in range(2):
-                    if result.requests:
-                        break
-                    seconds *= 2
-                    result = await calls.measure(kind, seconds=seconds, concurrency=self.plan.connections)
-            self.raw[kind] = result.to_json()
+        return result
 
 
 async def seed_dataset(client: Any, data: Dataset, seed: int) -> None:
@@ -571,8 +575,7 @@ async def against_moto(bench: Bench, env: dict[str, str], moto_url: str, work: P
     try:
         async with rawdeps.DependencyCalls(work, run_id()) as calls:
             for name in ("post_new", "post_repost"):
-                with bench.cores.server_core():
-                    raw = await calls.measure(name, seconds=bench.plan.raw_seconds, concurrency=bench.plan.connections)
+                raw = await bench.dependency_calls(calls, name)
                 rps = float(measured[name]["rps"] or 0)
                 measured[name] |= {"baseline_rps": raw.rps, "ratio_to_baseline": significant(rps / raw.rps)}
     finally:
