@@ -193,6 +193,7 @@ async def measure(
     synced = await write_records(store, sync_writes, run_id, records)
     sync_batches = [synced[start : start + BATCH_SESSIONS] for start in range(0, len(synced), BATCH_SESSIONS)]
     redis, cache = open_cache(settings)
+    assert isinstance(redis, Redis), "the capture counts one node's commands"
     try:
         counters = DynamoCalls(clients), RedisCalls(redis)
         applier = ChangeApplier(cache, Roster(store, cache))
