@@ -42,6 +42,7 @@ from service.http.openapi import add_docs
 from service.redis.client import open_cache
 from service.redis.maintenance import maintain
 from service.settings import Settings, mask_url
+from service.telemetry import tracing
 from service.telemetry.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ async def _dynamodb_ctx(app: web.Application) -> AsyncIterator[None]:
         if settings.is_local:
             await ensure_table(clients.client, settings.dynamodb_table)
         count_retries(clients, app[keys.METRICS].dependency_retries.labels("dynamodb"))
+        app[keys.TRACING].trace_dynamodb(clients)
         store = SessionStore(clients, settings.dynamodb_table)
         # Fail fast: a wrong table name or endpoint stops the start-up, not the first request.
         await store.ping()
@@ -68,6 +70,7 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS]
     assert settings.redis_url is not None
     redis, cache = open_cache(settings, app[keys.METRICS].slow_path_reads)
+    app[keys.TRACING].trace_redis(redis, cache, settings.redis_url)
     try:
         await cache.ping()
         log.info("redis ready", extra={"url": mask_url(settings.redis_url)})
@@ -198,4 +201,6 @@ def create_app(settings: Settings) -> web.Application:
     leaderboards.add_routes(app)
     ops.add_routes(app)
     add_docs(app)
+    # Last: its middleware and its provider's cleanup context go before all others.
+    app[keys.TRACING] = tracing.install(app)
     return app

@@ -16,6 +16,7 @@ from service.http.deadlines import Deadlines
 from service.redis.cache import AggregateCache
 from service.settings import Settings
 from service.telemetry.metrics import Metrics
+from service.telemetry.tracing import Tracing
 
 SETTINGS = web.AppKey("settings", Settings)
 METRICS = web.AppKey("metrics", Metrics)
@@ -26,6 +27,8 @@ ERASURES = web.AppKey("erasures", Erasures)
 COURSES = web.AppKey("courses", Courses)
 DEADLINES = web.AppKey("deadlines", Deadlines)
 CURSORS = web.AppKey("cursors", Cursors)
+# Off (no provider, no middleware) unless OTEL_EXPORTER_OTLP_ENDPOINT is set.
+TRACING = web.AppKey("tracing", Tracing)
 # Who the request acts for, once identified: the access log names them (hashed).
 IDENTITY = web.RequestKey("identity", Identity)
 # None where no identity provider is configured: tokens are then refused.

@@ -48,7 +48,7 @@ import hashlib
 import hmac
 import uuid
 import zlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -79,6 +79,8 @@ from service.settings import Settings
 
 if TYPE_CHECKING:
     from types_aiobotocore_dynamodb import DynamoDBClient
+
+    from service.telemetry.tracing import DynamoSpans
 
 _TARGET = "DynamoDB_20120810."
 _CONTENT_TYPE = "application/x-amz-json-1.0"
@@ -202,6 +204,7 @@ class DynamoWire:
         self._backoff = ExponentialBackoff()
         self._quota = RetryQuotaChecker(RetryQuota())
         self._observers: list[Callable[[int], None]] = []
+        self.spans: DynamoSpans | None = None  # set by service.telemetry.tracing when traces are on
 
     def observe_attempts(self, observer: Callable[[int], None]) -> None:
         """Call ``observer`` with the attempt's number (from 1) before every attempt is sent."""
@@ -243,7 +246,11 @@ class DynamoWire:
         headers["Accept-Encoding"] = "identity"  # the checksum is of the body as sent
         return headers
 
-    async def _call(self, operation: str, request: dict[str, Any]) -> dict[str, Any]:
+    def _call(self, operation: str, request: dict[str, Any]) -> Awaitable[dict[str, Any]]:
+        attempts = self._attempts(operation, request)
+        return attempts if self.spans is None else self.spans.call(operation, request, attempts)
+
+    async def _attempts(self, operation: str, request: dict[str, Any]) -> dict[str, Any]:
         body = orjson.dumps(request, default=_base64)
         target = _TARGET + operation
         attempt, invocation = 1, str(uuid.uuid4())

@@ -23,7 +23,7 @@ REQUEST_ID_HEADER = "X-Request-Id"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
-def _route_name(request: web.Request) -> str:
+def route_name(request: web.Request) -> str:
     resource = request.match_info.route.resource
     return resource.canonical if resource is not None else "unmatched"
 
@@ -63,7 +63,7 @@ async def request_envelope(request: web.Request, handler: Handler) -> web.Stream
         deadlines.leave(task)
     response.headers[REQUEST_ID_HEADER] = request_id
     elapsed = time.perf_counter() - started
-    route = _route_name(request)
+    route = route_name(request)
     metrics.observe_request(request.method, route, response.status, elapsed)
     if settings.access_log:
         # The identified learner (token or trusted header); the raw header when identification failed.

@@ -112,7 +112,7 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from prometheus_client import Counter
 from redis.asyncio import Redis, RedisCluster
@@ -137,6 +137,9 @@ from service.domain.ports import Busy, Claimed, Hit, ReadResult
 from service.redis.breaker import CircuitBreaker, CircuitState
 from service.redis.channel import ScriptChannel, Scripts
 from service.redis.failover import PrimaryWatch
+
+if TYPE_CHECKING:
+    from service.telemetry.tracing import RedisSpans
 
 log = logging.getLogger(__name__)
 
@@ -528,6 +531,7 @@ class AggregateCache:
         # Aggregates whose update this process could not deliver: they must not
         # be served again until deleted (then rebuilt from DynamoDB).
         self._stale: set[str] = set()
+        self.spans: RedisSpans | None = None  # set by service.telemetry.tracing when traces are on
 
     def key(self, user_id: str, course_id: str) -> str:
         return aggregate_key(user_id, course_id)
@@ -617,6 +621,8 @@ class AggregateCache:
         """A script on the channel, or through redis-py where there is none (counted in ``slow``);
         ``args[primary_at]`` takes the replication id of the primary that runs it."""
         if self._channel is not None:
+            if self.spans is not None:
+                return await self.spans.run(self._channel, script, keys, args, primary_at)
             return await self._channel.run(script, keys, args, primary_at)
         if slow is not None:
             slow.inc()

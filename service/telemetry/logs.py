@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 import orjson
+from opentelemetry import trace
 
 # Attributes every LogRecord has; anything else was passed through ``extra``.
 _STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
@@ -23,9 +24,22 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
         }
         entry.update((key, value) for key, value in record.__dict__.items() if key not in _STANDARD)
+        span = trace.get_current_span()
+        if span.is_recording():  # never while traces are off: no span is then current
+            entry.update(trace_fields(span.get_span_context()))
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return orjson.dumps(entry, default=str).decode()
+
+
+def trace_fields(context: trace.SpanContext) -> dict[str, str]:
+    """A span's ids as a log line carries them: the OTel hex form and X-Ray's, so CloudWatch can link the two."""
+    trace_id = f"{context.trace_id:032x}"
+    return {
+        "trace_id": trace_id,
+        "span_id": f"{context.span_id:016x}",
+        "xray_trace_id": f"1-{trace_id[:8]}-{trace_id[8:]}",
+    }
 
 
 def configure_logging(level: str) -> None:
