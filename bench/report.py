@@ -326,6 +326,32 @@ def _moto_lines(results: dict[str, Any]) -> list[str]:
     ]
 
 
+def _tracing_lines(results: dict[str, Any]) -> list[str]:
+    """The cached read with traces on beside the same read with them off, in the same run."""
+    traced = results.get("tracing")
+    if not traced:
+        return []
+    off, on = results["scenarios"]["get_course"]["saturation"], traced["saturation"]
+    cpu_ratio = traced["cpu_ratio_to_off"]
+    return [
+        "## Traces on",
+        "",
+        "The cached read on a second service whose traces are on (`OTEL_EXPORTER_OTLP_ENDPOINT` set, every "
+        "request sampled), exporting by OTLP/HTTP to a sink on the load core that counts the spans and discards "
+        "them, beside the same read of this run on the service without the variable.",
+        "",
+        "| cached GET /courses/{id} | req/s | server CPU µs/request | requests exported | spans per request |",
+        "|---|---:|---:|---:|---:|",
+        f"| traces off | {off['rps']:.0f} | {off.get('server_cpu_us', '—')} | — | — |",
+        f"| traces on | {on['rps']:.0f} | {on.get('server_cpu_us', '—')} | {traced['exported_share']:.1%} "
+        f"| {traced['spans_per_request']} |",
+        f"| on / off | {traced['ratio_to_off']:.2f} | {cpu_ratio if cpu_ratio is not None else '—'} | | |",
+        "",
+        f"Traces on, the cached read runs at {traced['ratio_to_bare']:.0%} of the bare handler's rate.",
+        "",
+    ]
+
+
 def _cpu_per_session(point: dict[str, Any]) -> str:
     cpu = point.get("rebuild_cpu_ms")
     return f"{cpu * 1000 / point['sessions']:.0f}" if cpu else "—"
@@ -411,6 +437,7 @@ def render(results: dict[str, Any]) -> str:
         *_board_lines(results),
         *_client_lines(results["clients"]),
         *_moto_lines(results),
+        *_tracing_lines(results),
         "## Cold aggregate rebuilds",
         "",
         "| sessions | item bytes | Query pages (expected) | Query called directly | rebuild (service) "

@@ -22,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,7 +32,7 @@ import aiohttp
 import uvloop
 from redis.asyncio import Redis
 
-from bench import boards, capture, coldread, learners, rawdeps
+from bench import boards, capture, coldread, learners, rawdeps, traces
 from bench import clients as bench_clients
 from bench.dynamo import DynamoServer
 from bench.measure import LoadResult
@@ -451,6 +451,8 @@ async def measure(plan: Plan, work: Path, cores: Cores) -> dict[str, Any]:
                         settings, clients, redis, data.pairs, run_id(), records=plan.capture_records
                     )
                 results = await run_scenarios(bench, bare, service, calls)
+                progress("the cached GET once more, on a service with traces on, exporting to a sink")
+                results["tracing"] = await traced_read(bench, work)
                 results["change_capture"] = change_capture
                 progress(f"a course of {plan.board_learners} learners: its leaderboard rebuilt, then read")
                 results["large_board"], results["scenarios"][LARGE_BOARD.name] = await large_board(
@@ -490,6 +492,18 @@ async def run_scenarios(
             saturation["bare_cpu_us_at_rate"] = await bench.bare_at(bare, float(saturation["rps"]))
     bare_row = await bench.scenario(bare, BARE, bare_rounds)
     return {"baselines": {"bare": bare_row, "raw": bench.raw}, "scenarios": scenarios}
+
+
+async def traced_read(bench: Bench, work: Path) -> dict[str, Any]:
+    """The cached GET at saturation on a service whose traces are on, as many rounds as without them."""
+    get_course = SCENARIOS[0]
+
+    def saturate(server: Gunicorn) -> Awaitable[dict[str, Any]]:
+        return bench.saturate(server, get_course, warmup=False)
+
+    route = "GET /courses/{courseId}"
+    row = await traces.traced_reads(saturate, route, bench.plan.rounds, work / "service-traced.log", bench.cores)
+    return {"title": f"{get_course.title}, traces on", **row}
 
 
 async def cold_reads(
@@ -611,6 +625,17 @@ def add_ratios(results: dict[str, Any]) -> None:
             }
 
 
+def add_tracing_ratios(results: dict[str, Any]) -> None:
+    """The traced cached GET against the same read without traces, and against the bare handler."""
+    traced, off = results["tracing"], results["scenarios"]["get_course"]["saturation"]
+    on = traced["saturation"]
+    traced["ratio_to_off"] = significant(on["rps"] / off["rps"])
+    traced["ratio_to_bare"] = significant(on["rps"] / results["baselines"]["bare"]["saturation"]["rps"])
+    off_cpu, on_cpu = off.get("server_cpu_us"), on.get("server_cpu_us")
+    traced["off_server_cpu_us"] = off_cpu
+    traced["cpu_ratio_to_off"] = significant(on_cpu / off_cpu) if on_cpu and off_cpu else None
+
+
 def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     scenarios = results["scenarios"]
     course = scenarios["get_course"]
@@ -697,6 +722,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="learning-stats-bench-") as work:
         results = uvloop.run(measure(plan, Path(work), cores))
     add_ratios(results)
+    add_tracing_ratios(results)
     results["targets"] = targets(results)
     results["meta"] = {
         "finished": datetime.now(UTC).isoformat(timespec="seconds"),

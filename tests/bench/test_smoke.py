@@ -161,6 +161,24 @@ def test_the_large_board_is_rebuilt_in_bounded_round_trips(results: dict[str, An
     assert board["hash_bytes"] > 0
 
 
+def test_the_cached_read_is_measured_with_traces_on_too(smoke: Path, results: dict[str, Any]) -> None:
+    traced = results["tracing"]
+    assert_sane(traced["saturation"])
+    assert traced["saturation"]["server_cpu_us"] > 0
+    # Every request answered reached the sink, as a server span and its Redis script's span (a cached read).
+    assert traced["exported_share"] == pytest.approx(1, abs=0.02)
+    assert traced["spans_per_request"] == pytest.approx(2, abs=0.01)
+    off = results["scenarios"]["get_course"]["saturation"]
+    assert traced["off_server_cpu_us"] == off["server_cpu_us"]
+    assert traced["cpu_ratio_to_off"] == pytest.approx(
+        traced["saturation"]["server_cpu_us"] / off["server_cpu_us"], rel=0.01
+    )
+    assert traced["ratio_to_off"] == pytest.approx(traced["saturation"]["rps"] / off["rps"], rel=0.01)
+    report = (smoke / "report.md").read_text()
+    assert "## Traces on" in report
+    assert f"| traces on | {traced['saturation']['rps']:.0f} | {traced['saturation']['server_cpu_us']} |" in report
+
+
 def test_report_and_plots_are_written(smoke: Path, results: dict[str, Any]) -> None:
     report = (smoke / "report.md").read_text()
     assert "## Targets" in report
