@@ -92,7 +92,6 @@ class DynamoSpans:
     def _attributes(self, operation: str, table: object) -> dict[str, Any]:
         attributes = {
             "db.system": "dynamodb",
-            "db.system.name": "aws.dynamodb",
             "rpc.system": "aws-api",
             "rpc.service": "DynamoDB",
             "rpc.method": operation,
@@ -139,7 +138,6 @@ class RedisSpans:
         self._tracer = tracer
         self._attributes: dict[str, Any] = {
             "db.system": "redis",
-            "db.system.name": "redis",
             "db.operation.name": "EVALSHA",
         }
         parts = urlsplit(url)

@@ -1,14 +1,20 @@
-"""Traces' switch (the OTLP endpoint variables), and the trace ids in log lines."""
+"""Traces' switch (the OTLP endpoint variables), the aioboto3 and wire spans' ends, and the trace ids in log lines."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from typing import Any
 
 import orjson
 import pytest
+from botocore.exceptions import ClientError, EndpointConnectionError
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+from opentelemetry.trace import SpanKind, StatusCode
 
 from service import keys
 from service.app import create_app
@@ -77,3 +83,75 @@ def test_a_span_not_sampled_adds_nothing() -> None:
         line = _line(logging.makeLogRecord({"msg": "request"}))
     assert not {"trace_id", "span_id", "xray_trace_id"} & set(line)
     provider.shutdown()
+
+
+@pytest.fixture
+def exported() -> Iterator[tuple[InMemorySpanExporter, tracing.DynamoSpans]]:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    yield exporter, tracing.DynamoSpans(provider.get_tracer("test"), "https://dynamodb.eu-west-1.amazonaws.com")
+    provider.shutdown()
+
+
+class _Operation:
+    name = "BatchWriteItem"
+
+
+class _Answer:
+    def __init__(self, status_code: int) -> None:
+        self.status_code = status_code
+
+
+@pytest.mark.parametrize(("status", "code"), [(200, StatusCode.UNSET), (400, StatusCode.ERROR)])
+def test_an_aioboto3_call_is_a_span_from_its_parameters_to_its_answer(
+    exported: tuple[InMemorySpanExporter, tracing.DynamoSpans], status: int, code: StatusCode
+) -> None:
+    exporter, spans = exported
+    context: dict[str, Any] = {}
+    spans.before_parameter_build(model=_Operation(), params={"RequestItems": {}}, context=context)
+    assert not exporter.get_finished_spans()
+    spans.after_call(http_response=_Answer(status), parsed={}, model=_Operation(), context=context)
+    [span] = exporter.get_finished_spans()
+    assert span.name == "DynamoDB.BatchWriteItem"
+    assert span.kind is SpanKind.CLIENT
+    assert span.status.status_code is code
+    assert dict(span.attributes or {}) == {
+        "db.system": "dynamodb",
+        "rpc.system": "aws-api",
+        "rpc.service": "DynamoDB",
+        "rpc.method": "BatchWriteItem",
+        "server.address": "dynamodb.eu-west-1.amazonaws.com",
+        "server.port": 443,
+        "http.response.status_code": status,
+    }
+
+
+def test_an_aioboto3_call_without_an_answer_is_an_error_span(
+    exported: tuple[InMemorySpanExporter, tracing.DynamoSpans],
+) -> None:
+    exporter, spans = exported
+    context: dict[str, Any] = {}
+    spans.before_parameter_build(model=_Operation(), params={"TableName": "stats"}, context=context)
+    spans.after_call_error(exception=EndpointConnectionError(endpoint_url="https://x"), context=context)
+    [span] = exporter.get_finished_spans()
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.status.description == "EndpointConnectionError"
+    assert [event.name for event in span.events] == ["exception"]
+    assert span.attributes is not None
+    assert span.attributes["aws.dynamodb.table_names"] == ("stats",)
+
+
+async def test_a_failed_wire_call_is_an_error_span_and_the_error_goes_on(
+    exported: tuple[InMemorySpanExporter, tracing.DynamoSpans],
+) -> None:
+    exporter, spans = exported
+
+    async def refused() -> dict[str, Any]:
+        raise ClientError({"Error": {"Code": "ConditionalCheckFailedException"}}, "UpdateItem")
+
+    with pytest.raises(ClientError):
+        await spans.call("UpdateItem", {"TableName": "stats"}, refused())
+    [span] = exporter.get_finished_spans()
+    assert span.name == "DynamoDB.UpdateItem"
+    assert span.status.status_code is StatusCode.ERROR
