@@ -7,9 +7,8 @@ variables: ``OTEL_SERVICE_NAME``, ``OTEL_TRACES_SAMPLER``, ``OTEL_BSP_*``, ...),
 shut down (flushing its spans) when the app is cleaned up. The spans:
 
 - one server span per request, named by the route's template (``GET
-  /v1/users/{user_id}/courses/{course_id}/stats``) so ids never land in a span's
-  name, continuing the caller's W3C ``traceparent`` or, behind an ALB, its
-  ``X-Amzn-Trace-Id``;
+  /courses/{courseId}``) so ids never land in a span's name, continuing the
+  caller's W3C ``traceparent`` or, behind an ALB, its ``X-Amzn-Trace-Id``;
 - a client span for each call of the DynamoDB wire (``service.dynamodb.wire``)
   and of the aioboto3 client (from its ``before-parameter-build`` to its ``after-call``
   event);
@@ -136,10 +135,7 @@ class RedisSpans:
 
     def __init__(self, tracer: Tracer, url: str) -> None:
         self._tracer = tracer
-        self._attributes: dict[str, Any] = {
-            "db.system": "redis",
-            "db.operation.name": "EVALSHA",
-        }
+        self._attributes: dict[str, Any] = {"db.system": "redis", "db.operation.name": "EVALSHA"}
         parts = urlsplit(url)
         if parts.scheme == "unix":
             self._attributes.update({"server.address": parts.path, "network.transport": "unix"})
