@@ -68,8 +68,9 @@ _PROPAGATOR = CompositePropagator([AwsXRayPropagator(), TraceContextTextMapPropa
 
 
 def enabled(environ: Mapping[str, str]) -> bool:
-    """Whether ``environ`` names an OTLP endpoint for traces."""
-    return any(environ.get(name) for name in _ENDPOINTS)
+    """Whether ``environ`` names an OTLP endpoint for traces, and does not disable the SDK."""
+    disabled = environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true"
+    return not disabled and any(environ.get(name) for name in _ENDPOINTS)
 
 
 def _resource() -> Resource:

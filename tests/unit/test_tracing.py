@@ -28,7 +28,7 @@ ENDPOINTS = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
 
 @pytest.fixture(autouse=True)
 def no_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ENDPOINTS:
+    for name in (*ENDPOINTS, "OTEL_SDK_DISABLED"):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -54,6 +54,14 @@ def test_an_endpoint_puts_the_server_span_first_and_the_provider_first(
     assert app.cleanup_ctx[0] == traced.ctx
     # The app's provider is its own, never the process's.
     assert isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+
+
+def test_the_sdk_disabled_by_its_variable_means_no_tracing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")
+    monkeypatch.setenv("OTEL_SDK_DISABLED", "True")
+    app = create_app(Settings())
+    assert list(app.middlewares) == [request_envelope]
+    assert app[keys.TRACING] is tracing.OFF
 
 
 def _line(record: logging.LogRecord) -> dict[str, str]:
