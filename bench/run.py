@@ -407,7 +407,11 @@ async def measure(plan: Plan, work: Path, cores: Cores) -> dict[str, Any]:
         env = production_env(redis_server.url, dynamo.url, free_port())
         # This process reaches DynamoDB, Redis and Cognito as the service does: same variables, same credentials.
         os.environ.update(env)
-        stack.enter_context(explain_failure(work / "bare.log", work / "service.log", work / "service-moto.log"))
+        stack.enter_context(
+            explain_failure(
+                work / "bare.log", work / "service.log", work / "service-traced.log", work / "service-moto.log"
+            )
+        )
         progress("starting redis-server, the DynamoDB stand-in and moto's server, then the user pool in moto's")
         # Stopped in reverse: the servers under test first, their dependencies last.
         for server in (redis_server, dynamo, moto):
