@@ -43,13 +43,14 @@ from opentelemetry.sdk.extension.aws.trace import AwsXRayIdGenerator
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
-from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from redis.asyncio import RedisCluster
 
 from service.http.middleware import route_name
 
 if TYPE_CHECKING:
-    from redis.asyncio import Redis, RedisCluster
+    from redis.asyncio import Redis
     from redis.commands.core import AsyncScript
     from redis.typing import EncodableT
 
@@ -151,6 +152,11 @@ class RedisSpans:
             return await scripts.run(script, keys, args, primary_at)
 
 
+def _name_redis(span: Span, *_: Any) -> None:
+    if span.is_recording():
+        span.set_attribute("db.system", "redis")
+
+
 class Tracing:
     """An app's traces, made by :func:`install`: a provider from start-up to cleanup."""
 
@@ -188,7 +194,9 @@ class Tracing:
         if tracer is None:
             return
         cache.spans = RedisSpans(tracer, url)
-        RedisInstrumentor.instrument_client(redis, tracer_provider=self._provider)
+        # The instrumentation names the database on a plain client's spans, not on a cluster client's.
+        hook = _name_redis if isinstance(redis, RedisCluster) else None
+        RedisInstrumentor.instrument_client(redis, tracer_provider=self._provider, request_hook=hook)
 
     def middleware(self) -> Middleware:
         """The server span of each request, outside the request envelope, so it sees the answer's status."""

@@ -6,23 +6,17 @@ import dataclasses
 import io
 import logging
 from collections.abc import Iterator
-from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestServer
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTraceServiceRequest,
-    ExportTraceServiceResponse,
-)
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from pytest_aiohttp import AiohttpClient, AiohttpServer
 
 from service.app import create_app
 from service.settings import Settings
 from service.telemetry.logs import JsonFormatter
+from tests.integration.otlp import Exported, attributes, otlp_receiver
 from tests.integration.support import new_id
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -30,44 +24,9 @@ PARENT_ID = "00f067aa0ba902b7"
 SESSION = {"totalModulesStudied": 2, "averageScore": 90, "timeStudied": 1000}
 
 
-@dataclasses.dataclass
-class Exported:
-    """What the receiver was sent: spans by name, and the resource's attributes."""
-
-    spans: list[Span] = dataclasses.field(default_factory=list)
-    resource: dict[str, str] = dataclasses.field(default_factory=dict)
-
-    def named(self, name: str) -> list[Span]:
-        return [span for span in self.spans if span.name == name]
-
-    def children(self, parent: Span) -> list[Span]:
-        return [span for span in self.spans if span.parent_span_id == parent.span_id]
-
-
 @pytest.fixture
 async def receiver(aiohttp_server: AiohttpServer, monkeypatch: pytest.MonkeyPatch) -> Exported:
-    """An OTLP/HTTP traces endpoint, named to the app by the standard variable."""
-    exported = Exported()
-
-    async def traces(request: web.Request) -> web.Response:
-        message = ExportTraceServiceRequest.FromString(await request.read())
-        for resource_spans in message.resource_spans:
-            exported.resource.update(
-                (attribute.key, attribute.value.string_value) for attribute in resource_spans.resource.attributes
-            )
-            for scope_spans in resource_spans.scope_spans:
-                exported.spans.extend(scope_spans.spans)
-        return web.Response(
-            body=ExportTraceServiceResponse().SerializeToString(), content_type="application/x-protobuf"
-        )
-
-    app = web.Application()
-    app.router.add_post("/v1/traces", traces)
-    server: TestServer = await aiohttp_server(app)
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", str(server.make_url("")))
-    monkeypatch.delenv("OTEL_SERVICE_NAME", raising=False)
-    monkeypatch.delenv("OTEL_TRACES_SAMPLER", raising=False)
-    return exported
+    return await otlp_receiver(aiohttp_server, monkeypatch)
 
 
 @pytest.fixture
@@ -83,17 +42,6 @@ def request_lines() -> Iterator[io.StringIO]:
     yield out
     logger.removeHandler(handler)
     logger.setLevel(level)
-
-
-def attributes(span: Span) -> dict[str, Any]:
-    values: dict[str, Any] = {}
-    for attribute in span.attributes:
-        value = attribute.value
-        kind = value.WhichOneof("value")
-        values[attribute.key] = (
-            [item.string_value for item in value.array_value.values] if kind == "array_value" else getattr(value, kind)
-        )
-    return values
 
 
 async def test_requests_and_their_dependency_calls_are_exported_as_one_trace_each(
