@@ -6,13 +6,15 @@ import dataclasses
 import io
 import logging
 from collections.abc import Iterator
+from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
 import pytest
-from opentelemetry.proto.trace.v1.trace_pb2 import Span
+from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 from pytest_aiohttp import AiohttpClient, AiohttpServer
 
+from service import keys
 from service.app import create_app
 from service.settings import Settings
 from service.telemetry.logs import JsonFormatter
@@ -155,3 +157,27 @@ async def test_the_aioboto3_clients_and_redis_pys_calls_are_client_spans_of_thei
         "http.response.status_code": 200,
     }.items() <= attributes(calls["DynamoDB.DescribeTable"]).items()
     assert attributes(calls["PING"])["db.system"] == "redis"
+
+
+async def test_a_request_that_fails_is_an_error_span_with_its_500_and_its_log_line_in_its_trace(
+    receiver: Exported,
+    request_lines: io.StringIO,
+    aiohttp_client: AiohttpClient,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    client = await aiohttp_client(create_app(dataclasses.replace(settings, access_log=True)))
+
+    async def broken(*args: Any) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(client.app[keys.STATS], "course", broken)
+    async with client.get(f"/courses/{new_id()}", headers={"X-User-Id": new_id()}) as response:
+        assert response.status == 500
+    await client.close()
+
+    [failed] = receiver.named("GET /courses/{courseId}")
+    assert failed.status.code == Status.STATUS_CODE_ERROR
+    assert attributes(failed)["http.response.status_code"] == 500
+    [line] = [orjson.loads(line) for line in request_lines.getvalue().splitlines() if '"status"' in line]
+    assert (line["status"], line["trace_id"]) == (500, failed.trace_id.hex())
