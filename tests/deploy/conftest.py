@@ -164,14 +164,17 @@ def only_resource(resources_of_type: Callable[[str], dict[str, Resource]]) -> Ca
 
 @pytest.fixture(scope="session")
 def container(only_resource: Callable[[str], Resource]) -> Resource:
-    (definition,) = only_resource("AWS::ECS::TaskDefinition")["ContainerDefinitions"]
+    """The service's container (the task also runs the telemetry collector beside it)."""
+    definitions = only_resource("AWS::ECS::TaskDefinition")["ContainerDefinitions"]
+    (definition,) = [definition for definition in definitions if definition["Name"] == "app"]
     found: Resource = definition
     return found
 
 
 @pytest.fixture(scope="session")
 def container_env(container: Resource) -> dict[str, Any]:
-    return {variable["Name"]: variable["Value"] for variable in container["Environment"]}
+    """The variables the container always has (conditional ones are tested with the condition)."""
+    return {variable["Name"]: variable["Value"] for variable in container["Environment"] if "Name" in variable}
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,203 @@
+"""deploy/stack.yaml's telemetry: the collector sidecar, its permissions, the Tracing parameter.
+
+The template is rendered as CloudFormation would for given parameters: conditions evaluated,
+``Fn::If`` chosen, ``Fn::Sub`` substituted with stand-in names for the stack's resources.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import yaml
+
+Resource = dict[str, Any]
+Render = Callable[..., dict[str, Any]]
+
+# Stand-ins for what CloudFormation substitutes.
+REFS = {
+    "AWS::Region": "eu-west-1",
+    "AWS::StackName": "stats",
+    "Table": "stats-table",
+    "LogGroup": "stats-logs",
+    "MetricsLogGroup": "stats-metrics",
+    "Redis": "stats-redis",
+}
+NO_VALUE = object()
+
+
+def _conditions(template: dict[str, Any], parameters: dict[str, str]) -> dict[str, bool]:
+    values = {name: str(body.get("Default", "")) for name, body in template["Parameters"].items()} | parameters
+
+    def truth(node: Any) -> bool:
+        ((function, argument),) = node.items()
+        if function == "Fn::Equals":
+            left, right = (values[side["Ref"]] if isinstance(side, dict) else str(side) for side in argument)
+            return left == right
+        if function == "Fn::Not":
+            return not truth(argument[0])
+        assert function == "Condition", function
+        return truth(template["Conditions"][argument])
+
+    return {name: truth(condition) for name, condition in template["Conditions"].items()}
+
+
+def _if(argument: list[Any], conditions: dict[str, bool]) -> Any:
+    name, chosen, otherwise = argument
+    return _resolve(chosen if conditions[name] else otherwise, conditions)
+
+
+def _sub(argument: Any, conditions: dict[str, bool]) -> str:
+    text, variables = (argument, {}) if isinstance(argument, str) else argument
+    values = REFS | {name: _resolve(value, conditions) for name, value in variables.items()}
+    # Names these tests do not read (resource attributes, other pseudo parameters) stay as written.
+    return re.sub(r"\$\{([^}]+)\}", lambda match: str(values.get(match.group(1), match.group())), text)
+
+
+def _ref(name: str, conditions: dict[str, bool]) -> Any:
+    if name == "AWS::NoValue":
+        return NO_VALUE
+    return REFS.get(name, {"Ref": name})
+
+
+INTRINSICS: dict[str, Callable[[Any, dict[str, bool]], Any]] = {"Fn::If": _if, "Fn::Sub": _sub, "Ref": _ref}
+
+
+def _resolve(node: Any, conditions: dict[str, bool]) -> Any:
+    if isinstance(node, list):
+        return [item for item in (_resolve(value, conditions) for value in node) if item is not NO_VALUE]
+    if not isinstance(node, dict):
+        return node
+    if len(node) == 1 and next(iter(node)) in INTRINSICS:
+        ((function, argument),) = node.items()
+        return INTRINSICS[function](argument, conditions)
+    resolved = {key: _resolve(value, conditions) for key, value in node.items()}
+    return {key: value for key, value in resolved.items() if value is not NO_VALUE}
+
+
+@pytest.fixture(scope="module")
+def render(template: dict[str, Any]) -> Render:
+    """The resources CloudFormation would create for these parameters (with an image, so the task exists)."""
+
+    def rendered(**parameters: str) -> dict[str, Any]:
+        conditions = _conditions(template, {"ImageTag": "v1", **parameters})
+        return {
+            name: _resolve(body, conditions)
+            for name, body in template["Resources"].items()
+            if conditions.get(body.get("Condition", ""), True)
+        }
+
+    return rendered
+
+
+def _containers(resources: dict[str, Any]) -> dict[str, Resource]:
+    definitions = resources["TaskDefinition"]["Properties"]["ContainerDefinitions"]
+    return {definition["Name"]: definition for definition in definitions}
+
+
+def _collector_config(resources: dict[str, Any]) -> dict[str, Any]:
+    environment = {item["Name"]: item["Value"] for item in _containers(resources)["collector"]["Environment"]}
+    config: dict[str, Any] = yaml.safe_load(environment["AOT_CONFIG_CONTENT"])
+    return config
+
+
+@pytest.mark.parametrize("tracing", ["enabled", "disabled"])
+def test_the_collector_scrapes_the_port_the_app_listens_on(
+    render: Render, dockerfile_env: dict[str, str], tracing: str
+) -> None:
+    resources = render(Tracing=tracing)
+    config = _collector_config(resources)
+    (scrape,) = config["receivers"]["prometheus"]["config"]["scrape_configs"]
+    (targets,) = scrape["static_configs"]
+    (mapping,) = _containers(resources)["app"]["PortMappings"]
+    # The task's containers share one network namespace: the app is on localhost.
+    assert targets["targets"] == [f"localhost:{mapping['ContainerPort']}"]
+    assert str(mapping["ContainerPort"]) == dockerfile_env["STATS_PORT"]
+    assert scrape["metrics_path"] == "/metrics"
+    metrics = config["service"]["pipelines"]["metrics"]
+    assert (metrics["receivers"], metrics["exporters"]) == (["prometheus"], ["awsemf"])
+    assert set(metrics["processors"]) <= set(config["processors"])
+
+
+def test_tracing_is_off_unless_asked(template: dict[str, Any]) -> None:
+    assert template["Parameters"]["Tracing"]["Default"] == "disabled"
+
+
+@pytest.mark.parametrize("tracing", ["enabled", "disabled"])
+def test_traces_reach_x_ray_only_with_tracing(render: Render, tracing: str) -> None:
+    enabled = tracing == "enabled"
+    resources = render(Tracing=tracing)
+    config = _collector_config(resources)
+    pipelines = config["service"]["pipelines"]
+    app_env = {item["Name"]: item["Value"] for item in _containers(resources)["app"]["Environment"]}
+    assert ("traces" in pipelines) is enabled
+    assert ("otlp" in config["receivers"]) is enabled
+    assert ("awsxray" in config["exporters"]) is enabled
+    assert ("CollectorTracesPolicy" in resources) is enabled
+    assert ("OTEL_EXPORTER_OTLP_ENDPOINT" in app_env) is enabled
+    if enabled:
+        assert (pipelines["traces"]["receivers"], pipelines["traces"]["exporters"]) == (["otlp"], ["awsxray"])
+        protocols = config["receivers"]["otlp"]["protocols"]
+        # Reachable from the task only, and where the app sends its spans.
+        assert protocols == {"grpc": {"endpoint": "localhost:4317"}, "http": {"endpoint": "localhost:4318"}}
+        assert app_env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://localhost:4318"
+
+
+def test_a_failing_collector_cannot_stop_or_hold_back_the_app(render: Render) -> None:
+    containers = _containers(render())
+    assert set(containers) == {"app", "collector"}
+    assert containers["app"]["Essential"] is True
+    assert containers["collector"]["Essential"] is False
+    # Waiting for the collector would make its failure to start the app's.
+    assert "DependsOn" not in containers["app"]
+    assert containers["collector"]["ReadonlyRootFilesystem"] is True
+    assert containers["collector"]["LogConfiguration"]["Options"]["awslogs-group"] == REFS["LogGroup"]
+
+
+def _collector_statements(resources: dict[str, Any]) -> list[Resource]:
+    """Every statement of the policies attached to the task's role beside its own (the collector's)."""
+    return [
+        statement
+        for body in resources.values()
+        if body["Type"] == "AWS::IAM::RolePolicy" and body["Properties"]["RoleName"] == {"Ref": "TaskRole"}
+        for statement in body["Properties"]["PolicyDocument"]["Statement"]
+    ]
+
+
+@pytest.mark.parametrize("tracing", ["enabled", "disabled"])
+def test_the_collector_may_write_its_log_group_and_with_tracing_x_ray_only(render: Render, tracing: str) -> None:
+    resources = render(Tracing=tracing)
+    granted = {
+        (json.dumps(statement["Resource"], sort_keys=True), action)
+        for statement in _collector_statements(resources)
+        for action in statement["Action"]
+    }
+    log_group = json.dumps({"Fn::GetAtt": ["MetricsLogGroup", "Arn"]})
+    expected = {(log_group, "logs:CreateLogStream"), (log_group, "logs:PutLogEvents")}
+    if tracing == "enabled":
+        expected |= {('"*"', "xray:PutTraceSegments"), ('"*"', "xray:PutTelemetryRecords")}
+    assert granted == expected
+    assert all(
+        statement["Effect"] == "Allow" and "Condition" not in statement
+        for statement in _collector_statements(resources)
+    )
+    # That log group is where the exporter writes.
+    assert _collector_config(resources)["exporters"]["awsemf"]["log_group_name"] == REFS["MetricsLogGroup"]
+    assert resources["MetricsLogGroup"]["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+
+
+def test_the_5xx_panel_counts_only_server_errors(render: Render) -> None:
+    # Exported by status for 5xx answers only, so the panel's search over status sums exactly those.
+    declarations = _collector_config(render())["exporters"]["awsemf"]["metric_declarations"]
+    (by_status,) = [declaration for declaration in declarations if declaration["dimensions"] == [["status"]]]
+    (matcher,) = by_status["label_matchers"]
+    assert matcher["label_names"] == ["status"]
+    counted = {
+        status
+        for status in ("200", "201", "204", "400", "404", "429", "500", "503")
+        if re.match(matcher["regex"], status)
+    }
+    assert counted == {"500", "503"}
