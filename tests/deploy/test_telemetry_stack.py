@@ -1,4 +1,4 @@
-"""deploy/stack.yaml's telemetry: the collector sidecar, its permissions, the Tracing parameter.
+"""deploy/stack.yaml's telemetry: the collector sidecar, its permissions, the Tracing parameter, the dashboard.
 
 The template is rendered as CloudFormation would for given parameters: conditions evaluated,
 ``Fn::If`` chosen, ``Fn::Sub`` substituted with stand-in names for the stack's resources.
@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 import yaml
 
+from service.telemetry.metrics import Metrics
+
 Resource = dict[str, Any]
 Render = Callable[..., dict[str, Any]]
 
@@ -27,6 +29,25 @@ REFS = {
     "Redis": "stats-redis",
 }
 NO_VALUE = object()
+TITLES = [
+    "Request rate",
+    "Latency p50 and p99 by route",
+    "5xx responses",
+    "Cache hit ratio",
+    "Rebuilds",
+    "Fallback reads",
+    "Dependency errors",
+    "Redis circuit state",
+    "DynamoDB consumed capacity",
+    "DynamoDB throttles",
+    "ElastiCache CPU",
+    "ElastiCache memory",
+    "ElastiCache evictions",
+]
+# A search expression's schema, its other terms, and the metric name it asks for.
+SEARCH = re.compile(
+    r"SEARCH\('\{(?P<namespace>[^,}]+)(?P<dimensions>(?:,[^,}]+)*)\}(?P<terms>[^']*?) MetricName=\"(?P<metric>[^\"]+)\""
+)
 
 
 def _conditions(template: dict[str, Any], parameters: dict[str, str]) -> dict[str, bool]:
@@ -187,6 +208,95 @@ def test_the_collector_may_write_its_log_group_and_with_tracing_x_ray_only(rende
     # That log group is where the exporter writes.
     assert _collector_config(resources)["exporters"]["awsemf"]["log_group_name"] == REFS["MetricsLogGroup"]
     assert resources["MetricsLogGroup"]["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+
+
+def _dashboard(resources: dict[str, Any]) -> dict[str, Any]:
+    body: dict[str, Any] = json.loads(resources["Dashboard"]["Properties"]["DashboardBody"])
+    return body
+
+
+def _dashboard_metrics(dashboard: dict[str, Any]) -> set[tuple[str, str, tuple[str, ...]]]:
+    """(namespace, metric, dimension names) of every metric a panel draws, directly or by a search."""
+    found = set()
+    for widget in dashboard["widgets"]:
+        for row in widget["properties"].get("metrics", []):
+            if "expression" in row[0]:
+                search = SEARCH.search(row[0]["expression"])
+                if search:
+                    dimensions = tuple(filter(None, search["dimensions"].split(",")))
+                    found.add((search["namespace"], search["metric"], dimensions))
+                continue
+            plain = [item for item in row if isinstance(item, str)]
+            found.add((plain[0], plain[1], tuple(plain[2::2])))
+    return found
+
+
+def _exposed_metric_names() -> set[str]:
+    """The series names /metrics exposes, as the collector's Prometheus receiver names them."""
+    return {
+        f"{family.name}_total" if family.type == "counter" else family.name for family in Metrics().registry.collect()
+    }
+
+
+def test_the_dashboard_has_each_panel_once(render: Render) -> None:
+    titles = [widget["properties"]["title"] for widget in _dashboard(render())["widgets"]]
+    assert sorted(titles) == sorted(TITLES)
+
+
+def test_every_service_metric_on_the_dashboard_is_exposed_and_exported_with_its_dimensions(render: Render) -> None:
+    resources = render()
+    awsemf = _collector_config(resources)["exporters"]["awsemf"]
+    namespace = awsemf["namespace"]
+    assert namespace == f"LearningStats/{REFS['AWS::StackName']}"
+    service = {
+        (metric, dimensions)
+        for space, metric, dimensions in _dashboard_metrics(_dashboard(resources))
+        if space == namespace
+    }
+    assert {metric for metric, _ in service} <= _exposed_metric_names()
+    for metric, dimensions in service:
+        assert any(
+            list(dimensions) in declaration["dimensions"]
+            and any(re.fullmatch(selector, metric) for selector in declaration["metric_name_selectors"])
+            for declaration in awsemf["metric_declarations"]
+        ), (metric, dimensions)
+    # Every panel of the service's own metrics is drawn from the collector's namespace.
+    assert {metric for metric, _ in service} >= {
+        "stats_http_requests_total",
+        "stats_cache_hits_total",
+        "stats_cache_misses_total",
+        "stats_cache_rebuilds_total",
+        "stats_cache_fallback_reads_total",
+        "stats_dependency_errors_total",
+        "stats_redis_circuit_state",
+    }
+
+
+def test_the_dashboards_aws_panels_watch_the_stacks_table_and_cache(render: Render) -> None:
+    dashboard = _dashboard(render())
+    aws = {
+        (space, metric, dimensions)
+        for space, metric, dimensions in _dashboard_metrics(dashboard)
+        if space.startswith("AWS/")
+    }
+    assert {space for space, _, _ in aws} == {"AWS/DynamoDB", "AWS/ElastiCache"}
+    text = json.dumps(dashboard)
+    assert all(dimensions == ("TableName",) for space, _, dimensions in aws if space == "AWS/DynamoDB")
+    assert f'"TableName", "{REFS["Table"]}"' in text
+    # The replication group's nodes are its member clusters, named after the group.
+    assert all(dimensions == ("CacheClusterId",) for space, _, dimensions in aws if space == "AWS/ElastiCache")
+    assert text.count(f"{{AWS/ElastiCache,CacheClusterId}} {REFS['Redis']} MetricName=") == 3
+
+
+def test_latency_percentiles_come_from_the_apps_access_log(render: Render) -> None:
+    resources = render()
+    (panel,) = [w for w in _dashboard(resources)["widgets"] if w["properties"]["title"] == TITLES[1]]
+    query = panel["properties"]["query"]
+    app_logs = _containers(resources)["app"]["LogConfiguration"]["Options"]["awslogs-group"]
+    assert query.startswith(f"SOURCE '{app_logs}' |")
+    # The access log's fields (tests/integration/test_observability.py checks the line).
+    for field in ('message = "request"', "pct(duration_ms, 50)", "pct(duration_ms, 99)", "by route"):
+        assert field in query
 
 
 def test_the_5xx_panel_counts_only_server_errors(render: Render) -> None:
