@@ -85,17 +85,17 @@ class RedisCalls:
     @contextlib.contextmanager
     def counting(self) -> Iterator[None]:
         # The channel is the cache's own, built inside it: counted on the class, for the while.
-        original = ScriptChannel.evalsha
+        original = ScriptChannel.run
 
-        def counted(channel: ScriptChannel, sha: str, keys: list[str], args: Sequence[Any]) -> Awaitable[Any]:
+        async def counted(channel: ScriptChannel, *args: Any, **options: Any) -> Any:
             self.sent += 1
-            return original(channel, sha, keys, args)
+            return await original(channel, *args, **options)
 
-        ScriptChannel.evalsha = counted  # type: ignore[method-assign,assignment]
+        ScriptChannel.run = counted  # type: ignore[method-assign,assignment]
         try:
             yield
         finally:
-            ScriptChannel.evalsha = original  # type: ignore[method-assign]
+            ScriptChannel.run = original  # type: ignore[method-assign]
 
 
 async def redis_commands(redis: Redis) -> dict[str, int]:
@@ -193,6 +193,7 @@ async def measure(
     synced = await write_records(store, sync_writes, run_id, records)
     sync_batches = [synced[start : start + BATCH_SESSIONS] for start in range(0, len(synced), BATCH_SESSIONS)]
     redis, cache = open_cache(settings)
+    assert isinstance(redis, Redis), "the capture counts one node's commands"
     try:
         counters = DynamoCalls(clients), RedisCalls(redis)
         applier = ChangeApplier(cache, Roster(store, cache))

@@ -34,6 +34,8 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8080
     redis_url: str | None = None
+    # STATS_REDIS_URL names a Redis Cluster (ElastiCache cluster mode or Serverless): any node of it.
+    redis_cluster: bool = False
     dynamodb_endpoint: str | None = None
     dynamodb_table: str = "learning-stats"
     aws_region: str = "us-east-1"
@@ -174,6 +176,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "host": _parse_text,
     "port": lambda raw: _parse_int(raw, 0, 65535),
     "redis_url": _parse_redis_url,
+    "redis_cluster": _parse_bool,
     "dynamodb_endpoint": _parse_http_url,
     "dynamodb_table": _parse_table,
     "aws_region": _parse_text,
@@ -250,6 +253,7 @@ def load_settings(
         except module_types.ModuleTypesError as exc:
             raise ConfigError(str(exc)) from None
     _complete_user_pool(values)
+    _check_cluster_url(values)
     if env == "production":
         _require_production_endpoints(values)
     return Settings(**values)
@@ -270,6 +274,23 @@ def _complete_user_pool(values: dict[str, Any]) -> None:
         raise ConfigError("STATS_AUTH_CLIENT_ID: required with STATS_COGNITO_USER_POOL_ID (the app client)")
     if values.get("auth_issuer") is None:
         values["auth_issuer"] = cognito_issuer(pool_id)
+
+
+def _check_cluster_url(values: Mapping[str, Any]) -> None:
+    # Every script on a cluster runs on the lean channel, which must understand the URL's options.
+    url = values.get("redis_url")
+    if not values.get("redis_cluster") or url is None:
+        return
+    # Imported here: the settings of every other process load without the Redis client.
+    from redis.asyncio import Redis  # noqa: PLC0415
+
+    from service.redis.channel import ScriptChannel  # noqa: PLC0415
+
+    if url.startswith("unix://"):
+        raise ConfigError("STATS_REDIS_CLUSTER: a Redis Cluster is reached over TCP (redis:// or rediss://)")
+    unsupported = ScriptChannel.unsupported(Redis.from_url(url))
+    if unsupported is not None:
+        raise ConfigError(f"STATS_REDIS_URL: a Redis Cluster's URL may not set {unsupported}")
 
 
 def _require_production_endpoints(values: Mapping[str, Any]) -> None:

@@ -20,7 +20,7 @@ same scripts::
     i               incarnation: a random nonce written when the hash is created
     c               "1" once the hash is known to hold every entry
     a               when it was completed, ms since the epoch
-    e               the primary's epoch it was completed in (``service.redis.failover``)
+    e               the replication id of the primary it was completed on (``service.redis.failover``)
     l               rebuild lock, expiry in ms since the epoch
 
 **Apply rule** (one Lua script, atomic): a contribution is applied only if its
@@ -35,7 +35,7 @@ update and a rebuild's update of the same session commute.
 missing, the write creates it *incomplete*; an incomplete hash is never served,
 so a partial aggregate can never be read.
 
-**Reads** are one script: a hash complete *in the current primary epoch* and
+**Reads** are one script: a hash complete *on the primary that serves it* and
 younger than the maximum age is returned (and its TTL renewed); otherwise the
 reader claims the rebuild: the script deletes whatever the hash held and
 starts it again, empty, under a fresh incarnation nonce and the rebuild lock.
@@ -58,10 +58,15 @@ whose completion was refused gets that rebuild's query result: DynamoDB's
 state when the query ran.
 
 **Failover.** A promoted replica may hold a complete hash that lacks updates
-the old primary acknowledged. Completions record the primary's epoch, which
-moves on whenever a connection finds a new primary (``service.redis.failover``),
-and only a hash completed in the current epoch is served: every older one is
-rebuilt, from DynamoDB, which holds every acknowledged write.
+the old primary acknowledged. Completions record the replication id of the
+primary they ran on, which every promotion changes (``service.redis.failover``),
+and only a hash completed under the id of the primary serving it is served:
+every other is rebuilt, from DynamoDB, which holds every acknowledged write.
+The id is that of the connection carrying the script (the script channel's;
+in a cluster, the channel to the slot's primary). Only where no channel can be
+made for the URL do scripts go through redis-py's pool, with the id its latest
+connection read: two nodes answering as primary at once (a failover's split
+brain) could then pair one's id with the other's connection.
 
 **Leaderboards** (SPEC §8) are a course's, so they ride on its hash. Each entry
 of a course's hash (a learner's roster row) also carries the learner's points by
@@ -81,7 +86,7 @@ hash (eviction takes one key at a time, an idle board expires) is caught by
 the reader: members are only ever added for entries that hold them, so a board
 whose cardinality equals the hash's count (``L``, or ``k:<week>``) is whole, and
 one that is short is treated as a miss, claiming the course's rebuild. A read
-is one script call: the hash's completeness (the same incarnation, epoch and
+is one script call: the hash's completeness (the same incarnation, primary and
 maximum age as any read), the cardinality check, ``ZRANGE`` of the window,
 ``ZCOUNT`` of the scores above its first row (competition ranks: one more than
 how many have more points) and the caller's ``ZSCORE`` and ``ZCOUNT`` —
@@ -110,9 +115,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from prometheus_client import Counter
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 from redis.commands.core import AsyncScript
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import RedisError
 from redis.typing import EncodableT
 
 from service.domain.errors import CacheUnavailable
@@ -130,7 +135,7 @@ from service.domain.model import (
 )
 from service.domain.ports import Busy, Claimed, Hit, ReadResult
 from service.redis.breaker import CircuitBreaker, CircuitState
-from service.redis.channel import ScriptChannel
+from service.redis.channel import ScriptChannel, Scripts
 from service.redis.failover import PrimaryWatch
 
 log = logging.getLogger(__name__)
@@ -138,6 +143,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 H = TypeVar("H")
 
+# Where the primary's replication id goes in the arguments of a read script and of a completion.
+_READ_PRIMARY = 4
+_COMPLETION_PRIMARY = 3
 # Sessions per apply-script call in a rebuild.
 REBUILD_CHUNK = 500
 # How long a remembered answer (whether a teacher teaches a course, a course's title) lives.
@@ -270,7 +278,7 @@ end
 
 # KEYS[1] hash, and for a course KEYS[2] its all-time leaderboard (the weekly ones are named after it);
 # ARGV: ttl_ms, nonce ('' = only update a hash that exists),
-# expected incarnation ('' = do not complete), primary epoch, k, then k fields
+# expected incarnation ('' = do not complete), primary's replication id, k, then k fields
 # to return on completion, then 10 values per entry: id, version, its n m w ss t p,
 # its by-type sums and its points by week ('' for none). Returns {1, n, m, w, ss, t, p, L, G, the k fields}
 # when completed, else {0}.
@@ -297,7 +305,7 @@ return {0}
 )
 
 # KEYS[1] hash, then for a course its leaderboards (dropped with it by a claim); ARGV: ttl_ms, nonce,
-# lock_ms, max_age_ms, primary epoch, then fields to return too. Returns {1, n, m, w, ss, t, p, L, G, those
+# lock_ms, max_age_ms, primary's replication id, then fields to return too. Returns {1, n, m, w, ss, t, p, L, G, those
 # fields} on a hit, {0, incarnation} when this caller now holds the rebuild lock, {2} when another
 # caller is rebuilding.
 READ_SCRIPT = (
@@ -318,7 +326,7 @@ return miss(key, h[11], now)
 )
 
 # KEYS[1] a course's hash, KEYS[2] the leaderboard read, then every leaderboard of the course (dropped
-# with the hash by a claim); ARGV: ttl_ms, nonce, lock_ms, max_age_ms, primary epoch, the hash's count
+# with the hash by a claim); ARGV: ttl_ms, nonce, lock_ms, max_age_ms, primary's replication id, the hash's count
 # of the board's learners ('L', or 'k:<week>'), offset, limit, the caller's id ('' for none), '1' to
 # claim a rebuild on a miss. Returns {1, learners,
 # how many rank above the first item, {rank above the caller, their score} or {}, {member, score, ...}}
@@ -481,7 +489,7 @@ class AggregateCache:
 
     def __init__(
         self,
-        redis: Redis,
+        redis: Redis | RedisCluster,
         *,
         ttl_seconds: int,
         max_age_seconds: int,
@@ -489,6 +497,7 @@ class AggregateCache:
         breaker: CircuitBreaker,
         slow_reads: Counter | None = None,
         watch: PrimaryWatch | None = None,
+        scripts: Scripts | None = None,
         module_types: Sequence[str] = (),
     ) -> None:
         self._redis = redis
@@ -503,16 +512,19 @@ class AggregateCache:
         self._apply = redis.register_script(APPLY_SCRIPT)
         self._read = redis.register_script(READ_SCRIPT)
         self._board = redis.register_script(BOARD_SCRIPT)
-        # Every request runs a script (a read, or a write's apply): a lean connection for them when the
-        # URL allows it. The same watch as the redis-py client's connections (see service.redis.client).
+        # Every request runs a script (a read, or a write's apply): on lean connections (``scripts``, or a
+        # channel made for the URL) where the URL allows it, else through redis-py, whose connections
+        # ``watch`` checks (see service.redis.client).
         self._primary = watch or PrimaryWatch()
-        self._channel = ScriptChannel.for_client(redis, watch)
+        if scripts is None and isinstance(redis, Redis):
+            scripts = ScriptChannel.for_client(redis)
+            if scripts is None:
+                log.warning(
+                    "scripts go through redis-py, which costs more CPU per read and per write",
+                    extra={"reason": ScriptChannel.unsupported(redis)},
+                )
+        self._channel = scripts
         self._slow_reads = slow_reads
-        if self._channel is None:
-            log.warning(
-                "scripts go through redis-py, which costs more CPU per read and per write",
-                extra={"reason": ScriptChannel.unsupported(redis)},
-            )
         # Aggregates whose update this process could not deliver: they must not
         # be served again until deleted (then rebuilt from DynamoDB).
         self._stale: set[str] = set()
@@ -584,8 +596,8 @@ class AggregateCache:
         caller claimed, Busy while another caller rebuilds, or None for a miss not claimed."""
         if key in self._stale:
             await self._delete_stale(key)
-        args: list[EncodableT] = [self._ttl_ms, _nonce(), self._lock_ms, self._max_age_ms, self._primary.epoch, *more]
-        reply = await self._call(self._script(script, keys, args, slow=self._slow_reads))
+        args: list[EncodableT] = [self._ttl_ms, _nonce(), self._lock_ms, self._max_age_ms, "", *more]
+        reply = await self._call(self._script(script, keys, args, _READ_PRIMARY, slow=self._slow_reads))
         status = int(reply[0])
         if status == 1:
             return hit(reply)
@@ -594,16 +606,22 @@ class AggregateCache:
         return Busy() if status == 2 else None
 
     async def _script(
-        self, script: AsyncScript, keys: list[str], args: Sequence[EncodableT], *, slow: Counter | None = None
+        self,
+        script: AsyncScript,
+        keys: list[str],
+        args: list[EncodableT],
+        primary_at: int | None = None,
+        *,
+        slow: Counter | None = None,
     ) -> Any:
-        """A script on the channel, or through redis-py where there is none (counted in ``slow``)."""
+        """A script on the channel, or through redis-py where there is none (counted in ``slow``);
+        ``args[primary_at]`` takes the replication id of the primary that runs it."""
         if self._channel is not None:
-            try:
-                return await self._channel.evalsha(script.sha, keys, args)
-            except NoScriptError:
-                pass  # Redis lost its scripts (restart, SCRIPT FLUSH), so nothing ran: redis-py loads it again.
-        elif slow is not None:
+            return await self._channel.run(script, keys, args, primary_at)
+        if slow is not None:
             slow.inc()
+        if primary_at is not None:
+            args[primary_at] = self._primary.replication_id
         return await script(keys=keys, args=args)
 
     async def read_board(
@@ -630,7 +648,7 @@ class AggregateCache:
     async def apply_write(self, key: str, entry: Contribution) -> None:
         """Apply one session's stored state; if that fails or is cancelled, remember the aggregate as stale."""
         try:
-            args = [self._ttl_ms, _nonce(), "", self._primary.epoch, 0, *_entry_args([entry])]
+            args: list[EncodableT] = [self._ttl_ms, _nonce(), "", "", 0, *_entry_args([entry])]
             await self._call(self._script(self._apply, _with_board(key), args))
         except BaseException:
             # A cancellation (request deadline, shutdown) may come after DynamoDB took
@@ -641,7 +659,7 @@ class AggregateCache:
     async def apply_change(self, key: str, entry: Contribution) -> None:
         """Apply a change seen in the table's stream, to a cached aggregate only: an absent
         one is rebuilt from DynamoDB when next read, so nothing is cached for nobody."""
-        args = [self._ttl_ms, "", "", self._primary.epoch, 0, *_entry_args([entry])]
+        args: list[EncodableT] = [self._ttl_ms, "", "", "", 0, *_entry_args([entry])]
         await self._call(self._script(self._apply, _with_board(key), args))
 
     async def holds_entry(self, key: str, entry_id: str) -> bool:
@@ -659,9 +677,9 @@ class AggregateCache:
         for index, chunk in enumerate(chunks):
             last = index == len(chunks) - 1
             fields = self._type_fields if last else []
-            args: list[Any] = [self._ttl_ms, _nonce(), incarnation if last else "", self._primary.epoch, len(fields)]
-            args += fields
-            reply = await self._call(self._script(self._apply, _with_board(key), [*args, *_entry_args(chunk)]))
+            args: list[Any] = [self._ttl_ms, _nonce(), incarnation if last else "", "", len(fields)]
+            args += [*fields, *_entry_args(chunk)]
+            reply = await self._call(self._script(self._apply, _with_board(key), args, _COMPLETION_PRIMARY))
         return _figures(reply, self._types) if int(reply[0]) == 1 else None
 
     async def recall(self, key: str) -> str | None:

@@ -16,6 +16,12 @@ connection that answers nothing for ``socket_timeout`` is dropped and its calls
 fail with ``TimeoutError``. Replies are matched to calls by their order, which
 TCP keeps: a call given up before its reply (its request's deadline) keeps its
 place, and its reply, when it comes, is dropped, so the calls beside it go on.
+
+A script Redis does not hold (a restart, a failover, ``SCRIPT FLUSH``: nothing
+ran) is loaded on the same connection and called again. Each connection reads
+its node's replication id before it carries a call (``service.redis.failover``)
+and :meth:`ScriptChannel.run` hands it to the script, so a completion is
+recorded, and a read trusted, only under the id of the node that runs it.
 """
 
 from __future__ import annotations
@@ -24,13 +30,13 @@ import asyncio
 import ssl
 import time
 from collections import deque
-from collections.abc import Awaitable, Sequence
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import hiredis
 from redis import exceptions as errors
 from redis.asyncio import Redis
 from redis.asyncio.connection import Connection, SSLConnection, UnixDomainSocketConnection
+from redis.commands.core import AsyncScript
 from redis.typing import EncodableT
 
 from service.redis.failover import PrimaryWatch
@@ -54,6 +60,14 @@ _CLIENT_ONLY = frozenset(
     }
 )
 _DEFAULT_TIMEOUT = 1.0
+# Error replies a caller acts on, as redis-py's parser names them; the rest are plain ResponseErrors.
+_ERRORS: dict[str, type[errors.ResponseError]] = {
+    "NOSCRIPT": errors.NoScriptError,
+    "MOVED": errors.MovedError,
+    "ASK": errors.AskError,
+    "TRYAGAIN": errors.TryAgainError,
+    "CLUSTERDOWN": errors.ClusterDownError,
+}
 
 
 def _pack(*args: EncodableT) -> bytes:
@@ -65,7 +79,7 @@ def _pack(*args: EncodableT) -> bytes:
 class _Protocol(asyncio.Protocol):
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
-        self.waiters: deque[asyncio.Future[Any]] = deque()
+        self.waiters: deque[asyncio.Future[Any] | None] = deque()
         self.pending: list[bytes] = []
         self.progress = 0.0  # when a reply last arrived, or waiting began
         self.failure: Exception | None = None
@@ -85,12 +99,15 @@ class _Protocol(asyncio.Protocol):
             self.abort(errors.ConnectionError("Redis protocol error"))
 
     @staticmethod
-    def _answer(waiter: asyncio.Future[Any], reply: Any) -> None:
-        if waiter.done():  # its caller gave up; the reply was still this one's
+    def _answer(waiter: asyncio.Future[Any] | None, reply: Any) -> None:
+        if waiter is None or waiter.done():  # a reply nobody waits for, or its caller gave up
             return
         if isinstance(reply, errors.ResponseError):
-            if str(reply).startswith("NOSCRIPT"):
-                reply = errors.NoScriptError(str(reply))
+            code, _, rest = str(reply).partition(" ")
+            kind = _ERRORS.get(code)
+            if kind is not None:
+                # A redirection's text is "<slot> <host>:<port>", which its class parses.
+                reply = kind(rest if kind in (errors.MovedError, errors.AskError) else str(reply))
             waiter.set_exception(reply)
         else:
             waiter.set_result(reply)
@@ -101,19 +118,25 @@ class _Protocol(asyncio.Protocol):
         self.failure = failure
         while self.waiters:
             waiter = self.waiters.popleft()
-            if not waiter.done():
+            if waiter is not None and not waiter.done():
                 waiter.set_exception(failure)
 
     def call(self, packed: bytes) -> asyncio.Future[Any]:
-        loop = asyncio.get_running_loop()
+        future = asyncio.get_running_loop().create_future()
+        self._queue(packed, future)
+        return future
+
+    def send(self, packed: bytes) -> None:
+        """A command whose reply is dropped (ASKING, which answers OK)."""
+        self._queue(packed, None)
+
+    def _queue(self, packed: bytes, waiter: asyncio.Future[Any] | None) -> None:
         if not self.pending:
-            loop.call_soon(self.flush)
+            asyncio.get_running_loop().call_soon(self.flush)
         if not self.waiters:
             self.progress = time.monotonic()
-        future = loop.create_future()
         self.pending.append(packed)
-        self.waiters.append(future)
-        return future
+        self.waiters.append(waiter)
 
     def flush(self) -> None:
         packets, self.pending = self.pending, []
@@ -126,16 +149,26 @@ class _Protocol(asyncio.Protocol):
             self.transport.abort()
 
 
+class Scripts(Protocol):
+    """Where the cache runs its scripts: a :class:`ScriptChannel`, or one per primary of a cluster."""
+
+    async def run(
+        self, script: AsyncScript, keys: list[str], args: list[EncodableT], primary_at: int | None = None
+    ) -> Any: ...
+
+    async def aclose(self) -> None: ...
+
+
 class ScriptChannel:
-    """``await channel.evalsha(sha, keys, args)``: one script call, multiplexed.
+    """``await channel.run(script, keys, args)``: one script call, multiplexed.
 
     The call is written when ``evalsha`` is called, not when it is awaited.
     """
 
-    def __init__(self, options: dict[str, Any], *, tls: bool, watch: PrimaryWatch | None = None) -> None:
+    def __init__(self, options: dict[str, Any], *, tls: bool) -> None:
         self._options = options
         self._tls = tls
-        self._primary = watch
+        self._primary = PrimaryWatch()
         self._timeout = float(options.get("socket_timeout") or _DEFAULT_TIMEOUT)
         self._connect_timeout = float(options.get("socket_connect_timeout") or self._timeout)
         self._protocol: _Protocol | None = None
@@ -157,27 +190,52 @@ class ScriptChannel:
         return f"URL options {', '.join(unknown)}" if unknown else None
 
     @classmethod
-    def for_client(cls, redis: Redis, watch: PrimaryWatch | None = None) -> ScriptChannel | None:
-        """A channel to the same Redis as ``redis``, or None when its options are beyond this channel.
-
-        With ``watch``, each new connection checks the primary's epoch before it carries a call.
-        """
+    def for_client(cls, redis: Redis) -> ScriptChannel | None:
+        """A channel to the same Redis as ``redis``, or None when its options are beyond this channel."""
         if cls.unsupported(redis) is not None:
             return None
         tls = redis.connection_pool.connection_class is SSLConnection
-        return cls(cls._connection_options(redis), tls=tls, watch=watch)
+        return cls(cls._connection_options(redis), tls=tls)
 
-    def evalsha(self, sha: str, keys: list[str], args: Sequence[EncodableT]) -> Awaitable[Any]:
-        packed = _pack("EVALSHA", sha, len(keys), *keys, *args)
+    def to_node(self, host: str, port: int) -> ScriptChannel:
+        """A channel with the same credentials and timeouts to another node (of a cluster)."""
+        return ScriptChannel({**self._options, "host": host, "port": port}, tls=self._tls)
+
+    async def run(
+        self,
+        script: AsyncScript,
+        keys: list[str],
+        args: list[EncodableT],
+        primary_at: int | None = None,
+        *,
+        asking: bool = False,
+    ) -> Any:
+        """``script`` on ``keys`` and ``args``, with ``args[primary_at]`` set to the replication id of the
+        node that runs it; ``asking`` sends ASKING first (a cluster's redirection during a migration)."""
+        try:
+            return await self._send(script.sha, keys, args, primary_at, asking)
+        except errors.NoScriptError:
+            # Redis lost its scripts (a restart, a failover, SCRIPT FLUSH), so nothing ran.
+            protocol = await self._connected_protocol()
+            await protocol.call(_pack("SCRIPT", "LOAD", script.script))
+            return await self._send(script.sha, keys, args, primary_at, asking)
+
+    async def _send(
+        self, sha: str, keys: list[str], args: list[EncodableT], primary_at: int | None, asking: bool
+    ) -> Any:
+        protocol = await self._connected_protocol()
+        # No await from here to the write: the id is the one of the connection that carries the call.
+        if primary_at is not None:
+            args[primary_at] = self._primary.replication_id
+        if asking:
+            protocol.send(_pack("ASKING"))
+        return await protocol.call(_pack("EVALSHA", sha, len(keys), *keys, *args))
+
+    async def _connected_protocol(self) -> _Protocol:
         protocol = self._protocol
         if protocol is not None and protocol.transport is not None:
-            # The reply's future itself, not a coroutine around it: one await layer less.
-            return protocol.call(packed)
-        return self._reconnect_and_call(packed)
-
-    async def _reconnect_and_call(self, packed: bytes) -> Any:
-        protocol = await self._connected()
-        return await protocol.call(packed)
+            return protocol
+        return await self._connected()
 
     async def _connected(self) -> _Protocol:
         # Concurrent callers share one connection attempt.
@@ -224,9 +282,8 @@ class ScriptChannel:
         try:
             for reply in replies:
                 await reply
-            if self._primary is not None:
-                await self._primary.check(lambda *command: protocol.call(_pack(*command)))
-        except errors.ResponseError as exc:
+            await self._primary.check(lambda *command: protocol.call(_pack(*command)))
+        except errors.RedisError as exc:
             refused = errors.ConnectionError(f"Redis refused the connection: {exc}")
             protocol.abort(refused)
             raise refused from exc

@@ -1,20 +1,23 @@
-"""Noticing that the Redis primary changed, so completions made before are not trusted.
+"""Noticing that a Redis primary changed, so completions made before are not trusted.
 
 ElastiCache replicates asynchronously: after a failover the promoted node may
 hold a *complete* aggregate that lacks updates the old primary acknowledged,
-under the same incarnation, so nothing in the hash itself tells. What does
-change is the primary's ``run_id``. Every new connection, from redis-py's pool
-and from the lean script channel alike, runs :data:`EPOCH_SCRIPT` before any
-other command: the server keeps ``stats:primary = "<run_id>:<epoch>"``, and a
-connection that finds another node's run_id there (the key was replicated from
-the old primary) moves the epoch on by one. Completions record the epoch they
-were made in, and a read trusts only a hash completed in the current epoch;
-anything older is rebuilt from DynamoDB, which holds every acknowledged write.
+so nothing in the hash itself tells. What does tell is the primary's
+replication id (``master_replid`` of ``INFO replication``): Redis draws a new
+one whenever a node becomes a primary, by promotion (a failover, ``REPLICAOF NO
+ONE``, a cluster replica taking over, even the old primary taken back) or by a
+restart, and a replica takes its primary's. A node answering with the id a
+completion recorded is therefore the primary that made it, still in the same
+history.
 
-A failover drops every connection to the old primary, so a process learns the
-new epoch on the connection that first reaches the new primary, before that
-connection carries a read. No clock is involved, and the steady state costs
-nothing: one more argument to the read script.
+Every new connection, from redis-py's pool and from the lean script channels
+alike, reads the id before any other command and refuses a node that is not a
+primary (a stale DNS answer during a failover reaches the demoted node). A
+completion records the id of the node it ran on, and a read trusts only a hash
+completed under the id of the node it runs on; anything else is rebuilt from
+DynamoDB, which holds every acknowledged write. A hash a cluster reshard moves
+to another primary is rebuilt too, once. No state is kept in Redis, no clock
+is involved, and the steady state costs one argument of the read script.
 """
 
 from __future__ import annotations
@@ -22,45 +25,28 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-EPOCH_KEY = "stats:primary"
-
-# KEYS[1] the epoch key; ARGV[1] this server's run_id. Returns the current epoch.
-EPOCH_SCRIPT = """
-local seen = redis.call('GET', KEYS[1])
-local epoch = 0
-if seen then
-  local run_id, known = string.match(seen, '^(%w+):(%d+)$')
-  if run_id == ARGV[1] then return known end
-  epoch = tonumber(known or 0)
-end
-epoch = epoch + 1
-redis.call('SET', KEYS[1], ARGV[1] .. ':' .. string.format('%d', epoch))
-return string.format('%d', epoch)
-"""
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 Execute = Callable[..., Awaitable[Any]]
 
 
-def _run_id(info: Any) -> str:
+def _fields(info: Any) -> dict[str, str]:
     text = info.decode() if isinstance(info, bytes) else str(info)
-    for line in text.splitlines():
-        if line.startswith("run_id:"):
-            return line.partition(":")[2].strip()
-    raise ValueError("INFO server has no run_id")
+    return dict(line.strip().partition(":")[::2] for line in text.splitlines() if ":" in line)
 
 
 class PrimaryWatch:
-    """The epoch of the primary this process talks to; 0 until a connection has checked."""
+    """The replication id of the primary a connection reached; "" until one has checked."""
 
     def __init__(self) -> None:
-        self.epoch = 0
+        self.replication_id = ""
 
     async def check(self, execute: Execute) -> None:
         """Run on a fresh connection before anything else; ``execute`` sends one command on it."""
-        run_id = _run_id(await execute("INFO", "server"))
-        epoch = int(await execute("EVAL", EPOCH_SCRIPT, 1, EPOCH_KEY, run_id))
-        # Connections to different nodes can race during a failover: the epoch only moves on.
-        self.epoch = max(self.epoch, epoch)
+        fields = _fields(await execute("INFO", "replication"))
+        if fields.get("role") != "master":
+            raise RedisConnectionError(f"Redis node is a {fields.get('role', 'server of unknown role')}, not a primary")
+        self.replication_id = fields.get("master_replid", "")
 
     async def on_redis_py_connect(self, connection: Any) -> None:
         """redis-py's ``redis_connect_func``: its own handshake, then the check."""

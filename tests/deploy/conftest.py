@@ -136,6 +136,51 @@ def template() -> dict[str, Any]:
     return loaded
 
 
+def _condition_value(expression: Any, parameters: dict[str, Any], conditions: dict[str, Any]) -> bool:
+    """A condition's value for the given parameter values (the functions the template uses)."""
+    (function, arguments), *_ = expression.items()
+    if function == "Condition":
+        return _condition_value(conditions[arguments], parameters, conditions)
+    if function == "Fn::Equals":
+        left, right = (parameters[value["Ref"]] if isinstance(value, dict) else value for value in arguments)
+        return bool(str(left) == str(right))
+    values = [_condition_value(argument, parameters, conditions) for argument in arguments]
+    combine = {"Fn::Not": lambda: not values[0], "Fn::And": lambda: all(values), "Fn::Or": lambda: any(values)}
+    return combine[function]()
+
+
+_NO_VALUE = {"Ref": "AWS::NoValue"}
+
+
+def _resolve_ifs(node: Any, truth: dict[str, bool]) -> Any:
+    """``node`` with every Fn::If decided, and what one decided to AWS::NoValue left out, as CloudFormation does."""
+    if isinstance(node, dict):
+        if set(node) == {"Fn::If"}:
+            condition, then, otherwise = node["Fn::If"]
+            return _resolve_ifs(then if truth[condition] else otherwise, truth)
+        resolved = {key: _resolve_ifs(value, truth) for key, value in node.items()}
+        return {key: value for key, value in resolved.items() if value != _NO_VALUE}
+    if isinstance(node, list):
+        return [value for value in (_resolve_ifs(value, truth) for value in node) if value != _NO_VALUE]
+    return node
+
+
+@pytest.fixture(scope="session")
+def render(template: dict[str, Any]) -> Callable[..., dict[str, Any]]:
+    """The template as CloudFormation would create it with these parameter values (the others at
+    their defaults): resources whose condition is false dropped, and every Fn::If decided."""
+
+    def rendered(**values: Any) -> dict[str, Any]:
+        parameters = {name: body.get("Default") for name, body in template["Parameters"].items()} | values
+        conditions = template["Conditions"]
+        truth = {name: _condition_value(body, parameters, conditions) for name, body in conditions.items()}
+        kept = {name: body for name, body in template["Resources"].items() if truth.get(body.get("Condition"), True)}
+        result: dict[str, Any] = _resolve_ifs({**template, "Resources": kept}, truth)
+        return result
+
+    return rendered
+
+
 @pytest.fixture(scope="session")
 def resources(template: dict[str, Any]) -> dict[str, Resource]:
     found: dict[str, Resource] = template["Resources"]

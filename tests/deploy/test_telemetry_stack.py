@@ -1,7 +1,7 @@
 """deploy/stack.yaml's telemetry: the collector sidecar, its permissions, the Tracing parameter, the dashboard.
 
-The template is rendered as CloudFormation would for given parameters: conditions evaluated,
-``Fn::If`` chosen, ``Fn::Sub`` substituted with stand-in names for the stack's resources.
+The template is rendered as CloudFormation would for given parameters (conftest's ``render``), and
+``Fn::Sub`` substituted with stand-in names for the stack's resources.
 """
 
 from __future__ import annotations
@@ -27,8 +27,9 @@ REFS = {
     "LogGroup": "stats-logs",
     "MetricsLogGroup": "stats-metrics",
     "Redis": "stats-redis",
+    "RedisCluster": "stats-redis-cluster",
+    "RedisServerless": "stats-cache",
 }
-NO_VALUE = object()
 TITLES = [
     "Request rate",
     "Latency p50 and p99 by route",
@@ -50,66 +51,33 @@ SEARCH = re.compile(
 )
 
 
-def _conditions(template: dict[str, Any], parameters: dict[str, str]) -> dict[str, bool]:
-    values = {name: str(body.get("Default", "")) for name, body in template["Parameters"].items()} | parameters
-
-    def truth(node: Any) -> bool:
-        ((function, argument),) = node.items()
-        if function == "Fn::Equals":
-            left, right = (values[side["Ref"]] if isinstance(side, dict) else str(side) for side in argument)
-            return left == right
-        if function == "Fn::Not":
-            return not truth(argument[0])
-        assert function == "Condition", function
-        return truth(template["Conditions"][argument])
-
-    return {name: truth(condition) for name, condition in template["Conditions"].items()}
-
-
-def _if(argument: list[Any], conditions: dict[str, bool]) -> Any:
-    name, chosen, otherwise = argument
-    return _resolve(chosen if conditions[name] else otherwise, conditions)
-
-
-def _sub(argument: Any, conditions: dict[str, bool]) -> str:
+def _sub(argument: Any) -> str:
     text, variables = (argument, {}) if isinstance(argument, str) else argument
-    values = REFS | {name: _resolve(value, conditions) for name, value in variables.items()}
+    values = REFS | {name: _substitute(value) for name, value in variables.items()}
     # Names these tests do not read (resource attributes, other pseudo parameters) stay as written.
     return re.sub(r"\$\{([^}]+)\}", lambda match: str(values.get(match.group(1), match.group())), text)
 
 
-def _ref(name: str, conditions: dict[str, bool]) -> Any:
-    if name == "AWS::NoValue":
-        return NO_VALUE
-    return REFS.get(name, {"Ref": name})
-
-
-INTRINSICS: dict[str, Callable[[Any, dict[str, bool]], Any]] = {"Fn::If": _if, "Fn::Sub": _sub, "Ref": _ref}
-
-
-def _resolve(node: Any, conditions: dict[str, bool]) -> Any:
+def _substitute(node: Any) -> Any:
+    """``node`` with Fn::Sub and Ref of the stand-ins substituted."""
     if isinstance(node, list):
-        return [item for item in (_resolve(value, conditions) for value in node) if item is not NO_VALUE]
+        return [_substitute(value) for value in node]
     if not isinstance(node, dict):
         return node
-    if len(node) == 1 and next(iter(node)) in INTRINSICS:
-        ((function, argument),) = node.items()
-        return INTRINSICS[function](argument, conditions)
-    resolved = {key: _resolve(value, conditions) for key, value in node.items()}
-    return {key: value for key, value in resolved.items() if value is not NO_VALUE}
+    if list(node) == ["Fn::Sub"]:
+        return _sub(node["Fn::Sub"])
+    if list(node) == ["Ref"] and node["Ref"] in REFS:
+        return REFS[node["Ref"]]
+    return {key: _substitute(value) for key, value in node.items()}
 
 
 @pytest.fixture(scope="module")
-def render(template: dict[str, Any]) -> Render:
+def stack(render: Render) -> Render:
     """The resources CloudFormation would create for these parameters (with an image, so the task exists)."""
 
     def rendered(**parameters: str) -> dict[str, Any]:
-        conditions = _conditions(template, {"ImageTag": "v1", **parameters})
-        return {
-            name: _resolve(body, conditions)
-            for name, body in template["Resources"].items()
-            if conditions.get(body.get("Condition", ""), True)
-        }
+        resources: dict[str, Any] = _substitute(render(ImageTag="v1", **parameters)["Resources"])
+        return resources
 
     return rendered
 
@@ -127,9 +95,9 @@ def _collector_config(resources: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.mark.parametrize("tracing", ["enabled", "disabled"])
 def test_the_collector_scrapes_the_port_the_app_listens_on(
-    render: Render, dockerfile_env: dict[str, str], tracing: str
+    stack: Render, dockerfile_env: dict[str, str], tracing: str
 ) -> None:
-    resources = render(Tracing=tracing)
+    resources = stack(Tracing=tracing)
     config = _collector_config(resources)
     (scrape,) = config["receivers"]["prometheus"]["config"]["scrape_configs"]
     (targets,) = scrape["static_configs"]
@@ -148,9 +116,9 @@ def test_tracing_is_off_unless_asked(template: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize("tracing", ["enabled", "disabled"])
-def test_traces_reach_x_ray_only_with_tracing(render: Render, tracing: str) -> None:
+def test_traces_reach_x_ray_only_with_tracing(stack: Render, tracing: str) -> None:
     enabled = tracing == "enabled"
-    resources = render(Tracing=tracing)
+    resources = stack(Tracing=tracing)
     config = _collector_config(resources)
     pipelines = config["service"]["pipelines"]
     app_env = {item["Name"]: item["Value"] for item in _containers(resources)["app"]["Environment"]}
@@ -167,8 +135,8 @@ def test_traces_reach_x_ray_only_with_tracing(render: Render, tracing: str) -> N
         assert app_env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://localhost:4318"
 
 
-def test_a_failing_collector_cannot_stop_or_hold_back_the_app(render: Render) -> None:
-    containers = _containers(render())
+def test_a_failing_collector_cannot_stop_or_hold_back_the_app(stack: Render) -> None:
+    containers = _containers(stack())
     assert set(containers) == {"app", "collector"}
     assert containers["app"]["Essential"] is True
     assert containers["collector"]["Essential"] is False
@@ -189,8 +157,8 @@ def _collector_statements(resources: dict[str, Any]) -> list[Resource]:
 
 
 @pytest.mark.parametrize("tracing", ["enabled", "disabled"])
-def test_the_collector_may_write_its_log_group_and_with_tracing_x_ray_only(render: Render, tracing: str) -> None:
-    resources = render(Tracing=tracing)
+def test_the_collector_may_write_its_log_group_and_with_tracing_x_ray_only(stack: Render, tracing: str) -> None:
+    resources = stack(Tracing=tracing)
     granted = {
         (json.dumps(statement["Resource"], sort_keys=True), action)
         for statement in _collector_statements(resources)
@@ -238,13 +206,13 @@ def _exposed_metric_names() -> set[str]:
     }
 
 
-def test_the_dashboard_has_each_panel_once(render: Render) -> None:
-    titles = [widget["properties"]["title"] for widget in _dashboard(render())["widgets"]]
+def test_the_dashboard_has_each_panel_once(stack: Render) -> None:
+    titles = [widget["properties"]["title"] for widget in _dashboard(stack())["widgets"]]
     assert sorted(titles) == sorted(TITLES)
 
 
-def test_every_service_metric_on_the_dashboard_is_exposed_and_exported_with_its_dimensions(render: Render) -> None:
-    resources = render()
+def test_every_service_metric_on_the_dashboard_is_exposed_and_exported_with_its_dimensions(stack: Render) -> None:
+    resources = stack()
     awsemf = _collector_config(resources)["exporters"]["awsemf"]
     namespace = awsemf["namespace"]
     assert namespace == f"LearningStats/{REFS['AWS::StackName']}"
@@ -272,24 +240,38 @@ def test_every_service_metric_on_the_dashboard_is_exposed_and_exported_with_its_
     }
 
 
-def test_the_dashboards_aws_panels_watch_the_stacks_table_and_cache(render: Render) -> None:
-    dashboard = _dashboard(render())
-    aws = {
-        (space, metric, dimensions)
-        for space, metric, dimensions in _dashboard_metrics(dashboard)
-        if space.startswith("AWS/")
+# How each cache mode's resource reports to CloudWatch: its dimension, and its CPU, memory and eviction metrics.
+CACHE_METRICS = {
+    "replication-group": ("Redis", "CacheClusterId", {"EngineCPUUtilization", "DatabaseMemoryUsagePercentage"}),
+    "cluster-mode": ("RedisCluster", "CacheClusterId", {"EngineCPUUtilization", "DatabaseMemoryUsagePercentage"}),
+    "serverless": ("RedisServerless", "clusterId", {"ElastiCacheProcessingUnits", "BytesUsedForCache"}),
+}
+
+
+@pytest.mark.parametrize("mode", sorted(CACHE_METRICS))
+def test_the_dashboards_aws_panels_watch_the_stacks_table_and_cache(stack: Render, mode: str) -> None:
+    resources = stack(CacheMode=mode)
+    dashboard = _dashboard(resources)
+    aws = {entry for entry in _dashboard_metrics(dashboard) if entry[0].startswith("AWS/")}
+    assert {(metric, dimensions) for space, metric, dimensions in aws if space == "AWS/DynamoDB"} == {
+        ("ConsumedReadCapacityUnits", ("TableName",)),
+        ("ConsumedWriteCapacityUnits", ("TableName",)),
+        ("ReadThrottleEvents", ("TableName",)),
+        ("WriteThrottleEvents", ("TableName",)),
     }
-    assert {space for space, _, _ in aws} == {"AWS/DynamoDB", "AWS/ElastiCache"}
     text = json.dumps(dashboard)
-    assert all(dimensions == ("TableName",) for space, _, dimensions in aws if space == "AWS/DynamoDB")
-    assert f'"TableName", "{REFS["Table"]}"' in text
-    # The replication group's nodes are its member clusters, named after the group.
-    assert all(dimensions == ("CacheClusterId",) for space, _, dimensions in aws if space == "AWS/ElastiCache")
-    assert text.count(f"{{AWS/ElastiCache,CacheClusterId}} {REFS['Redis']} MetricName=") == 3
+    assert text.count(f'"TableName", "{REFS["Table"]}"') == 4
+    cache, dimension, metrics = CACHE_METRICS[mode]
+    assert cache in resources
+    assert {(metric, dimensions) for space, metric, dimensions in aws if space == "AWS/ElastiCache"} == {
+        (metric, (dimension,)) for metric in {*metrics, "Evictions"}
+    }
+    # A replication group's or cluster's nodes are its member clusters, named after it.
+    assert text.count(f"{{AWS/ElastiCache,{dimension}}} {REFS[cache]} MetricName=") == 3
 
 
-def test_latency_percentiles_come_from_the_apps_access_log(render: Render) -> None:
-    resources = render()
+def test_latency_percentiles_come_from_the_apps_access_log(stack: Render) -> None:
+    resources = stack()
     (panel,) = [w for w in _dashboard(resources)["widgets"] if w["properties"]["title"] == TITLES[1]]
     query = panel["properties"]["query"]
     app_logs = _containers(resources)["app"]["LogConfiguration"]["Options"]["awslogs-group"]
@@ -299,9 +281,9 @@ def test_latency_percentiles_come_from_the_apps_access_log(render: Render) -> No
         assert field in query
 
 
-def test_the_5xx_panel_counts_only_server_errors(render: Render) -> None:
+def test_the_5xx_panel_counts_only_server_errors(stack: Render) -> None:
     # Exported by status for 5xx answers only, so the panel's search over status sums exactly those.
-    declarations = _collector_config(render())["exporters"]["awsemf"]["metric_declarations"]
+    declarations = _collector_config(stack())["exporters"]["awsemf"]["metric_declarations"]
     (by_status,) = [declaration for declaration in declarations if declaration["dimensions"] == [["status"]]]
     (matcher,) = by_status["label_matchers"]
     assert matcher["label_names"] == ["status"]

@@ -22,6 +22,7 @@ from service.http.schemas import COURSE_STATS, TypeBreakdown
 from service.redis.cache import aggregate_key
 from tests.faults.conftest import Rig
 from tests.faults.proxy import FaultProxy
+from tests.faults.redis_nodes import TcpRedisServer
 from tests.faults.support import until
 from tests.integration.conftest import ROOT, wait_for_http
 from tests.integration.support import TABLE, Api, new_id
@@ -112,22 +113,6 @@ async def test_a_rebuild_counts_only_what_the_table_holds_now(rig: Rig) -> None:
     expected = {"totalModulesStudied": 9, "averageScore": 10.0, "timeStudied": 900, "sessionsCount": 1, "points": 0}
     assert reply.json == expected
     assert await served_equals_truth(api, rig, user, course)
-
-
-class TcpRedisServer(RedisServer):
-    """redis-server on a loopback TCP port as well as its socket, so that a replica can reach it."""
-
-    def __init__(self, directory: Path, *extra: str) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
-        super().__init__(directory)
-        self.port = free_port()
-        # A replica's full sync writes the received snapshot into --dir.
-        self._extra = ("--dir", str(directory), *extra)
-
-    def command(self) -> list[str]:
-        command = super().command()
-        command[command.index("--port") + 1] = str(self.port)
-        return [*command, "--bind", "127.0.0.1", *self._extra]
 
 
 async def test_after_a_failover_no_aggregate_misses_a_write_the_old_primary_acknowledged(

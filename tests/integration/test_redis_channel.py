@@ -14,11 +14,11 @@ import fakeredis
 import pytest
 from prometheus_client import CollectorRegistry, Counter
 from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from localmode.servers import RedisServer
+from localmode.servers import RedisServer, free_port
 from service.domain.errors import CacheUnavailable
 from service.domain.model import CourseFigures, SessionStats, StoredSession
 from service.domain.ports import Claimed, Hit
@@ -26,7 +26,7 @@ from service.redis.breaker import CircuitBreaker
 from service.redis.cache import AggregateCache, aggregate_key
 from service.redis.channel import ScriptChannel
 from service.redis.client import redis_client
-from service.redis.failover import EPOCH_KEY, PrimaryWatch
+from service.redis.failover import PrimaryWatch
 
 ECHO = "return {KEYS[1], ARGV[1]}"
 TIMEOUT = 0.25
@@ -48,73 +48,78 @@ def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
         yield server
 
 
-async def loaded(url: str, script: str = ECHO) -> tuple[Redis, ScriptChannel, str]:
+async def loaded(url: str, script: str = ECHO) -> tuple[Redis, ScriptChannel, AsyncScript]:
     redis = redis_client(url, TIMEOUT)
-    sha = str(await redis.script_load(script))
     channel = ScriptChannel.for_client(redis)
     assert channel is not None
-    return redis, channel, sha
+    return redis, channel, redis.register_script(script)
 
 
 @pytest.fixture
-async def echo(own_redis: RedisServer) -> AsyncIterator[tuple[ScriptChannel, str]]:
-    redis, channel, sha = await loaded(own_redis.url)
-    yield channel, sha
+async def echo(own_redis: RedisServer) -> AsyncIterator[tuple[ScriptChannel, AsyncScript]]:
+    redis, channel, script = await loaded(own_redis.url)
+    yield channel, script
     await channel.aclose()
     await redis.aclose()
 
 
-async def test_calls_made_together_each_get_their_own_reply(echo: tuple[ScriptChannel, str]) -> None:
-    channel, sha = echo
-    replies = await asyncio.gather(*(channel.evalsha(sha, [f"key-{n}"], [n]) for n in range(500)))
+async def test_calls_made_together_each_get_their_own_reply(echo: tuple[ScriptChannel, AsyncScript]) -> None:
+    channel, script = echo
+    replies = await asyncio.gather(*(channel.run(script, [f"key-{n}"], [n]) for n in range(500)))
     assert replies == [[f"key-{n}".encode(), str(n).encode()] for n in range(500)]
 
 
-async def test_an_unknown_script_raises_noscript_and_the_channel_goes_on(echo: tuple[ScriptChannel, str]) -> None:
-    channel, sha = echo
-    with pytest.raises(NoScriptError):
-        await channel.evalsha("0" * 40, ["key"], [1])
-    assert await channel.evalsha(sha, ["key"], [2]) == [b"key", b"2"]
+async def test_a_script_redis_does_not_hold_is_loaded_and_run(
+    own_redis: RedisServer, echo: tuple[ScriptChannel, AsyncScript]
+) -> None:
+    channel, script = echo
+    assert await channel.run(script, ["key"], [1]) == [b"key", b"1"]
+    direct = Redis.from_url(own_redis.url)
+    assert await direct.script_exists(script.sha) == [True]
+    await direct.script_flush()
+    assert await channel.run(script, ["key"], [2]) == [b"key", b"2"]
+    await direct.aclose()
 
 
 async def test_a_restart_fails_the_calls_in_flight_then_reconnects(
-    own_redis: RedisServer, echo: tuple[ScriptChannel, str]
+    own_redis: RedisServer, echo: tuple[ScriptChannel, AsyncScript]
 ) -> None:
-    channel, sha = echo
-    assert await channel.evalsha(sha, ["key"], [1]) == [b"key", b"1"]
+    channel, script = echo
+    assert await channel.run(script, ["key"], [1]) == [b"key", b"1"]
     own_redis.kill()
     with pytest.raises((RedisConnectionError, RedisTimeoutError)):
-        await channel.evalsha(sha, ["key"], [2])
+        await channel.run(script, ["key"], [2])
     own_redis.start()
-    # A new server has no scripts yet; the cache loads them again (see below).
-    with pytest.raises(NoScriptError):
-        await channel.evalsha(sha, ["key"], [3])
+    # A new server has no scripts yet: the channel loads the script again.
+    assert await channel.run(script, ["key"], [3]) == [b"key", b"3"]
 
 
-async def test_a_server_that_stops_answering_times_out(own_redis: RedisServer, echo: tuple[ScriptChannel, str]) -> None:
-    channel, sha = echo
-    assert await channel.evalsha(sha, ["key"], [1]) == [b"key", b"1"]
+async def test_a_server_that_stops_answering_times_out(
+    own_redis: RedisServer, echo: tuple[ScriptChannel, AsyncScript]
+) -> None:
+    channel, script = echo
+    assert await channel.run(script, ["key"], [1]) == [b"key", b"1"]
     own_redis.pause()
     try:
         started = time.monotonic()
         with pytest.raises(RedisTimeoutError):
-            await channel.evalsha(sha, ["key"], [2])
+            await channel.run(script, ["key"], [2])
         assert time.monotonic() - started < TIMEOUT * 3
     finally:
         own_redis.resume()
-    assert await channel.evalsha(sha, ["key"], [3]) == [b"key", b"3"]
+    assert await channel.run(script, ["key"], [3]) == [b"key", b"3"]
 
 
 async def test_a_call_given_up_before_its_reply_leaves_the_calls_beside_it_their_own_replies(
-    own_redis: RedisServer, echo: tuple[ScriptChannel, str]
+    own_redis: RedisServer, echo: tuple[ScriptChannel, AsyncScript]
 ) -> None:
-    channel, sha = echo
-    assert await channel.evalsha(sha, ["key"], [1]) == [b"key", b"1"]
+    channel, script = echo
+    assert await channel.run(script, ["key"], [1]) == [b"key", b"1"]
     own_redis.pause()
     try:
-        before = asyncio.ensure_future(channel.evalsha(sha, ["key"], [2]))
-        given_up = asyncio.ensure_future(channel.evalsha(sha, ["key"], [3]))
-        after = asyncio.ensure_future(channel.evalsha(sha, ["key"], [4]))
+        before = asyncio.ensure_future(channel.run(script, ["key"], [2]))
+        given_up = asyncio.ensure_future(channel.run(script, ["key"], [3]))
+        after = asyncio.ensure_future(channel.run(script, ["key"], [4]))
         await asyncio.sleep(0.05)
         given_up.cancel()
         await asyncio.sleep(0.05)
@@ -124,20 +129,20 @@ async def test_a_call_given_up_before_its_reply_leaves_the_calls_beside_it_their
     assert await before == [b"key", b"2"]
     assert await after == [b"key", b"4"]
     assert given_up.cancelled()
-    assert await channel.evalsha(sha, ["key"], [5]) == [b"key", b"5"]
+    assert await channel.run(script, ["key"], [5]) == [b"key", b"5"]
 
 
 async def test_password_and_database_come_from_the_url(tmp_path: Path) -> None:
     with PasswordRedisServer(tmp_path):
         url = f"unix://:s3cret@{tmp_path / 'redis.sock'}?db=3"
-        redis, channel, sha = await loaded(url, "return redis.call('INCR', KEYS[1])")
+        redis, channel, script = await loaded(url, "return redis.call('INCR', KEYS[1])")
         try:
-            assert await channel.evalsha(sha, ["counter"], []) == 1
+            assert await channel.run(script, ["counter"], []) == 1
             assert await redis.get("counter") == b"1"  # the client's own database 3
             wrong = ScriptChannel.for_client(redis_client(f"unix://:wrong@{tmp_path / 'redis.sock'}", TIMEOUT))
             assert wrong is not None
             with pytest.raises(RedisConnectionError):
-                await wrong.evalsha(sha, ["counter"], [])
+                await wrong.run(script, ["counter"], [])
             await wrong.aclose()
         finally:
             await channel.aclose()
@@ -206,24 +211,29 @@ async def test_a_url_the_channel_cannot_serve_is_logged_once_and_its_reads_count
         await redis.aclose()
 
 
-async def test_the_primary_epoch_moves_on_only_when_another_node_set_it(own_redis: RedisServer) -> None:
+async def test_each_connection_reads_its_primarys_replication_id_and_refuses_a_replica(own_redis: RedisServer) -> None:
     watch = PrimaryWatch()
     redis = redis_client(own_redis.url, TIMEOUT, watch)
+    admin = Redis.from_url(own_redis.url)
+    channel = ScriptChannel.for_client(redis)
+    assert channel is not None
+    script = redis.register_script("return ARGV[1]")
     try:
-        await redis.ping()  # the first connection checks
-        assert watch.epoch == 1
-        channel = ScriptChannel.for_client(redis, watch)
-        assert channel is not None
-        sha = str(await redis.script_load(ECHO))
-        await channel.evalsha(sha, ["k"], [1])  # the channel's own connection checks too: same node
-        assert watch.epoch == 1
-        await channel.aclose()
-        # What a promoted replica holds: the old primary's run_id, replicated.
-        await redis.set(EPOCH_KEY, "0123456789abcdef0123456789abcdef01234567:7")
-        fresh = PrimaryWatch()
-        other = redis_client(own_redis.url, TIMEOUT, fresh)
-        await other.ping()
-        assert fresh.epoch == 8
-        await other.aclose()
+        first = (await admin.info("replication"))["master_replid"]
+        await redis.ping()  # redis-py's connection checked
+        assert watch.replication_id == first
+        # The script is handed the id of the node that runs it, in the place the caller names.
+        assert await channel.run(script, ["k"], ["?"], 0) == first.encode()
+        await admin.replicaof("127.0.0.1", str(free_port()))  # demoted, as a failed-over primary is
+        await admin.client_kill_filter(_type="normal", skipme=True)
+        await asyncio.sleep(0.2)  # the channel sees its connection close
+        with pytest.raises(RedisConnectionError, match="not a primary"):
+            await channel.run(script, ["k"], ["?"], 0)
+        await admin.replicaof("NO", "ONE")  # promoted: a new history
+        second = (await admin.info("replication"))["master_replid"]
+        assert second != first
+        assert await channel.run(script, ["k"], ["?"], 0) == second.encode()
     finally:
+        await channel.aclose()
+        await admin.aclose()
         await redis.aclose()

@@ -205,6 +205,24 @@ def test_a_bad_redis_url_does_not_leak_its_password() -> None:
 
 
 @pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("unix:///var/run/redis.sock", "STATS_REDIS_CLUSTER: a Redis Cluster is reached over TCP"),
+        ("rediss://cache:6379?ssl_cert_reqs=none", "STATS_REDIS_URL: a Redis Cluster's URL may not set URL options"),
+    ],
+)
+def test_a_cluster_url_the_script_channel_cannot_serve_stops_start_up(url: str, problem: str) -> None:
+    # Every script on a cluster runs on the lean channel: there is no slower path to fall back to.
+    assert config_error({"STATS_REDIS_URL": url, "STATS_REDIS_CLUSTER": "true"}).startswith(problem)
+
+
+def test_a_cluster_url_with_credentials_and_tls_is_accepted() -> None:
+    settings = load_settings(environ={"STATS_REDIS_URL": "rediss://user:pw@cfg.cache:6379", "STATS_REDIS_CLUSTER": "1"})
+    assert settings.redis_cluster
+    assert not load_settings(environ={}).redis_cluster
+
+
+@pytest.mark.parametrize(
     ("url", "masked"),
     [
         ("redis://user:secret@host:6379/0", "redis://user:***@host:6379/0"),

@@ -1,0 +1,100 @@
+"""The cache's scripts on a Redis Cluster (ElastiCache cluster mode, or Serverless).
+
+Every script touches the keys of one slot (a course's hash and its boards
+share the hash tag ``{courseId}``), so a call goes whole to the primary that
+serves the slot, over a lean :class:`~service.redis.channel.ScriptChannel` of
+its own, which reads that primary's replication id when it connects. The map
+of slots to primaries is redis-py's (``RedisCluster``, which also carries every
+other command), learnt from ``CLUSTER SLOTS``.
+
+A redirection means the script did not run, so it is sent on: ``MOVED`` (a
+reshard finished, or a failover) to the named primary, which redis-py's map
+learns; ``ASK`` (the slot is being migrated and this key already moved) once
+to the importing node, after ``ASKING``; ``TRYAGAIN`` (a migration has split the
+keys of one call) after a short pause. A lost connection is not retried, as on
+one node: the script may have run, and the cache marks what it could not
+finish. It asks redis-py to learn the map again, since a primary that went
+away is usually one a replica is taking over from.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from redis import exceptions as errors
+from redis.asyncio import RedisCluster
+from redis.commands.core import AsyncScript
+from redis.typing import EncodableT
+
+from service.redis.channel import ScriptChannel
+
+log = logging.getLogger(__name__)
+
+# As redis-py's RedisCluster: a call redirected this often is given up.
+MAX_REDIRECTIONS = 16
+TRY_AGAIN_SECONDS = 0.05
+
+
+class ClusterChannel:
+    """``await channel.run(script, keys, args)`` on the primary that serves ``keys``."""
+
+    def __init__(self, cluster: RedisCluster, template: ScriptChannel) -> None:
+        self._cluster = cluster
+        self._template = template
+        self._nodes: dict[tuple[str, int], ScriptChannel] = {}
+        self._learning: asyncio.Task[None] | None = None
+
+    async def run(
+        self, script: AsyncScript, keys: list[str], args: list[EncodableT], primary_at: int | None = None
+    ) -> Any:
+        node = await self._primary_of(keys[0])
+        asking = False
+        for _ in range(MAX_REDIRECTIONS):
+            try:
+                return await self._channel(node).run(script, keys, args, primary_at, asking=asking)
+            except errors.MovedError as moved:
+                await self._cluster.nodes_manager.move_slot(moved)
+                node, asking = (moved.host, int(moved.port)), False
+            except errors.AskError as ask:
+                node, asking = (ask.host, int(ask.port)), True
+            except errors.TryAgainError:
+                await asyncio.sleep(TRY_AGAIN_SECONDS)
+                asking = False
+            except (errors.ConnectionError, errors.TimeoutError, errors.ClusterDownError):
+                self._learn_slots()
+                raise
+        raise errors.ClusterError(f"a script on {keys[0]!r} was redirected {MAX_REDIRECTIONS} times")
+
+    async def _primary_of(self, key: str) -> tuple[str, int]:
+        if not self._cluster.nodes_manager.slots_cache:
+            await self._cluster.initialize()
+        node = self._cluster.get_node_from_key(key)
+        if node is None:
+            raise errors.SlotNotCoveredError(f"no primary serves the slot of {key!r}")
+        return node.host, int(node.port)
+
+    def _channel(self, node: tuple[str, int]) -> ScriptChannel:
+        channel = self._nodes.get(node)
+        if channel is None:
+            channel = self._nodes[node] = self._template.to_node(*node)
+        return channel
+
+    def _learn_slots(self) -> None:
+        """Ask redis-py to read the map of slots again, once at a time, in the background."""
+        if self._learning is None or self._learning.done():
+            self._learning = asyncio.ensure_future(self._cluster.nodes_manager.initialize())
+            self._learning.add_done_callback(_log_failure)
+
+    async def aclose(self) -> None:
+        if self._learning is not None:
+            self._learning.cancel()
+        for channel in self._nodes.values():
+            await channel.aclose()
+        self._nodes.clear()
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.warning("could not learn the Redis Cluster's slots", extra={"error": str(exc)})

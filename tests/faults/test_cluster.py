@@ -1,0 +1,132 @@
+"""The service on a real Redis Cluster: three primaries, each with a replica, made by
+``redis-cli --cluster create``. Every route works with its keys spread over the
+primaries, and the aggregates stay exact when, under load, the slots of every key
+in use are migrated to another primary and then a primary is killed and its
+replica takes over."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from redis.asyncio import Redis
+from redis.crc import key_slot
+
+from localmode.servers import MotoServer
+from service.app import create_app
+from service.redis.cache import aggregate_key, course_key, points_key
+from tests.faults.conftest import create_table
+from tests.faults.redis_nodes import LocalCluster
+from tests.faults.support import Pair, Traffic, assert_settles_exact, metric_value, new_pairs, until
+from tests.integration.support import Api, Backends, new_id, settings_for
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
+    with LocalCluster(tmp_path / "cluster") as cluster:
+        yield cluster
+
+
+Start = Callable[..., Awaitable[TestClient[Any, Any]]]
+
+
+@pytest.fixture
+async def start(cluster: LocalCluster, moto_server: MotoServer) -> AsyncIterator[Start]:
+    """Starts the service on the cluster, with settings overrides."""
+    await create_table(moto_server.url)
+    clients: list[TestClient[Any, Any]] = []
+
+    async def started(**overrides: Any) -> TestClient[Any, Any]:
+        settings = settings_for(cluster.url, moto_server.url, redis_cluster=True, **overrides)
+        client: TestClient[Any, Any] = TestClient(TestServer(create_app(settings)))
+        clients.append(client)
+        await client.start_server()
+        return client
+
+    yield started
+    for client in clients:
+        await client.close()
+
+
+def slots_of(pair: Pair) -> set[int]:
+    """The slots of every key a pair's requests touch."""
+    keys = (aggregate_key(pair.user, pair.course), course_key(pair.course), points_key(pair.user))
+    return {key_slot(key.encode()) for key in keys}
+
+
+async def test_every_route_works_with_the_keys_spread_over_the_primaries(
+    start: Start, cluster: LocalCluster, backends: Backends
+) -> None:
+    client = await start(change_capture=True)  # a course's roster, behind its leaderboard, comes from the stream
+    api = Api(client)
+    pairs = new_pairs(4, 3)
+    quiz = [{"moduleType": "quiz", "score": 80, "timeStudied": 100}] * 2
+    for pair in pairs:
+        for body in ({"sessionId": new_id(), "modules": quiz}, {"totalModulesStudied": 3, "averageScore": 50}):
+            assert (await api.post(pair.user, pair.course, {"timeStudied": 1000, **body})).status == 201
+    for pair in pairs:
+        for _ in range(2):  # a rebuild, then a hit
+            course = await api.course(pair.user, pair.course)
+            assert (course.status, course.json["sessionsCount"]) == (200, 2)
+        reply = await api.call("GET", f"/courses/{pair.course}/modules", user=pair.user)
+        assert reply.json["items"][0]["modulesStudied"] == 2
+
+        async def whole_board(course: str = pair.course, user: str = pair.user) -> bool:
+            board = await api.call("GET", f"/courses/{course}/leaderboard", user=user)
+            return bool(board.status == 200 and board.json["learnersCount"] == 4)
+
+        await until(whole_board, within=10)
+        points = await api.call("GET", "/points", user=pair.user)  # each pair's learner has one course
+        assert points.json == {"points": course.json["points"], "coursesCount": 1}
+    listed = await api.call("GET", f"/courses/{pairs[0].course}/sessions", user=pairs[0].user)
+    gone = listed.json["items"][0]["sessionId"]
+    assert (await api.call("DELETE", f"/courses/{pairs[0].course}/sessions/{gone}", user=pairs[0].user)).status == 204
+    assert (await api.course(pairs[0].user, pairs[0].course)).json["sessionsCount"] == 1
+    assert metric_value(client, "cache_hits") >= len(pairs)
+    assert metric_value(client, "fallback_reads") == 0
+    # Every primary holds some of the keys: the scripts really ran on all three.
+    sizes = []
+    for node in cluster.primaries():
+        async with Redis(host="127.0.0.1", port=node.port) as direct:
+            sizes.append(await direct.dbsize())
+    assert len(sizes) == 3
+    assert all(sizes), sizes
+
+
+async def test_aggregates_stay_exact_through_slot_migrations_and_a_primary_failure_under_load(
+    start: Start, cluster: LocalCluster, backends: Backends
+) -> None:
+    # Timeouts long enough for a loaded machine; the failure itself is what is being caused.
+    client = await start(redis_timeout_seconds=1.0, request_deadline_seconds=10.0)
+    api = Api(client)
+    pairs = new_pairs(3, 3)
+    traffic = Traffic(api, pairs, seed=7, deadline=10.0)
+    await traffic.warm_up()
+    slots = sorted(set(itertools.chain.from_iterable(slots_of(pair) for pair in pairs)))
+    hits_before = metric_value(client, "cache_hits")
+    async with traffic.running(clients=4, max_requests=100_000):
+        # Every slot in use moves to the next primary, key by key, while the traffic goes on.
+        primaries = cluster.primaries()
+        for slot in slots:
+            source = cluster.primary_of(slot)
+            target = primaries[(primaries.index(source) + 1) % len(primaries)]
+            await asyncio.to_thread(cluster.migrate_slot, slot, target)
+        hits_during_migrations = metric_value(client, "cache_hits") - hits_before
+        # Then the primary of the first pair's aggregate dies and its replica takes over.
+        victim = cluster.primary_of(key_slot(aggregate_key(pairs[0].user, pairs[0].course).encode()))
+        await asyncio.to_thread(cluster.kill_primary, victim)
+        await asyncio.sleep(1.0)
+    await traffic.retry_unanswered()
+    assert traffic.unanswered == []
+    assert traffic.problems() == []
+    # Redis kept serving while the slots moved: redirections were followed, not failed.
+    assert hits_during_migrations > 0
+    assert len(cluster.primaries()) == 3
+    await assert_settles_exact(api, backends, pairs, within=20.0, client=client)
