@@ -26,6 +26,8 @@ COPY service/ ./service/
 COPY config/ ./config/
 
 # Declared last so a new revision does not invalidate the dependency layers above.
+# With several gunicorn workers they share their metrics through files there (/tmp is the
+# task's one writable mount; gunicorn_conf.py empties the directory at start).
 ARG GIT_REVISION=unknown
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
@@ -34,7 +36,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     STATS_HOST=0.0.0.0 \
     STATS_PORT=8080 \
     STATS_SHUTDOWN_GRACE_SECONDS=25 \
-    STATS_GIT_REVISION=$GIT_REVISION
+    STATS_GIT_REVISION=$GIT_REVISION \
+    PROMETHEUS_MULTIPROC_DIR=/tmp/prometheus-metrics
 
 USER 10001:10001
 EXPOSE 8080

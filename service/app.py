@@ -167,6 +167,23 @@ async def _changes_ctx(app: web.Application) -> AsyncIterator[None]:
                 await poller
 
 
+async def _shared_metrics_ctx(app: web.Application) -> AsyncIterator[None]:
+    """With several workers, this one's numbers in the shared files stay fresh for the scrapes others answer."""
+    metrics = app[keys.METRICS]
+    if not metrics.multiprocess:
+        yield
+        return
+    publishing = asyncio.create_task(metrics.keep_published(lambda: ops.sample_gauges(app)))
+    try:
+        yield
+    finally:
+        publishing.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await publishing
+        # A worker that stops leaves its final request numbers behind for the task's counters.
+        metrics.publish()
+
+
 async def _freeze_heap(_: web.Application) -> None:
     gc.collect()
     gc.freeze()
@@ -195,6 +212,7 @@ def create_app(settings: Settings) -> web.Application:
     # Every profile that serves traffic names a secret; a bare Settings() (unit tests) gets its own.
     app[keys.CURSORS] = Cursors(settings.cursor_secret or secrets.token_hex(32))
     app.cleanup_ctx.extend([_dynamodb_ctx, _redis_ctx, _stats_ctx, _auth_ctx, _accounts_ctx, _changes_ctx])
+    app.cleanup_ctx.append(_shared_metrics_ctx)
     courses.add_routes(app)
     accounts.add_routes(app)
     admin.add_routes(app)

@@ -64,13 +64,20 @@ async def version(request: web.Request, inputs: Inputs) -> Reply:
     return Reply(200, {"version": __version__, "revision": request.app[keys.SETTINGS].git_revision})
 
 
-async def metrics(request: web.Request) -> web.Response:
-    """Prometheus text format; not JSON, so not part of the OpenAPI document."""
-    app = request.app
-    registry = app[keys.METRICS]
-    cache = app[keys.CACHE]
+def sample_gauges(app: web.Application) -> None:
+    """The gauges read from the cache's state, at a scrape (and, with several workers, every second)."""
+    registry, cache = app[keys.METRICS], app[keys.CACHE]
     registry.circuit_state.set(int(cache.circuit_state))
     registry.stale_aggregates.set(cache.stale_count)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus text format; not JSON, so not part of the OpenAPI document. With several workers,
+    the task's view: every worker's numbers, this one's brought up to date first."""
+    app = request.app
+    registry = app[keys.METRICS]
+    sample_gauges(app)
+    registry.publish()
     response = web.Response(body=generate_latest(registry.registry))
     response.content_type = CONTENT_TYPE_LATEST.split(";")[0]
     response.charset = "utf-8"

@@ -149,14 +149,19 @@ def _condition_value(expression: Any, parameters: dict[str, Any], conditions: di
     return combine[function]()
 
 
+_NO_VALUE = {"Ref": "AWS::NoValue"}
+
+
 def _resolve_ifs(node: Any, truth: dict[str, bool]) -> Any:
+    """``node`` with every Fn::If decided, and what one decided to AWS::NoValue left out, as CloudFormation does."""
     if isinstance(node, dict):
         if set(node) == {"Fn::If"}:
             condition, then, otherwise = node["Fn::If"]
             return _resolve_ifs(then if truth[condition] else otherwise, truth)
-        return {key: _resolve_ifs(value, truth) for key, value in node.items()}
+        resolved = {key: _resolve_ifs(value, truth) for key, value in node.items()}
+        return {key: value for key, value in resolved.items() if value != _NO_VALUE}
     if isinstance(node, list):
-        return [_resolve_ifs(value, truth) for value in node]
+        return [value for value in (_resolve_ifs(value, truth) for value in node) if value != _NO_VALUE]
     return node
 
 
@@ -204,14 +209,17 @@ def only_resource(resources_of_type: Callable[[str], dict[str, Resource]]) -> Ca
 
 @pytest.fixture(scope="session")
 def container(only_resource: Callable[[str], Resource]) -> Resource:
-    (definition,) = only_resource("AWS::ECS::TaskDefinition")["ContainerDefinitions"]
+    """The service's container (the task also runs the telemetry collector beside it)."""
+    definitions = only_resource("AWS::ECS::TaskDefinition")["ContainerDefinitions"]
+    (definition,) = [definition for definition in definitions if definition["Name"] == "app"]
     found: Resource = definition
     return found
 
 
 @pytest.fixture(scope="session")
 def container_env(container: Resource) -> dict[str, Any]:
-    return {variable["Name"]: variable["Value"] for variable in container["Environment"]}
+    """The variables the container always has (conditional ones are tested with the condition)."""
+    return {variable["Name"]: variable["Value"] for variable in container["Environment"] if "Name" in variable}
 
 
 @pytest.fixture(scope="session")

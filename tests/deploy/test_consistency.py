@@ -91,7 +91,7 @@ def test_kill_comes_only_after_the_grace_period(
 def test_one_worker_per_task_everywhere(
     template: dict[str, Any], container_env: dict[str, Any], compose: dict[str, Any], gunicorn_settings: dict[str, Any]
 ) -> None:
-    # Each worker keeps its own metrics: one per task keeps /metrics one view of the task.
+    # A task has one vCPU and the service scales out with tasks.
     assert template["Parameters"]["Workers"]["Default"] == 1
     assert container_env["STATS_WORKERS"] == {"Ref": "Workers"}
     assert compose["services"]["app"]["environment"]["STATS_WORKERS"] == "1"

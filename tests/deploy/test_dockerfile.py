@@ -8,7 +8,8 @@ import threading
 from collections.abc import Callable, Iterator
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from typing import Any
 
 import pytest
 
@@ -98,6 +99,17 @@ def test_starts_gunicorn_in_production_mode(
     assert dockerfile_args("STOPSIGNAL") == ["SIGTERM"]
     assert dockerfile_env["STATS_ENV"] == "production"
     assert dockerfile_env["STATS_PORT"] == "8080"
+
+
+def test_workers_share_metrics_in_a_directory_of_the_tasks_writable_mount(
+    dockerfile_env: dict[str, str], container: dict[str, Any]
+) -> None:
+    # The root filesystem is read-only on ECS.
+    assert container["ReadonlyRootFilesystem"] is True
+    (mount,) = container["MountPoints"]
+    directory = PurePosixPath(dockerfile_env["PROMETHEUS_MULTIPROC_DIR"])
+    assert directory.parent == PurePosixPath(mount["ContainerPath"])
+    assert mount["ReadOnly"] is False
 
 
 def test_git_revision_is_baked_in_at_build_time(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -89,30 +90,40 @@ async def test_a_cancellation_from_elsewhere_is_not_turned_into_a_timeout(aiohtt
     assert isinstance(outcome[0], asyncio.CancelledError)
 
 
-def test_request_metrics_expose_what_prometheus_client_would() -> None:
-    observations = [
-        ("GET", "/courses/{courseId}", 200, 0.0004),
-        ("GET", "/courses/{courseId}", 200, 0.001),  # exactly on a bound: that bucket, as le= says
-        ("GET", "/courses/{courseId}", 404, 0.0025),
-        ("POST", "/courses/{courseId}", 201, 0.07),
-        ("POST", "/courses/{courseId}", 503, 9.5),  # past the last bound: only +Inf
-    ]
-    metrics = Metrics()
-    reference = CollectorRegistry()
-    counter = Counter(
-        "stats_http_requests", "HTTP requests answered", ["method", "route", "status"], registry=reference
-    )
+OBSERVATIONS = [
+    ("GET", "/courses/{courseId}", 200, 0.0004),
+    ("GET", "/courses/{courseId}", 200, 0.001),  # exactly on a bound: that bucket, as le= says
+    ("GET", "/courses/{courseId}", 404, 0.0025),
+    ("POST", "/courses/{courseId}", 201, 0.07),
+    ("POST", "/courses/{courseId}", 503, 9.5),  # past the last bound: only +Inf
+]
+
+
+def prometheus_reference(registry: CollectorRegistry | None) -> Callable[[str, str, int, float], None]:
+    """What prometheus_client's own counter and histogram would make of each request."""
+    counter = Counter("stats_http_requests", "HTTP requests answered", ["method", "route", "status"], registry=registry)
     histogram = Histogram(
         "stats_http_request_duration_seconds",
         "Time to answer an HTTP request",
         ["method", "route"],
         buckets=_LATENCY_BUCKETS,
-        registry=reference,
+        registry=registry,
     )
-    for method, route, status, seconds in observations:
-        metrics.observe_request(method, route, status, seconds)
+
+    def observe(method: str, route: str, status: int, seconds: float) -> None:
         counter.labels(method, route, str(status)).inc()
         histogram.labels(method, route).observe(seconds)
+
+    return observe
+
+
+def test_request_metrics_expose_what_prometheus_client_would() -> None:
+    metrics = Metrics()
+    reference = CollectorRegistry()
+    observe = prometheus_reference(reference)
+    for method, route, status, seconds in OBSERVATIONS:
+        metrics.observe_request(method, route, status, seconds)
+        observe(method, route, status, seconds)
 
     def http_samples(registry: CollectorRegistry) -> set[str]:
         lines = generate_latest(registry).decode().splitlines()
