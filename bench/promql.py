@@ -68,6 +68,18 @@ def labels(**pairs: str) -> Labels:
     return tuple(sorted(pairs.items()))
 
 
+def metric_names(expr: str) -> set[str]:
+    """The metric names ``expr``'s selectors read."""
+    names: set[str] = set()
+
+    def visit(node: ast.Expr) -> None:
+        if isinstance(node, ast.VectorSelector) and node.name is not None:
+            names.add(node.name)
+
+    ast.walk(ast.parse(expr), visit)
+    return names
+
+
 def _matches(matcher: ast.Matcher, value: str) -> bool:
     op = matcher.op
     if op == ast.MatchOp.Equal:

@@ -12,8 +12,9 @@ import pytest
 from prometheus_client import generate_latest
 
 from bench import grafana
+from bench.dashboard import legend
 from bench.panels import CLOUDWATCH, PANELS, SERVICE, Panel, interpolate
-from bench.promql import Scrape
+from bench.promql import Scrape, labels, metric_names
 from service.telemetry.metrics import Metrics
 
 COMMITTED = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "learning-stats.json"
@@ -34,16 +35,8 @@ TITLES = (
 )
 
 
-def metric_names(panel: Panel) -> set[str]:
-    names: set[str] = set()
-
-    def visit(node: promql_parser.Expr) -> None:
-        if isinstance(node, promql_parser.VectorSelector) and node.name is not None:
-            names.add(node.name)
-
-    for query in panel.queries:
-        promql_parser.walk(promql_parser.parse(interpolate(query.expr, "1m")), visit)
-    return names
+def names(panel: Panel) -> set[str]:
+    return {name for query in panel.queries for name in metric_names(interpolate(query.expr, "1m"))}
 
 
 def exposed() -> set[str]:
@@ -75,13 +68,13 @@ def test_every_query_parses_as_promql_once_grafana_replaced_its_variables(panel:
 
 
 def test_the_service_panels_read_only_metrics_the_service_exposes() -> None:
-    names = exposed()
-    used = {name for panel in PANELS if panel.source == SERVICE for name in metric_names(panel)}
+    written = exposed()
+    used = {name for panel in PANELS if panel.source == SERVICE for name in names(panel)}
 
     assert used, "the service panels name no metric"
-    assert used <= names, f"not exposed: {sorted(used - names)}"
+    assert used <= written, f"not exposed: {sorted(used - written)}"
     # What the dashboard leaves out, so that a new metric is left out only on purpose.
-    unused = {name for name in names if not name.endswith(("_created", "_count", "_sum"))} - used
+    unused = {name for name in written if not name.endswith(("_created", "_count", "_sum"))} - used
     assert unused == {"stats_cache_rebuild_duration_seconds_bucket", "stats_cache_slow_path_reads_total"}
 
 
@@ -89,8 +82,9 @@ def test_the_service_panels_read_only_metrics_the_service_exposes() -> None:
 def test_the_aws_panels_use_the_cloudwatch_exporters_names_and_say_so(panel: Panel) -> None:
     namespace = "aws_dynamodb_" if panel.title.startswith("DynamoDB") else "aws_elasticache_"
 
-    assert all(name.startswith(namespace) for name in metric_names(panel))
-    assert all(name.endswith(("_sum", "_average")) for name in metric_names(panel))
+    assert names(panel)
+    assert all(name.startswith(namespace) for name in names(panel))
+    assert all(name.endswith(("_sum", "_average")) for name in names(panel))
     assert "prometheus/cloudwatch_exporter" in panel.description
 
 
@@ -116,3 +110,15 @@ def test_the_layout_gives_each_panel_its_own_place_and_the_datasource_variable()
         if panel["type"] == "timeseries":
             assert panel["datasource"]["uid"] == "${datasource}"
             assert len({target["refId"] for target in panel["targets"]}) == len(panel["targets"])
+
+
+def test_grafana_variables_are_replaced_as_their_all_value_and_the_rate_window() -> None:
+    expr = 'sum(rate(m{job=~"$job",instance=~"$instance",table_name=~"$table"}[$__rate_interval]))'
+
+    assert interpolate(expr, "5s") == 'sum(rate(m{job=~".*",instance=~".*",table_name=~".*"}[5s]))'
+
+
+def test_legends_name_the_series_labels() -> None:
+    assert legend("{{method}} {{route}}", labels(method="GET", route="/points")) == "GET /points"
+    assert legend("p99 {{ route }}", labels(route="/a")) == "p99 /a"
+    assert legend("hit ratio", ()) == "hit ratio"
