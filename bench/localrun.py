@@ -6,7 +6,7 @@ post sessions and read their aggregates and sessions; some reads name courses no
 (404) and some posts are invalid (400). Part way through, Redis is flushed (every aggregate is
 rebuilt from DynamoDB on its next read); later it is frozen for a few seconds (reads fall back to
 DynamoDB, the circuit opens, the updates Redis missed are repaired after), and then DynamoDB is
-(cached reads go on; writes wait, are retried, and past the request deadline answer 503). The
+frozen (cached reads go on; writes wait, are retried, and past the request deadline answer 503). The
 load is an open loop at a fixed rate, as many independent clients make it.
 """
 
@@ -71,6 +71,7 @@ class Run:
     scrapes: list[Scrape] = field(default_factory=list)
     # (seconds since the load started, what happened)
     events: list[tuple[float, str]] = field(default_factory=list)
+    # Responses by status; 0 counts the requests that got no response (connection error or client timeout).
     statuses: Counter[int] = field(default_factory=Counter)
 
 
@@ -102,9 +103,13 @@ def local_service(work: Path) -> Iterator[tuple[str, Servers]]:
         yield service.url, Servers(redis_server, moto)
 
 
+def _uuid(rng: random.Random) -> str:
+    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+
+
 def _session(rng: random.Random) -> dict[str, object]:
     return {
-        "sessionId": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+        "sessionId": _uuid(rng),
         "totalModulesStudied": rng.randint(1, 20),
         "averageScore": round(rng.uniform(40, 100), 1),
         "timeStudied": rng.randint(60_000, 3_600_000),
@@ -117,16 +122,13 @@ class Learners:
     def __init__(self, http: aiohttp.ClientSession, base: str, plan: Plan) -> None:
         self._http, self._base = http, base
         self._rng = random.Random(plan.seed)
-        courses = [self._uuid() for _ in range(plan.courses_per_learner * 2)]
+        courses = [_uuid(self._rng) for _ in range(plan.courses_per_learner * 2)]
         self._sessions: dict[tuple[str, str], list[str]] = {
-            (self._uuid(), course): []
+            (_uuid(self._rng), course): []
             for _ in range(plan.learners)
             for course in self._rng.sample(courses, plan.courses_per_learner)
         }
         self._pairs = list(self._sessions)
-
-    def _uuid(self) -> str:
-        return str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
 
     async def _call(self, method: str, path: str, user: str, body: object = None) -> int:
         async with self._http.request(
@@ -161,7 +163,7 @@ class Learners:
         if roll < 0.85:
             return await self._call("GET", "/points", user)
         if roll < 0.9:
-            return await self._call("GET", f"/courses/{self._uuid()}", user)
+            return await self._call("GET", f"/courses/{_uuid(self._rng)}", user)
         return await self._call("POST", f"/courses/{course}", user, {**_session(self._rng), "averageScore": 500})
 
 
