@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
+from bench.panels import PANELS
 from service.telemetry.metrics import Metrics
 
 Resource = dict[str, Any]
@@ -30,21 +31,8 @@ REFS = {
     "RedisCluster": "stats-redis-cluster",
     "RedisServerless": "stats-cache",
 }
-TITLES = [
-    "Request rate",
-    "Latency p50 and p99 by route",
-    "5xx responses",
-    "Cache hit ratio",
-    "Rebuilds",
-    "Fallback reads",
-    "Dependency errors",
-    "Redis circuit state",
-    "DynamoDB consumed capacity",
-    "DynamoDB throttles",
-    "ElastiCache CPU",
-    "ElastiCache memory",
-    "ElastiCache evictions",
-]
+# The Grafana dashboard's panels (bench/panels.py): the CloudWatch one draws the same, by title.
+TITLES = [panel.title for panel in PANELS]
 # A search expression's schema, its other terms, and the metric name it asks for.
 SEARCH = re.compile(
     r"SEARCH\('\{(?P<namespace>[^,}]+)(?P<dimensions>(?:,[^,}]+)*)\}(?P<terms>[^']*?) MetricName=\"(?P<metric>[^\"]+)\""
