@@ -81,7 +81,9 @@ class LocalCluster:
 
     @property
     def url(self) -> str:
-        return f"redis://{self.nodes[0].address}/0"
+        """A live node's: any node serves as the cluster's entry point."""
+        live = next(node for node in self.nodes if node.process is not None)
+        return f"redis://{live.address}/0"
 
     def __enter__(self) -> Self:
         for node in self.nodes:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 from redis.crc import key_slot
 
 from localmode.servers import MotoServer
@@ -24,6 +24,8 @@ from tests.faults.conftest import create_table
 from tests.faults.redis_nodes import LocalCluster
 from tests.faults.support import Pair, Traffic, assert_settles_exact, metric_value, new_pairs, until
 from tests.integration.support import Api, Backends, new_id, settings_for
+from tests.integration.test_concurrency import assert_hash_consistent
+from tests.integration.test_points import expected_points, points_of
 
 pytestmark = pytest.mark.slow
 
@@ -104,7 +106,7 @@ async def test_aggregates_stay_exact_through_slot_migrations_and_a_primary_failu
     start: Start, cluster: LocalCluster, backends: Backends
 ) -> None:
     # Timeouts long enough for a loaded machine; the failure itself is what is being caused.
-    client = await start(redis_timeout_seconds=1.0, request_deadline_seconds=10.0)
+    client = await start(redis_timeout_seconds=1.0, request_deadline_seconds=10.0, change_capture=True)
     api = Api(client)
     pairs = new_pairs(3, 3)
     traffic = Traffic(api, pairs, seed=7, deadline=10.0)
@@ -130,3 +132,11 @@ async def test_aggregates_stay_exact_through_slot_migrations_and_a_primary_failu
     assert hits_during_migrations > 0
     assert len(cluster.primaries()) == 3
     await assert_settles_exact(api, backends, pairs, within=20.0, client=client)
+    # As the concurrency test checks: each learner's points, and every hash whole (its sums those of its
+    # entries, a course's boards exactly its learners' points), read from the cluster itself.
+    async with RedisCluster.from_url(cluster.url) as direct:
+        whole = Backends(backends.store, backends.dynamodb, direct)
+        for pair in pairs:
+            assert await points_of(api, pair.user) == await expected_points(backends, pair.user, [pair.course])
+            for key in (aggregate_key(pair.user, pair.course), points_key(pair.user), course_key(pair.course)):
+                await assert_hash_consistent(whole, key)

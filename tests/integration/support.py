@@ -16,7 +16,7 @@ from aiohttp.test_utils import TestClient
 from jsonschema import Draft4Validator, FormatChecker  # type: ignore[import-untyped]
 from jsonschema.exceptions import best_match  # type: ignore[import-untyped]
 from multidict import CIMultiDict
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 from referencing import Registry
 from referencing.jsonschema import DRAFT4
 
@@ -307,7 +307,7 @@ class Api:
 class Backends:
     """Direct access to what the service stored, to check it from outside."""
 
-    def __init__(self, store: SessionStore, dynamodb: Any, redis: Redis) -> None:
+    def __init__(self, store: SessionStore, dynamodb: Any, redis: Redis | RedisCluster) -> None:
         self.store = store
         self.dynamodb = dynamodb
         self.redis = redis
