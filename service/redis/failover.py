@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 
 Execute = Callable[..., Awaitable[Any]]
 
@@ -42,10 +43,18 @@ class PrimaryWatch:
         self.replication_id = ""
 
     async def check(self, execute: Execute) -> None:
-        """Run on a fresh connection before anything else; ``execute`` sends one command on it."""
-        fields = _fields(await execute("INFO", "replication"))
-        if fields.get("role") != "master":
-            raise RedisConnectionError(f"Redis node is a {fields.get('role', 'server of unknown role')}, not a primary")
+        """Run on a fresh connection before anything else; ``execute`` sends one command on it.
+
+        A managed endpoint that does not say (no INFO replication, or no role in it) is taken as
+        its own primary: it does its own failovers, and its completions are trusted up to the
+        cache's maximum age."""
+        try:
+            fields = _fields(await execute("INFO", "replication"))
+        except ResponseError:
+            fields = {}
+        role = fields.get("role", "master")
+        if role != "master":
+            raise RedisConnectionError(f"Redis node is a {role}, not a primary")
         self.replication_id = fields.get("master_replid", "")
 
     async def on_redis_py_connect(self, connection: Any) -> None:
