@@ -69,7 +69,8 @@ async def _dynamodb_ctx(app: web.Application) -> AsyncIterator[None]:
 async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS]
     assert settings.redis_url is not None
-    redis, cache = open_cache(settings, app[keys.METRICS].slow_path_reads)
+    metrics = app[keys.METRICS]
+    redis, cache = open_cache(settings, metrics.slow_path_reads, metrics.redis_redirections)
     app[keys.TRACING].trace_redis(redis, cache, settings.redis_url)
     try:
         await cache.ping()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from aiohttp import web
 
 from service.accounts.cognito import CognitoAccounts
@@ -16,7 +18,10 @@ from service.http.deadlines import Deadlines
 from service.redis.cache import AggregateCache
 from service.settings import Settings
 from service.telemetry.metrics import Metrics
-from service.telemetry.tracing import Tracing
+
+if TYPE_CHECKING:
+    # Only its type: tracing imports the HTTP layer (route names), which imports these keys.
+    from service.telemetry.tracing import Tracing
 
 SETTINGS = web.AppKey("settings", Settings)
 METRICS = web.AppKey("metrics", Metrics)
@@ -28,7 +33,7 @@ COURSES = web.AppKey("courses", Courses)
 DEADLINES = web.AppKey("deadlines", Deadlines)
 CURSORS = web.AppKey("cursors", Cursors)
 # Off (no provider, no middleware) unless OTEL_EXPORTER_OTLP_ENDPOINT is set.
-TRACING = web.AppKey("tracing", Tracing)
+TRACING: web.AppKey[Tracing] = web.AppKey("tracing")
 # Who the request acts for, once identified: the access log names them (hashed).
 IDENTITY = web.RequestKey("identity", Identity)
 # None where no identity provider is configured: tokens are then refused.

@@ -288,9 +288,12 @@ def _check_cluster_url(values: Mapping[str, Any]) -> None:
 
     if url.startswith("unix://"):
         raise ConfigError("STATS_REDIS_CLUSTER: a Redis Cluster is reached over TCP (redis:// or rediss://)")
-    unsupported = ScriptChannel.unsupported(Redis.from_url(url))
+    client = Redis.from_url(url)
+    unsupported = ScriptChannel.unsupported(client)
     if unsupported is not None:
         raise ConfigError(f"STATS_REDIS_URL: a Redis Cluster's URL may not set {unsupported}")
+    if client.connection_pool.connection_kwargs.get("db"):
+        raise ConfigError("STATS_REDIS_URL: a Redis Cluster has database 0 only")
 
 
 def _require_production_endpoints(values: Mapping[str, Any]) -> None:

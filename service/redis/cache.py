@@ -20,7 +20,8 @@ same scripts::
     i               incarnation: a random nonce written when the hash is created
     c               "1" once the hash is known to hold every entry
     a               when it was completed, ms since the epoch
-    e               the replication id of the primary it was completed on (``service.redis.failover``)
+    e               the replication id of the primary it was completed on (see Failover)
+    r               the replication id of the primary its rebuild was claimed on
     l               rebuild lock, expiry in ms since the epoch
 
 **Apply rule** (one Lua script, atomic): a contribution is applied only if its
@@ -58,15 +59,19 @@ whose completion was refused gets that rebuild's query result: DynamoDB's
 state when the query ran.
 
 **Failover.** A promoted replica may hold a complete hash that lacks updates
-the old primary acknowledged. Completions record the replication id of the
-primary they ran on, which every promotion changes (``service.redis.failover``),
-and only a hash completed under the id of the primary serving it is served:
-every other is rebuilt, from DynamoDB, which holds every acknowledged write.
-The id is that of the connection carrying the script (the script channel's;
-in a cluster, the channel to the slot's primary). Only where no channel can be
-made for the URL do scripts go through redis-py's pool, with the id its latest
-connection read: two nodes answering as primary at once (a failover's split
-brain) could then pair one's id with the other's connection.
+the old primary acknowledged. What tells is the primary's replication id
+(``master_replid`` of ``INFO replication``): Redis draws a new one whenever a
+node becomes a primary (a failover, a cluster replica taking over, the old
+primary taken back, a restart), and a replica takes its primary's. The scripts
+read it on the node they run on: a claim records it (``r``), a completion is
+made only on the node that claimed (a node promoted meanwhile may lack updates
+the claimer's hash took) and records it (``e``), and only a hash completed under
+the id of the node serving it is served. Every other is rebuilt from DynamoDB,
+which holds every acknowledged write; so is a hash a cluster reshard moved to
+another primary, once. Nothing is kept for it in Redis or in the process, so no
+connection can carry a stale id; a server that does not tell (a managed endpoint
+may hide INFO) gives '' everywhere, and its completions are trusted up to the
+maximum age. It costs a read one ``INFO replication`` inside the script, on a hit.
 
 **Leaderboards** (SPEC §8) are a course's, so they ride on its hash. Each entry
 of a course's hash (a learner's roster row) also carries the learner's points by
@@ -117,7 +122,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from prometheus_client import Counter
 from redis.asyncio import Redis, RedisCluster
 from redis.commands.core import AsyncScript
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 from redis.typing import EncodableT
 
 from service.domain.errors import CacheUnavailable
@@ -136,7 +141,6 @@ from service.domain.model import (
 from service.domain.ports import Busy, Claimed, Hit, ReadResult
 from service.redis.breaker import CircuitBreaker, CircuitState
 from service.redis.channel import ScriptChannel, Scripts
-from service.redis.failover import PrimaryWatch
 
 if TYPE_CHECKING:
     from service.telemetry.tracing import RedisSpans
@@ -146,9 +150,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 H = TypeVar("H")
 
-# Where the primary's replication id goes in the arguments of a read script and of a completion.
-_READ_PRIMARY = 4
-_COMPLETION_PRIMARY = 3
 # Sessions per apply-script call in a rebuild.
 REBUILD_CHUNK = 500
 # How long a remembered answer (whether a teacher teaches a course, a course's title) lives.
@@ -167,6 +168,12 @@ local function board_expiry(week, now)
   if week then expiry = math.min(expiry, (7 * (tonumber(week) + 13) - 3) * DAY_MS) end
   return string.format('%d', expiry)
 end
+-- The replication id of the primary running this script, which Redis draws anew whenever a node becomes a
+-- primary; '' where the server does not tell (a managed endpoint may hide INFO).
+local function primary()
+  local info = redis.pcall('INFO', 'replication')
+  return type(info) == 'string' and string.match(info, 'master_replid:(%w+)') or ''
+end
 """
 
 # A read that is not a hit: {2} while another caller's rebuild lock holds, else this caller claims the
@@ -184,7 +191,7 @@ end
 local function miss(key, lock, now)
   if lock and tonumber(lock) > now then return {2} end
   redis.call('DEL', unpack(KEYS))
-  redis.call('HSET', key, 'i', ARGV[2], 'l', string.format('%d', now + tonumber(ARGV[3])))
+  redis.call('HSET', key, 'i', ARGV[2], 'l', string.format('%d', now + tonumber(ARGV[3])), 'r', primary())
   redis.call('PEXPIRE', key, ARGV[1])
   return {0, ARGV[2]}
 end
@@ -281,10 +288,11 @@ end
 
 # KEYS[1] hash, and for a course KEYS[2] its all-time leaderboard (the weekly ones are named after it);
 # ARGV: ttl_ms, nonce ('' = only update a hash that exists),
-# expected incarnation ('' = do not complete), primary's replication id, k, then k fields
+# expected incarnation ('' = do not complete), k, then k fields
 # to return on completion, then 10 values per entry: id, version, its n m w ss t p,
 # its by-type sums and its points by week ('' for none). Returns {1, n, m, w, ss, t, p, L, G, the k fields}
-# when completed, else {0}.
+# when completed, else {0}. Completes only on the primary the rebuild was claimed on (r): another one,
+# promoted meanwhile, may lack updates the claimer's hash took.
 APPLY_SCRIPT = (
     _APPLY_FUNCTION
     + """
@@ -293,13 +301,14 @@ if redis.call('EXISTS', key) == 0 then
   if ARGV[2] == '' then return {0} end
   redis.call('HSET', key, 'i', ARGV[2])
 end
-local extra = tonumber(ARGV[5])
-apply(key, ARGV, 6 + extra)
+local extra = tonumber(ARGV[4])
+apply(key, ARGV, 5 + extra)
 redis.call('PEXPIRE', key, ARGV[1])
-if ARGV[3] ~= '' and redis.call('HGET', key, 'i') == ARGV[3] then
-  redis.call('HSET', key, 'c', '1', 'a', string.format('%d', now_ms()), 'e', ARGV[4])
-  redis.call('HDEL', key, 'l')
-  local h = redis.call('HMGET', key, 'n', 'm', 'w', 'ss', 't', 'p', 'L', 'G', unpack(ARGV, 6, 5 + extra))
+local claim = ARGV[3] ~= '' and redis.call('HMGET', key, 'i', 'r')
+if claim and claim[1] == ARGV[3] and claim[2] == primary() then
+  redis.call('HSET', key, 'c', '1', 'a', string.format('%d', now_ms()), 'e', claim[2])
+  redis.call('HDEL', key, 'l', 'r')
+  local h = redis.call('HMGET', key, 'n', 'm', 'w', 'ss', 't', 'p', 'L', 'G', unpack(ARGV, 5, 4 + extra))
   table.insert(h, 1, 1)
   return h
 end
@@ -308,16 +317,16 @@ return {0}
 )
 
 # KEYS[1] hash, then for a course its leaderboards (dropped with it by a claim); ARGV: ttl_ms, nonce,
-# lock_ms, max_age_ms, primary's replication id, then fields to return too. Returns {1, n, m, w, ss, t, p, L, G, those
+# lock_ms, max_age_ms, then fields to return too. Returns {1, n, m, w, ss, t, p, L, G, those
 # fields} on a hit, {0, incarnation} when this caller now holds the rebuild lock, {2} when another
 # caller is rebuilding.
 READ_SCRIPT = (
     _MISS_FUNCTION
     + """
 local key = KEYS[1]
-local h = redis.call('HMGET', key, 'c', 'n', 'm', 'w', 'ss', 't', 'p', 'L', 'G', 'i', 'l', 'a', 'e', unpack(ARGV, 6))
+local h = redis.call('HMGET', key, 'c', 'n', 'm', 'w', 'ss', 't', 'p', 'L', 'G', 'i', 'l', 'a', 'e', unpack(ARGV, 5))
 local now = now_ms()
-if h[1] == '1' and h[13] == ARGV[5] and now - tonumber(h[12] or 0) < tonumber(ARGV[4]) then
+if h[1] == '1' and now - tonumber(h[12] or 0) < tonumber(ARGV[4]) and h[13] == primary() then
   redis.call('PEXPIRE', key, ARGV[1])
   renew_boards(now)
   local hit = {1, h[2], h[3], h[4], h[5], h[6], h[7], h[8], h[9]}
@@ -329,7 +338,7 @@ return miss(key, h[11], now)
 )
 
 # KEYS[1] a course's hash, KEYS[2] the leaderboard read, then every leaderboard of the course (dropped
-# with the hash by a claim); ARGV: ttl_ms, nonce, lock_ms, max_age_ms, primary's replication id, the hash's count
+# with the hash by a claim); ARGV: ttl_ms, nonce, lock_ms, max_age_ms, the hash's count
 # of the board's learners ('L', or 'k:<week>'), offset, limit, the caller's id ('' for none), '1' to
 # claim a rebuild on a miss. Returns {1, learners,
 # how many rank above the first item, {rank above the caller, their score} or {}, {member, score, ...}}
@@ -339,26 +348,26 @@ BOARD_SCRIPT = (
     _MISS_FUNCTION
     + """
 local key, board = KEYS[1], KEYS[2]
-local h = redis.call('HMGET', key, 'c', 'e', 'a', 'l', ARGV[6])
+local h = redis.call('HMGET', key, 'c', 'e', 'a', 'l', ARGV[5])
 local now = now_ms()
 local learners = tonumber(h[5] or 0)
 -- A board missing a member it should hold (evicted, expired) is as good as no board.
-if h[1] == '1' and h[2] == ARGV[5] and now - tonumber(h[3] or 0) < tonumber(ARGV[4])
+if h[1] == '1' and now - tonumber(h[3] or 0) < tonumber(ARGV[4]) and h[2] == primary()
     and redis.call('ZCARD', board) == learners then
   redis.call('PEXPIRE', key, ARGV[1])
   renew_boards(now)
-  local offset = tonumber(ARGV[7])
-  local items = redis.call('ZRANGE', board, offset, offset + tonumber(ARGV[8]) - 1, 'WITHSCORES')
+  local offset = tonumber(ARGV[6])
+  local items = redis.call('ZRANGE', board, offset, offset + tonumber(ARGV[7]) - 1, 'WITHSCORES')
   local above = 0
   if #items > 0 then above = redis.call('ZCOUNT', board, '-inf', '(' .. items[2]) end
   local you = {}
-  if ARGV[9] ~= '' then
-    local score = redis.call('ZSCORE', board, ARGV[9])
+  if ARGV[8] ~= '' then
+    local score = redis.call('ZSCORE', board, ARGV[8])
     if score then you = {redis.call('ZCOUNT', board, '-inf', '(' .. score), score} end
   end
   return {1, learners, above, you, items}
 end
-if ARGV[10] == '' then return {3} end
+if ARGV[9] == '' then return {3} end
 return miss(key, h[4], now)
 """
 )
@@ -499,7 +508,6 @@ class AggregateCache:
         lock_seconds: float,
         breaker: CircuitBreaker,
         slow_reads: Counter | None = None,
-        watch: PrimaryWatch | None = None,
         scripts: Scripts | None = None,
         module_types: Sequence[str] = (),
     ) -> None:
@@ -516,9 +524,7 @@ class AggregateCache:
         self._read = redis.register_script(READ_SCRIPT)
         self._board = redis.register_script(BOARD_SCRIPT)
         # Every request runs a script (a read, or a write's apply): on lean connections (``scripts``, or a
-        # channel made for the URL) where the URL allows it, else through redis-py, whose connections
-        # ``watch`` checks (see service.redis.client).
-        self._primary = watch or PrimaryWatch()
+        # channel made for the URL) where the URL allows it, else through redis-py.
         if scripts is None and isinstance(redis, Redis):
             scripts = ScriptChannel.for_client(redis)
             if scripts is None:
@@ -562,7 +568,7 @@ class AggregateCache:
             raise CacheUnavailable("circuit open")
         try:
             result = await operation
-        except (RedisError, OSError, TimeoutError) as exc:
+        except (RedisError, RedisClusterException, OSError, TimeoutError) as exc:
             self._breaker.record_failure()
             raise CacheUnavailable(type(exc).__name__) from exc
         self._breaker.record_success()
@@ -600,8 +606,8 @@ class AggregateCache:
         caller claimed, Busy while another caller rebuilds, or None for a miss not claimed."""
         if key in self._stale:
             await self._delete_stale(key)
-        args: list[EncodableT] = [self._ttl_ms, _nonce(), self._lock_ms, self._max_age_ms, "", *more]
-        reply = await self._call(self._script(script, keys, args, _READ_PRIMARY, slow=self._slow_reads))
+        args: list[EncodableT] = [self._ttl_ms, _nonce(), self._lock_ms, self._max_age_ms, *more]
+        reply = await self._call(self._script(script, keys, args, slow=self._slow_reads))
         status = int(reply[0])
         if status == 1:
             return hit(reply)
@@ -610,24 +616,15 @@ class AggregateCache:
         return Busy() if status == 2 else None
 
     async def _script(
-        self,
-        script: AsyncScript,
-        keys: list[str],
-        args: list[EncodableT],
-        primary_at: int | None = None,
-        *,
-        slow: Counter | None = None,
+        self, script: AsyncScript, keys: list[str], args: list[EncodableT], *, slow: Counter | None = None
     ) -> Any:
-        """A script on the channel, or through redis-py where there is none (counted in ``slow``);
-        ``args[primary_at]`` takes the replication id of the primary that runs it."""
+        """A script on the channel, or through redis-py where there is none (counted in ``slow``)."""
         if self._channel is not None:
             if self.spans is not None:
-                return await self.spans.run(self._channel, script, keys, args, primary_at)
-            return await self._channel.run(script, keys, args, primary_at)
+                return await self.spans.run(self._channel, script, keys, args)
+            return await self._channel.run(script, keys, args)
         if slow is not None:
             slow.inc()
-        if primary_at is not None:
-            args[primary_at] = self._primary.replication_id
         return await script(keys=keys, args=args)
 
     async def read_board(
@@ -654,7 +651,7 @@ class AggregateCache:
     async def apply_write(self, key: str, entry: Contribution) -> None:
         """Apply one session's stored state; if that fails or is cancelled, remember the aggregate as stale."""
         try:
-            args: list[EncodableT] = [self._ttl_ms, _nonce(), "", "", 0, *_entry_args([entry])]
+            args: list[EncodableT] = [self._ttl_ms, _nonce(), "", 0, *_entry_args([entry])]
             await self._call(self._script(self._apply, _with_board(key), args))
         except BaseException:
             # A cancellation (request deadline, shutdown) may come after DynamoDB took
@@ -665,7 +662,7 @@ class AggregateCache:
     async def apply_change(self, key: str, entry: Contribution) -> None:
         """Apply a change seen in the table's stream, to a cached aggregate only: an absent
         one is rebuilt from DynamoDB when next read, so nothing is cached for nobody."""
-        args: list[EncodableT] = [self._ttl_ms, "", "", "", 0, *_entry_args([entry])]
+        args: list[EncodableT] = [self._ttl_ms, "", "", 0, *_entry_args([entry])]
         await self._call(self._script(self._apply, _with_board(key), args))
 
     async def holds_entry(self, key: str, entry_id: str) -> bool:
@@ -683,9 +680,9 @@ class AggregateCache:
         for index, chunk in enumerate(chunks):
             last = index == len(chunks) - 1
             fields = self._type_fields if last else []
-            args: list[Any] = [self._ttl_ms, _nonce(), incarnation if last else "", "", len(fields)]
+            args: list[Any] = [self._ttl_ms, _nonce(), incarnation if last else "", len(fields)]
             args += [*fields, *_entry_args(chunk)]
-            reply = await self._call(self._script(self._apply, _with_board(key), args, _COMPLETION_PRIMARY))
+            reply = await self._call(self._script(self._apply, _with_board(key), args))
         return _figures(reply, self._types) if int(reply[0]) == 1 else None
 
     async def recall(self, key: str) -> str | None:

@@ -7,7 +7,7 @@ in one event-loop turn as one packet (packed by hiredis, in C) and hands the
 replies out in order, since Redis answers a connection's commands in the order
 they were sent. Each call is still one EVALSHA run atomically on its own.
 
-It speaks only EVALSHA, over the same endpoint and credentials as the redis-py
+It speaks EVALSHA (and SCRIPT LOAD, ASKING), over the same endpoint and credentials as the redis-py
 client it is made from (plain TCP, TLS with default verification, or a unix
 socket; username/password and database from the URL). Failures raise
 redis-py's exceptions, so callers treat them alike: a lost connection fails
@@ -18,10 +18,9 @@ TCP keeps: a call given up before its reply (its request's deadline) keeps its
 place, and its reply, when it comes, is dropped, so the calls beside it go on.
 
 A script Redis does not hold (a restart, a failover, ``SCRIPT FLUSH``: nothing
-ran) is loaded on the same connection and called again. Each connection reads
-its node's replication id before it carries a call (``service.redis.failover``)
-and :meth:`ScriptChannel.run` hands it to the script, so a completion is
-recorded, and a read trusted, only under the id of the node that runs it.
+ran) is loaded on the same connection and called again. A ``READONLY`` answer
+means the node was demoted: the connection is dropped, so that the next call
+reaches the primary.
 """
 
 from __future__ import annotations
@@ -38,8 +37,6 @@ from redis.asyncio import Redis
 from redis.asyncio.connection import Connection, SSLConnection, UnixDomainSocketConnection
 from redis.commands.core import AsyncScript
 from redis.typing import EncodableT
-
-from service.redis.failover import PrimaryWatch
 
 # Options a URL may set that the channel honours; any other makes it step aside for redis-py.
 _UNDERSTOOD = frozenset(
@@ -67,6 +64,7 @@ _ERRORS: dict[str, type[errors.ResponseError]] = {
     "ASK": errors.AskError,
     "TRYAGAIN": errors.TryAgainError,
     "CLUSTERDOWN": errors.ClusterDownError,
+    "READONLY": errors.ReadOnlyError,
 }
 
 
@@ -94,6 +92,10 @@ class _Protocol(asyncio.Protocol):
         try:
             while (reply := self._reader.gets()) is not False:
                 self._answer(self.waiters.popleft(), reply)
+                if isinstance(reply, errors.ResponseError) and str(reply).startswith("READONLY"):
+                    # The node was demoted (a failover): the next call must reach the primary.
+                    self.abort(errors.ConnectionError("Redis node is a replica now"))
+                    return
         except (hiredis.ProtocolError, IndexError):
             # Garbage, or a reply nobody asked for: the stream can no longer be trusted.
             self.abort(errors.ConnectionError("Redis protocol error"))
@@ -152,23 +154,18 @@ class _Protocol(asyncio.Protocol):
 class Scripts(Protocol):
     """Where the cache runs its scripts: a :class:`ScriptChannel`, or one per primary of a cluster."""
 
-    async def run(
-        self, script: AsyncScript, keys: list[str], args: list[EncodableT], primary_at: int | None = None
-    ) -> Any: ...
+    async def run(self, script: AsyncScript, keys: list[str], args: list[EncodableT]) -> Any: ...
 
     async def aclose(self) -> None: ...
 
 
 class ScriptChannel:
-    """``await channel.run(script, keys, args)``: one script call, multiplexed.
-
-    The call is written when ``evalsha`` is called, not when it is awaited.
-    """
+    """``await channel.run(script, keys, args)``: one script call, multiplexed with the others of
+    the same event-loop turn."""
 
     def __init__(self, options: dict[str, Any], *, tls: bool) -> None:
         self._options = options
         self._tls = tls
-        self._primary = PrimaryWatch()
         self._timeout = float(options.get("socket_timeout") or _DEFAULT_TIMEOUT)
         self._connect_timeout = float(options.get("socket_connect_timeout") or self._timeout)
         self._protocol: _Protocol | None = None
@@ -201,32 +198,19 @@ class ScriptChannel:
         """A channel with the same credentials and timeouts to another node (of a cluster)."""
         return ScriptChannel({**self._options, "host": host, "port": port}, tls=self._tls)
 
-    async def run(
-        self,
-        script: AsyncScript,
-        keys: list[str],
-        args: list[EncodableT],
-        primary_at: int | None = None,
-        *,
-        asking: bool = False,
-    ) -> Any:
-        """``script`` on ``keys`` and ``args``, with ``args[primary_at]`` set to the replication id of the
-        node that runs it; ``asking`` sends ASKING first (a cluster's redirection during a migration)."""
+    async def run(self, script: AsyncScript, keys: list[str], args: list[EncodableT], *, asking: bool = False) -> Any:
+        """``script`` on ``keys`` and ``args``; ``asking`` sends ASKING first (a cluster's redirection
+        during a migration)."""
         try:
-            return await self._send(script.sha, keys, args, primary_at, asking)
+            return await self._send(script.sha, keys, args, asking)
         except errors.NoScriptError:
             # Redis lost its scripts (a restart, a failover, SCRIPT FLUSH), so nothing ran.
             protocol = await self._connected_protocol()
             await protocol.call(_pack("SCRIPT", "LOAD", script.script))
-            return await self._send(script.sha, keys, args, primary_at, asking)
+            return await self._send(script.sha, keys, args, asking)
 
-    async def _send(
-        self, sha: str, keys: list[str], args: list[EncodableT], primary_at: int | None, asking: bool
-    ) -> Any:
+    async def _send(self, sha: str, keys: list[str], args: list[EncodableT], asking: bool) -> Any:
         protocol = await self._connected_protocol()
-        # No await from here to the write: the id is the one of the connection that carries the call.
-        if primary_at is not None:
-            args[primary_at] = self._primary.replication_id
         if asking:
             protocol.send(_pack("ASKING"))
         return await protocol.call(_pack("EVALSHA", sha, len(keys), *keys, *args))
@@ -282,8 +266,7 @@ class ScriptChannel:
         try:
             for reply in replies:
                 await reply
-            await self._primary.check(lambda *command: protocol.call(_pack(*command)))
-        except errors.RedisError as exc:
+        except errors.ResponseError as exc:
             refused = errors.ConnectionError(f"Redis refused the connection: {exc}")
             protocol.abort(refused)
             raise refused from exc

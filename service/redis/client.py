@@ -11,12 +11,10 @@ from service.redis.breaker import CircuitBreaker
 from service.redis.cache import AggregateCache
 from service.redis.channel import ScriptChannel, Scripts
 from service.redis.cluster import ClusterChannel
-from service.redis.failover import PrimaryWatch
 from service.settings import Settings
 
 
-def redis_client(url: str, timeout_seconds: float, watch: PrimaryWatch | None = None) -> Redis:
-    """A client whose every new connection first checks the primary with ``watch``."""
+def redis_client(url: str, timeout_seconds: float) -> Redis:
     return Redis.from_url(
         url,
         socket_timeout=timeout_seconds,
@@ -24,15 +22,15 @@ def redis_client(url: str, timeout_seconds: float, watch: PrimaryWatch | None = 
         # Failing fast is the point: the breaker and the DynamoDB fallback handle outages.
         retry=Retry(NoBackoff(), 0),
         health_check_interval=30,
-        redis_connect_func=watch.on_redis_py_connect if watch is not None else None,
     )
 
 
-def cluster_client(url: str, timeout_seconds: float) -> tuple[RedisCluster, ClusterChannel]:
+def cluster_client(
+    url: str, timeout_seconds: float, redirections: Counter | None = None
+) -> tuple[RedisCluster, ClusterChannel]:
     """redis-py's cluster client for the URL's cluster, and the channels the cache's scripts take.
 
-    Every script goes through the channels, which read each primary's replication id: a
-    completion is only trusted on the node it was made on (``service.redis.failover``)."""
+    Every script goes through the channels, for the CPU a lean channel saves, as on one node."""
     # Never connected: it describes, from the URL alone, what a connection to any node needs.
     template = ScriptChannel.for_client(redis_client(url, timeout_seconds))
     assert template is not None, "load_settings refuses a cluster URL the channel does not understand"
@@ -42,19 +40,21 @@ def cluster_client(url: str, timeout_seconds: float) -> tuple[RedisCluster, Clus
         socket_connect_timeout=timeout_seconds,
         retry=Retry(NoBackoff(), 0),
     )
-    return cluster, ClusterChannel(cluster, template)
+    return cluster, ClusterChannel(cluster, template, redirections)
 
 
-def open_cache(settings: Settings, slow_reads: Counter | None = None) -> tuple[Redis | RedisCluster, AggregateCache]:
-    """The Redis client and the aggregate cache that ``settings`` describe."""
+def open_cache(
+    settings: Settings, slow_reads: Counter | None = None, redirections: Counter | None = None
+) -> tuple[Redis | RedisCluster, AggregateCache]:
+    """The Redis client and the aggregate cache that ``settings`` describe; ``slow_reads`` counts the
+    reads redis-py carries, ``redirections`` the cluster's that the scripts followed."""
     assert settings.redis_url is not None, "local mode or the production profile provides a Redis URL"
-    watch = PrimaryWatch()
     redis: Redis | RedisCluster
     scripts: Scripts | None = None
     if settings.redis_cluster:
-        redis, scripts = cluster_client(settings.redis_url, settings.redis_timeout_seconds)
+        redis, scripts = cluster_client(settings.redis_url, settings.redis_timeout_seconds, redirections)
     else:
-        redis = redis_client(settings.redis_url, settings.redis_timeout_seconds, watch)
+        redis = redis_client(settings.redis_url, settings.redis_timeout_seconds)
     cache = AggregateCache(
         redis,
         ttl_seconds=settings.cache_ttl_seconds,
@@ -62,7 +62,6 @@ def open_cache(settings: Settings, slow_reads: Counter | None = None) -> tuple[R
         lock_seconds=settings.rebuild_lock_seconds,
         breaker=CircuitBreaker(reset_seconds=1.0),
         slow_reads=slow_reads,
-        watch=watch,
         scripts=scripts,
         module_types=settings.module_types.ids,
     )

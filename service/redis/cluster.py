@@ -3,7 +3,7 @@
 Every script touches the keys of one slot (a course's hash and its boards
 share the hash tag ``{courseId}``), so a call goes whole to the primary that
 serves the slot, over a lean :class:`~service.redis.channel.ScriptChannel` of
-its own, which reads that primary's replication id when it connects. The map
+its own. The map
 of slots to primaries is redis-py's (``RedisCluster``, which also carries every
 other command), learnt from ``CLUSTER SLOTS``.
 
@@ -20,9 +20,11 @@ away is usually one a replica is taking over from.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
+from prometheus_client import Counter
 from redis import exceptions as errors
 from redis.asyncio import RedisCluster
 from redis.commands.core import AsyncScript
@@ -40,28 +42,30 @@ TRY_AGAIN_SECONDS = 0.05
 class ClusterChannel:
     """``await channel.run(script, keys, args)`` on the primary that serves ``keys``."""
 
-    def __init__(self, cluster: RedisCluster, template: ScriptChannel) -> None:
+    def __init__(self, cluster: RedisCluster, template: ScriptChannel, redirections: Counter | None = None) -> None:
         self._cluster = cluster
         self._template = template
+        self._redirections = redirections
         self._nodes: dict[tuple[str, int], ScriptChannel] = {}
         self._learning: asyncio.Task[None] | None = None
 
-    async def run(
-        self, script: AsyncScript, keys: list[str], args: list[EncodableT], primary_at: int | None = None
-    ) -> Any:
+    async def run(self, script: AsyncScript, keys: list[str], args: list[EncodableT]) -> Any:
         node = await self._primary_of(keys[0])
         asking = False
         for _ in range(MAX_REDIRECTIONS):
             try:
-                return await self._channel(node).run(script, keys, args, primary_at, asking=asking)
+                return await self._channel(node).run(script, keys, args, asking=asking)
             except errors.MovedError as moved:
+                self._count("moved")
                 await self._cluster.nodes_manager.move_slot(moved)
                 node, asking = (moved.host, int(moved.port)), False
             except errors.AskError as ask:
+                self._count("ask")
                 node, asking = (ask.host, int(ask.port)), True
             except errors.TryAgainError:
+                # The same node again, as it was asked (an importing node answers only after ASKING).
+                self._count("tryagain")
                 await asyncio.sleep(TRY_AGAIN_SECONDS)
-                asking = False
             except (errors.ConnectionError, errors.TimeoutError, errors.ClusterDownError):
                 self._learn_slots()
                 raise
@@ -71,9 +75,12 @@ class ClusterChannel:
         if not self._cluster.nodes_manager.slots_cache:
             await self._cluster.initialize()
         node = self._cluster.get_node_from_key(key)
-        if node is None:
-            raise errors.SlotNotCoveredError(f"no primary serves the slot of {key!r}")
+        assert node is not None, "only a replica's lookup finds none"
         return node.host, int(node.port)
+
+    def _count(self, kind: str) -> None:
+        if self._redirections is not None:
+            self._redirections.labels(kind).inc()
 
     def _channel(self, node: tuple[str, int]) -> ScriptChannel:
         channel = self._nodes.get(node)
@@ -84,17 +91,24 @@ class ClusterChannel:
     def _learn_slots(self) -> None:
         """Ask redis-py to read the map of slots again, once at a time, in the background."""
         if self._learning is None or self._learning.done():
-            self._learning = asyncio.ensure_future(self._cluster.nodes_manager.initialize())
-            self._learning.add_done_callback(_log_failure)
+            self._learning = asyncio.ensure_future(self._learnt())
+
+    async def _learnt(self) -> None:
+        try:
+            await self._cluster.nodes_manager.initialize()
+        except (errors.RedisError, errors.RedisClusterException) as exc:
+            log.warning("could not learn the Redis Cluster's slots", extra={"error": str(exc)})
+            return
+        # A node that serves no slot any more (gone, or a replica now) gets no calls: its channel goes.
+        primaries = {(node.host, int(node.port)) for node in self._cluster.get_primaries()}
+        for node in set(self._nodes) - primaries:
+            await self._nodes.pop(node).aclose()
 
     async def aclose(self) -> None:
         if self._learning is not None:
             self._learning.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._learning
         for channel in self._nodes.values():
             await channel.aclose()
         self._nodes.clear()
-
-
-def _log_failure(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and (exc := task.exception()) is not None:
-        log.warning("could not learn the Redis Cluster's slots", extra={"error": str(exc)})

@@ -151,6 +151,12 @@ class Metrics:
         self.dependency_retries = Counter(
             "stats_dependency_retries", "Dependency calls retried", ["dependency"], registry=registry
         )
+        self.redis_redirections = Counter(
+            "stats_redis_redirections",
+            "Scripts a Redis Cluster redirected and the service sent on, by kind (moved, ask, tryagain)",
+            ["kind"],
+            registry=registry,
+        )
         self.slow_path_reads = Counter(
             "stats_cache_slow_path_reads",
             "Cached reads sent through redis-py because the lean script channel cannot serve the Redis URL",

@@ -8,7 +8,8 @@ shut down (flushing its spans) when the app is cleaned up. The spans:
 
 - one server span per request, named by the route's template (``GET
   /courses/{courseId}``) so ids never land in a span's name, continuing the
-  caller's W3C ``traceparent`` or, behind an ALB, its ``X-Amzn-Trace-Id``;
+  caller's W3C ``traceparent`` or an ``X-Amzn-Trace-Id`` that names a parent (an ALB's own
+  names only a root, so it starts a new trace);
 - a client span for each call of the DynamoDB wire (``service.dynamodb.wire``)
   and of the aioboto3 client (from its ``before-parameter-build`` to its ``after-call``
   event);
@@ -144,12 +145,10 @@ class RedisSpans:
         else:
             self._attributes.update({"server.address": parts.hostname or "", "server.port": parts.port or 6379})
 
-    async def run(
-        self, scripts: Scripts, script: AsyncScript, keys: list[str], args: list[EncodableT], primary_at: int | None
-    ) -> Any:
+    async def run(self, scripts: Scripts, script: AsyncScript, keys: list[str], args: list[EncodableT]) -> Any:
         """``scripts.run`` of a script inside a client span."""
         with self._tracer.start_as_current_span("EVALSHA", kind=SpanKind.CLIENT, attributes=self._attributes):
-            return await scripts.run(script, keys, args, primary_at)
+            return await scripts.run(script, keys, args)
 
 
 def _name_redis(span: Span, *_: Any) -> None:

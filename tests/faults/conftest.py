@@ -18,6 +18,7 @@ from service.dynamodb.client import dynamodb, dynamodb_client
 from service.dynamodb.store import SessionStore
 from service.dynamodb.table import ensure_table
 from tests.faults.proxy import FaultProxy
+from tests.faults.redis_nodes import LocalCluster
 from tests.integration.support import TABLE, Backends, settings_for
 
 
@@ -30,6 +31,13 @@ async def create_table(endpoint: str) -> None:
 def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     with RedisServer(tmp_path) as server:
         yield server
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
+    """A Redis Cluster of three primaries, each with a replica (tests/faults/redis_nodes.py)."""
+    with LocalCluster(tmp_path / "cluster") as cluster:
+        yield cluster
 
 
 @pytest.fixture

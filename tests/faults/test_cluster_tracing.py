@@ -3,9 +3,6 @@ redis-py's cluster client's commands, are client spans of their request."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from pytest_aiohttp import AiohttpServer
@@ -18,12 +15,6 @@ from tests.integration.otlp import attributes, otlp_receiver
 from tests.integration.support import new_id, settings_for
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
-    with LocalCluster(tmp_path / "cluster") as cluster:
-        yield cluster
 
 
 async def test_a_cached_read_on_a_cluster_is_one_script_span(

@@ -209,6 +209,7 @@ def test_a_bad_redis_url_does_not_leak_its_password() -> None:
     [
         ("unix:///var/run/redis.sock", "STATS_REDIS_CLUSTER: a Redis Cluster is reached over TCP"),
         ("rediss://cache:6379?ssl_cert_reqs=none", "STATS_REDIS_URL: a Redis Cluster's URL may not set URL options"),
+        ("rediss://cache:6379/2", "STATS_REDIS_URL: a Redis Cluster has database 0 only"),
     ],
 )
 def test_a_cluster_url_the_script_channel_cannot_serve_stops_start_up(url: str, problem: str) -> None:
