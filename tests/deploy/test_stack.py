@@ -1,5 +1,6 @@
 """deploy/stack.yaml: cfn-lint, then the security and reliability policies the template must keep."""
 
+import json
 import subprocess
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -372,3 +373,23 @@ def test_declares_parameter(template: dict[str, Any], parameter: str) -> None:
 
 def test_outputs_what_the_deploy_script_reads(template: dict[str, Any]) -> None:
     assert {"ServiceUrl", "RepositoryUri", "TableName", "UserPoolId", "UserPoolClientId"} <= set(template["Outputs"])
+
+
+def test_metrics_are_not_served_to_the_internet(resources: dict[str, Resource]) -> None:
+    # The collector scrapes each task on localhost; through the load balancer /metrics is a 404.
+    rules = {
+        body["Properties"]["ListenerArn"]["Ref"]: body
+        for body in resources.values()
+        if body["Type"] == "AWS::ElasticLoadBalancingV2::ListenerRule"
+        and body["Properties"]["Conditions"][0]["PathPatternConfig"]["Values"] == ["/metrics"]
+    }
+    assert set(rules) == {"HttpListener", "HttpsListener"}
+    assert rules["HttpsListener"]["Condition"] == "HasCertificate"
+    for rule in rules.values():
+        (action,) = rule["Properties"]["Actions"]
+        assert action["Type"] == "fixed-response"
+        assert action["FixedResponseConfig"]["StatusCode"] == "404"
+        assert json.loads(action["FixedResponseConfig"]["MessageBody"])["error"]["code"] == "not_found"
+    # With a certificate, HTTP redirects everything first, /metrics included, to the HTTPS rule.
+    redirect = resources["HttpToHttpsRule"]["Properties"]
+    assert redirect["Priority"] < rules["HttpListener"]["Properties"]["Priority"]
