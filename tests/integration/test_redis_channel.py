@@ -218,53 +218,51 @@ async def new_history(admin: Redis) -> None:
     assert (await admin.info("replication"))["master_replid"] != before
 
 
-async def test_a_rebuild_claimed_before_the_primary_changed_is_not_completed(own_redis: RedisServer) -> None:
-    # A node promoted between a claim and its completion may lack updates the claimer's hash took.
+@pytest.fixture
+async def on_own_redis(own_redis: RedisServer) -> AsyncIterator[tuple[AggregateCache, Redis]]:
+    """A cache on the test's own redis-server, and a plain client of that server."""
     redis = redis_client(own_redis.url, TIMEOUT)
     admin = Redis.from_url(own_redis.url)
     cache = AggregateCache(
         redis, ttl_seconds=60, max_age_seconds=60, lock_seconds=5, breaker=CircuitBreaker(failure_threshold=1_000)
     )
+    yield cache, admin
+    await cache.aclose()
+    await admin.aclose()
+    await redis.aclose()
+
+
+async def test_a_rebuild_claimed_before_the_primary_changed_is_not_completed(
+    on_own_redis: tuple[AggregateCache, Redis],
+) -> None:
+    # A node promoted between a claim and its completion may lack updates the claimer's hash took.
+    cache, admin = on_own_redis
     key = aggregate_key("user", "course")
-    try:
-        claimed = await cache.read(key)
-        assert isinstance(claimed, Claimed)
-        await new_history(admin)
-        await cache.release(key)
-        assert await cache.complete(key, claimed.incarnation, []) is None
-        again = await cache.read(key)
-        assert isinstance(again, Claimed)
-        assert await cache.complete(key, again.incarnation, []) is not None
-        assert isinstance(await cache.read(key), Hit)
-    finally:
-        await cache.aclose()
-        await admin.aclose()
-        await redis.aclose()
+    claimed = await cache.read(key)
+    assert isinstance(claimed, Claimed)
+    await new_history(admin)
+    await cache.release(key)
+    assert await cache.complete(key, claimed.incarnation, []) is None
+    again = await cache.read(key)
+    assert isinstance(again, Claimed)
+    assert await cache.complete(key, again.incarnation, []) is not None
+    assert isinstance(await cache.read(key), Hit)
 
 
 async def test_a_hash_completed_before_its_primary_was_demoted_and_taken_back_is_rebuilt(
-    own_redis: RedisServer,
+    on_own_redis: tuple[AggregateCache, Redis],
 ) -> None:
-    redis = redis_client(own_redis.url, TIMEOUT)
-    admin = Redis.from_url(own_redis.url)
-    cache = AggregateCache(
-        redis, ttl_seconds=60, max_age_seconds=60, lock_seconds=5, breaker=CircuitBreaker(failure_threshold=1_000)
-    )
+    cache, admin = on_own_redis
     key = aggregate_key("user", "course")
-    try:
-        claimed = await cache.read(key)
-        assert isinstance(claimed, Claimed)
-        assert await cache.complete(key, claimed.incarnation, []) is not None
-        assert isinstance(await cache.read(key), Hit)
-        # Demoted, as a failed-over primary is; the cache's connection stays open.
-        await admin.replicaof("127.0.0.1", str(free_port()))
-        with pytest.raises(CacheUnavailable):
-            await cache.read(key)  # a read renews the hash's TTL: a write, which a replica refuses
-        # Taken back: the same node and data, a new history, in which that completion was not made.
-        await admin.replicaof("NO", "ONE")
-        assert await admin.hget(key, "c") == b"1"
-        assert isinstance(await cache.read(key), Claimed)
-    finally:
-        await cache.aclose()
-        await admin.aclose()
-        await redis.aclose()
+    claimed = await cache.read(key)
+    assert isinstance(claimed, Claimed)
+    assert await cache.complete(key, claimed.incarnation, []) is not None
+    assert isinstance(await cache.read(key), Hit)
+    # Demoted, as a failed-over primary is; the cache's connection stays open.
+    await admin.replicaof("127.0.0.1", str(free_port()))
+    with pytest.raises(CacheUnavailable):
+        await cache.read(key)  # a read renews the hash's TTL: a write, which a replica refuses
+    # Taken back: the same node and data, a new history, in which that completion was not made.
+    await admin.replicaof("NO", "ONE")
+    assert await admin.hget(key, "c") == b"1"
+    assert isinstance(await cache.read(key), Claimed)
