@@ -45,6 +45,7 @@ def exposed() -> set[str]:
     metrics.observe_request("GET", "/points", 200, 0.01)
     metrics.dependency_errors.labels("redis", "TimeoutError").inc()
     metrics.dependency_retries.labels("dynamodb").inc()
+    metrics.redis_redirections.labels("moved").inc()
     return set(Scrape.parse(0.0, generate_latest(metrics.registry).decode()).samples)
 
 
