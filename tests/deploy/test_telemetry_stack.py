@@ -115,7 +115,11 @@ def test_traces_reach_x_ray_only_with_tracing(stack: Render, tracing: str) -> No
     assert ("awsxray" in config["exporters"]) is enabled
     assert ("CollectorTracesPolicy" in resources) is enabled
     assert ("OTEL_EXPORTER_OTLP_ENDPOINT" in app_env) is enabled
+    assert ("OTEL_TRACES_SAMPLER" in app_env) is enabled
     if enabled:
+        # A share of the requests, not every one: a trace costs a cached read about three times its CPU.
+        assert app_env["OTEL_TRACES_SAMPLER"] == "parentbased_traceidratio"
+        assert app_env["OTEL_TRACES_SAMPLER_ARG"] == {"Ref": "TraceSampleRatio"}
         assert (pipelines["traces"]["receivers"], pipelines["traces"]["exporters"]) == (["otlp"], ["awsxray"])
         protocols = config["receivers"]["otlp"]["protocols"]
         # Reachable from the task only, and where the app sends its spans.
