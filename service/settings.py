@@ -279,8 +279,11 @@ def _complete_user_pool(values: dict[str, Any]) -> None:
 def _check_cluster_url(values: Mapping[str, Any]) -> None:
     # Every script on a cluster runs on the lean channel, which must understand the URL's options.
     url = values.get("redis_url")
-    if not values.get("redis_cluster") or url is None:
+    if not values.get("redis_cluster"):
         return
+    if url is None:
+        # Local mode would start one redis-server, which a cluster client cannot use.
+        raise ConfigError("STATS_REDIS_CLUSTER: names a cluster by STATS_REDIS_URL, which is unset")
     # Imported here: the settings of every other process load without the Redis client.
     from redis.asyncio import Redis  # noqa: PLC0415
 

@@ -70,8 +70,9 @@ the id of the node serving it is served. Every other is rebuilt from DynamoDB,
 which holds every acknowledged write; so is a hash a cluster reshard moved to
 another primary, once. Nothing is kept for it in Redis or in the process, so no
 connection can carry a stale id; a server that does not tell (a managed endpoint
-may hide INFO) gives '' everywhere, and its completions are trusted up to the
-maximum age. It costs a read one ``INFO replication`` inside the script, on a hit.
+may hide INFO, and a user without ``+info`` cannot run it) gives '' everywhere,
+and its completions are trusted up to the maximum age (logged once). It costs a
+hit, a claim and a completion one ``INFO replication`` inside the script.
 
 **Leaderboards** (SPEC §8) are a course's, so they ride on its hash. Each entry
 of a course's hash (a learner's roster row) also carries the learner's points by
@@ -122,7 +123,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from prometheus_client import Counter
 from redis.asyncio import Redis, RedisCluster
 from redis.commands.core import AsyncScript
-from redis.exceptions import RedisClusterException, RedisError
+from redis.exceptions import RedisClusterException, RedisError, TryAgainError
 from redis.typing import EncodableT
 
 from service.domain.errors import CacheUnavailable
@@ -191,9 +192,10 @@ end
 local function miss(key, lock, now)
   if lock and tonumber(lock) > now then return {2} end
   redis.call('DEL', unpack(KEYS))
-  redis.call('HSET', key, 'i', ARGV[2], 'l', string.format('%d', now + tonumber(ARGV[3])), 'r', primary())
+  local claimer = primary()
+  redis.call('HSET', key, 'i', ARGV[2], 'l', string.format('%d', now + tonumber(ARGV[3])), 'r', claimer)
   redis.call('PEXPIRE', key, ARGV[1])
-  return {0, ARGV[2]}
+  return {0, ARGV[2], claimer}
 end
 """
 )
@@ -225,6 +227,11 @@ local function week_points(text)
   for week, points in string.gmatch(text, '(%d+)=(%d+)') do weeks[week] = points end
   return weeks
 end
+-- The weekly boards a reader may name (KEYS[3] on): a script touches no key it was not given, as a
+-- Redis Cluster requires (a slot being migrated refuses it midway). The board of any other week has
+-- expired, or expires as it is written.
+local declared = {}
+for k = 3, #KEYS do declared[KEYS[k]] = true end
 -- Keeps a course's leaderboards with one learner's entry: the all-time board and each week's, a
 -- sorted set scored minus the points, of the learners with a session then; k:<week> counts the
 -- entries with that week, as L counts the live ones, so that a reader can tell a board whole.
@@ -235,15 +242,18 @@ local function move_boards(key, member, live, points, old_text, new_text, now)
   local old, new = week_points(old_text), week_points(new_text)
   for week in pairs(old) do
     if new[week] == nil then
-      redis.call('ZREM', board .. ':w' .. week, member)
+      local weekly = board .. ':w' .. week
+      if declared[weekly] then redis.call('ZREM', weekly, member) end
       redis.call('HINCRBY', key, 'k:' .. week, -1)
     end
   end
   for week, p in pairs(new) do
     local weekly = board .. ':w' .. week
-    redis.call('ZADD', weekly, fmt(-tonumber(p)), member)
+    if declared[weekly] then
+      redis.call('ZADD', weekly, fmt(-tonumber(p)), member)
+      redis.call('PEXPIREAT', weekly, board_expiry(week, now))
+    end
     if old[week] == nil then redis.call('HINCRBY', key, 'k:' .. week, 1) end
-    redis.call('PEXPIREAT', weekly, board_expiry(week, now))
   end
 end
 local function apply(key, argv, first)
@@ -286,7 +296,7 @@ end
 """
 )
 
-# KEYS[1] hash, and for a course KEYS[2] its all-time leaderboard (the weekly ones are named after it);
+# KEYS[1] hash, and for a course KEYS[2] its all-time leaderboard, then the weekly ones a reader may name;
 # ARGV: ttl_ms, nonce ('' = only update a hash that exists),
 # expected incarnation ('' = do not complete), k, then k fields
 # to return on completion, then 10 values per entry: id, version, its n m w ss t p,
@@ -318,8 +328,8 @@ return {0}
 
 # KEYS[1] hash, then for a course its leaderboards (dropped with it by a claim); ARGV: ttl_ms, nonce,
 # lock_ms, max_age_ms, then fields to return too. Returns {1, n, m, w, ss, t, p, L, G, those
-# fields} on a hit, {0, incarnation} when this caller now holds the rebuild lock, {2} when another
-# caller is rebuilding.
+# fields} on a hit, {0, incarnation, the claiming node's replication id} when this caller now holds
+# the rebuild lock, {2} when another caller is rebuilding.
 READ_SCRIPT = (
     _MISS_FUNCTION
     + """
@@ -342,8 +352,8 @@ return miss(key, h[11], now)
 # of the board's learners ('L', or 'k:<week>'), offset, limit, the caller's id ('' for none), '1' to
 # claim a rebuild on a miss. Returns {1, learners,
 # how many rank above the first item, {rank above the caller, their score} or {}, {member, score, ...}}
-# on a hit, {0, incarnation} when this caller now holds the rebuild lock, {2} when another caller is
-# rebuilding, {3} for a miss not claimed.
+# on a hit, {0, incarnation, the claiming node's replication id} when this caller now holds the
+# rebuild lock, {2} when another caller is rebuilding, {3} for a miss not claimed.
 BOARD_SCRIPT = (
     _MISS_FUNCTION
     + """
@@ -442,14 +452,9 @@ def _figures(reply: Sequence[Any], types: Sequence[str] = ()) -> CourseFigures:
     return CourseFigures(totals, int(learners or 0), tuple(entries), int(groups or 0))
 
 
-def _with_board(key: str) -> list[str]:
-    """The keys an apply moves: a course's hash with its all-time leaderboard (the weekly ones follow)."""
-    course = _course_of(key)
-    return [key] if course is None else [key, board_key(course)]
-
-
 def _with_boards(key: str) -> list[str]:
-    """The keys a claim or a drop deletes: a course's hash with every one of its leaderboards."""
+    """The keys an apply moves and a claim or a drop deletes: a course's hash with every one of its
+    leaderboards."""
     course = _course_of(key)
     return [key] if course is None else [key, *_boards(course, time.time_ns() // 1_000_000)]
 
@@ -534,6 +539,7 @@ class AggregateCache:
                 )
         self._channel = scripts
         self._slow_reads = slow_reads
+        self._told_no_primary_id = False
         # Aggregates whose update this process could not deliver: they must not
         # be served again until deleted (then rebuilt from DynamoDB).
         self._stale: set[str] = set()
@@ -568,6 +574,9 @@ class AggregateCache:
             raise CacheUnavailable("circuit open")
         try:
             result = await operation
+        except TryAgainError as exc:
+            # A cluster migrating the slot, not a failing Redis: no reason to open the circuit.
+            raise CacheUnavailable(type(exc).__name__) from exc
         except (RedisError, RedisClusterException, OSError, TimeoutError) as exc:
             self._breaker.record_failure()
             raise CacheUnavailable(type(exc).__name__) from exc
@@ -612,6 +621,12 @@ class AggregateCache:
         if status == 1:
             return hit(reply)
         if status == 0:
+            if not reply[2] and not self._told_no_primary_id:
+                self._told_no_primary_id = True
+                log.warning(
+                    "Redis does not report its replication id (INFO replication, which the user may need "
+                    "granted): a failover is caught only by the aggregates' maximum age"
+                )
             return Claimed(_text(reply[1]))
         return Busy() if status == 2 else None
 
@@ -652,7 +667,7 @@ class AggregateCache:
         """Apply one session's stored state; if that fails or is cancelled, remember the aggregate as stale."""
         try:
             args: list[EncodableT] = [self._ttl_ms, _nonce(), "", 0, *_entry_args([entry])]
-            await self._call(self._script(self._apply, _with_board(key), args))
+            await self._call(self._script(self._apply, _with_boards(key), args))
         except BaseException:
             # A cancellation (request deadline, shutdown) may come after DynamoDB took
             # the write and before Redis did: the aggregate may now miss it.
@@ -663,7 +678,7 @@ class AggregateCache:
         """Apply a change seen in the table's stream, to a cached aggregate only: an absent
         one is rebuilt from DynamoDB when next read, so nothing is cached for nobody."""
         args: list[EncodableT] = [self._ttl_ms, "", "", 0, *_entry_args([entry])]
-        await self._call(self._script(self._apply, _with_board(key), args))
+        await self._call(self._script(self._apply, _with_boards(key), args))
 
     async def holds_entry(self, key: str, entry_id: str) -> bool:
         """Whether an aggregate holds an entry (a session, or a learner of a course)."""
@@ -682,7 +697,7 @@ class AggregateCache:
             fields = self._type_fields if last else []
             args: list[Any] = [self._ttl_ms, _nonce(), incarnation if last else "", len(fields)]
             args += [*fields, *_entry_args(chunk)]
-            reply = await self._call(self._script(self._apply, _with_board(key), args))
+            reply = await self._call(self._script(self._apply, _with_boards(key), args))
         return _figures(reply, self._types) if int(reply[0]) == 1 else None
 
     async def recall(self, key: str) -> str | None:

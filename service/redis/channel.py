@@ -171,6 +171,7 @@ class ScriptChannel:
         self._protocol: _Protocol | None = None
         self._connecting: asyncio.Task[_Protocol] | None = None
         self._watchdog: asyncio.TimerHandle | None = None
+        self._closed = False
 
     @staticmethod
     def _connection_options(redis: Redis) -> dict[str, Any]:
@@ -222,11 +223,20 @@ class ScriptChannel:
         return await self._connected()
 
     async def _connected(self) -> _Protocol:
+        if self._closed:
+            raise errors.ConnectionError("Redis channel closed")
         # Concurrent callers share one connection attempt.
-        if self._connecting is None:
-            self._connecting = asyncio.ensure_future(self._connect())
-            self._connecting.add_done_callback(self._connect_done)
-        return await asyncio.shield(self._connecting)
+        connecting = self._connecting
+        if connecting is None:
+            connecting = self._connecting = asyncio.ensure_future(self._connect())
+            connecting.add_done_callback(self._connect_done)
+        try:
+            return await asyncio.shield(connecting)
+        except asyncio.CancelledError:
+            # The attempt, not this caller, was cancelled: the channel was closed under it.
+            if connecting.cancelled() and self._closed:
+                raise errors.ConnectionError("Redis channel closed") from None
+            raise
 
     def _connect_done(self, task: asyncio.Task[_Protocol]) -> None:
         self._connecting = None
@@ -289,6 +299,7 @@ class ScriptChannel:
         self._arm_watchdog()
 
     async def aclose(self) -> None:
+        self._closed = True
         if self._watchdog is not None:
             self._watchdog.cancel()
             self._watchdog = None

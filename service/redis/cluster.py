@@ -11,7 +11,9 @@ A redirection means the script did not run, so it is sent on: ``MOVED`` (a
 reshard finished, or a failover) to the named primary, which redis-py's map
 learns; ``ASK`` (the slot is being migrated and this key already moved) once
 to the importing node, after ``ASKING``; ``TRYAGAIN`` (a migration has split the
-keys of one call) after a short pause. A lost connection is not retried, as on
+keys of one call, or, for a course whose boards do not all exist, is under way)
+a few times after a short pause, then the cache does without Redis for that
+call, without counting it as Redis failing. A lost connection is not retried, as on
 one node: the script may have run, and the cache marks what it could not
 finish. It asks redis-py to learn the map again, since a primary that went
 away is usually one a replica is taking over from.
@@ -36,7 +38,8 @@ log = logging.getLogger(__name__)
 
 # As redis-py's RedisCluster: a call redirected this often is given up.
 MAX_REDIRECTIONS = 16
-TRY_AGAIN_SECONDS = 0.05
+TRY_AGAIN_TIMES = 3
+TRY_AGAIN_SECONDS = 0.02
 
 
 class ClusterChannel:
@@ -52,19 +55,25 @@ class ClusterChannel:
     async def run(self, script: AsyncScript, keys: list[str], args: list[EncodableT]) -> Any:
         node = await self._primary_of(keys[0])
         asking = False
+        tries = TRY_AGAIN_TIMES
         for _ in range(MAX_REDIRECTIONS):
             try:
                 return await self._channel(node).run(script, keys, args, asking=asking)
             except errors.MovedError as moved:
                 self._count("moved")
-                await self._cluster.nodes_manager.move_slot(moved)
+                await self._moved(moved)
                 node, asking = (moved.host, int(moved.port)), False
             except errors.AskError as ask:
                 self._count("ask")
                 node, asking = (ask.host, int(ask.port)), True
             except errors.TryAgainError:
-                # The same node again, as it was asked (an importing node answers only after ASKING).
+                # A course's keys, some of which do not exist, answer this for as long as their slot is
+                # migrated: a few tries, then the caller does without Redis.
                 self._count("tryagain")
+                tries -= 1
+                if not tries:
+                    raise
+                # The same node again, as it was asked (an importing node answers only after ASKING).
                 await asyncio.sleep(TRY_AGAIN_SECONDS)
             except (errors.ConnectionError, errors.TimeoutError, errors.ClusterDownError):
                 self._learn_slots()
@@ -77,6 +86,12 @@ class ClusterChannel:
         node = self._cluster.get_node_from_key(key)
         assert node is not None, "only a replica's lookup finds none"
         return node.host, int(node.port)
+
+    async def _moved(self, moved: errors.MovedError) -> None:
+        try:
+            await self._cluster.nodes_manager.move_slot(moved)
+        except KeyError:  # a slot the map does not hold: it is learnt whole again
+            self._learn_slots()
 
     def _count(self, kind: str) -> None:
         if self._redirections is not None:
@@ -102,7 +117,9 @@ class ClusterChannel:
         # A node that serves no slot any more (gone, or a replica now) gets no calls: its channel goes.
         primaries = {(node.host, int(node.port)) for node in self._cluster.get_primaries()}
         for node in set(self._nodes) - primaries:
-            await self._nodes.pop(node).aclose()
+            channel = self._nodes.pop(node, None)
+            if channel is not None:
+                await channel.aclose()
 
     async def aclose(self) -> None:
         if self._learning is not None:

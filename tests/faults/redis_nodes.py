@@ -143,16 +143,29 @@ class LocalCluster:
         source = self.primary_of(slot)
         if source is target:
             return
-        source_id, target_id = self.node_id(source), self.node_id(target)
+        target_id = self.node_id(target)
+        self.begin_migration(slot, target)
         with source.client() as src, target.client() as dst:
-            _command(dst, "CLUSTER", "SETSLOT", slot, "IMPORTING", source_id)
-            _command(src, "CLUSTER", "SETSLOT", slot, "MIGRATING", target_id)
             while keys := _command(src, "CLUSTER", "GETKEYSINSLOT", slot, 1):
                 _command(src, "MIGRATE", "127.0.0.1", target.port, "", 0, 5000, "KEYS", *keys)
                 time.sleep(pause)
             for node in (dst, src):
                 _command(node, "CLUSTER", "SETSLOT", slot, "NODE", target_id)
         _wait(lambda: self.primary_of(slot) is target, f"slot {slot} moves")
+
+    def begin_migration(self, slot: int, target: TcpRedisServer) -> TcpRedisServer:
+        """Mark a slot as moving to ``target`` (IMPORTING there, MIGRATING at its primary); its source."""
+        source = self.primary_of(slot)
+        with source.client() as src, target.client() as dst:
+            _command(dst, "CLUSTER", "SETSLOT", slot, "IMPORTING", self.node_id(source))
+            _command(src, "CLUSTER", "SETSLOT", slot, "MIGRATING", self.node_id(target))
+        return source
+
+    def end_migration(self, slot: int, *nodes: TcpRedisServer) -> None:
+        """Give up a migration begun: the slot stays where it was."""
+        for node in nodes:
+            with node.client() as client:
+                _command(client, "CLUSTER", "SETSLOT", slot, "STABLE")
 
     def kill_primary(self, node: TcpRedisServer) -> None:
         """SIGKILL a primary and wait until its replica has taken over."""

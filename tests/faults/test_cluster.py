@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -159,3 +160,38 @@ async def test_aggregates_stay_exact_through_slot_migrations_and_a_primary_failu
             assert await points_of(api, pair.user) == await expected_points(backends, pair.user, [pair.course])
             for key in (aggregate_key(pair.user, pair.course), points_key(pair.user), course_key(pair.course)):
                 await assert_hash_consistent(whole, key)
+
+
+async def test_a_course_whose_slot_is_being_migrated_is_answered_from_dynamodb_promptly(
+    start: Start, cluster: LocalCluster
+) -> None:
+    # A course's scripts name its hash and every board a reader may name, most of which do not exist:
+    # while the slot migrates, Redis answers them TRYAGAIN. That is not Redis failing.
+    client = await start(change_capture=True)
+    api = Api(client)
+    pairs = new_pairs(2, 1)
+    course = pairs[0].course
+    for pair in pairs:
+        body = {"totalModulesStudied": 2, "averageScore": 50, "timeStudied": 9}
+        assert (await api.post(pair.user, course, body)).status == 201
+
+    async def whole() -> bool:
+        board = await api.call("GET", f"/courses/{course}/leaderboard", user=pairs[0].user)
+        return bool(board.status == 200 and board.json["learnersCount"] == 2)
+
+    await until(whole, within=10)
+    slot = key_slot(course_key(course).encode())
+    target = next(node for node in cluster.primaries() if node is not cluster.primary_of(slot))
+    source = await asyncio.to_thread(cluster.begin_migration, slot, target)
+    try:
+        started = time.monotonic()
+        board = await api.call("GET", f"/courses/{course}/leaderboard", user=pairs[0].user)
+        assert (board.status, board.json["learnersCount"]) == (200, 2)
+        assert time.monotonic() - started < 1.0
+        assert redirections(client, "tryagain") > 0
+        assert client.app[keys.CACHE].healthy, "a migration must not open the circuit"
+    finally:
+        await asyncio.to_thread(cluster.end_migration, slot, source, target)
+    hits = metric_value(client, "cache_hits")
+    assert (await api.call("GET", f"/courses/{course}/leaderboard", user=pairs[0].user)).status == 200
+    assert metric_value(client, "cache_hits") == hits + 1

@@ -20,7 +20,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from localmode.servers import RedisServer, free_port
 from service.domain.errors import CacheUnavailable
-from service.domain.model import CourseFigures, SessionStats, StoredSession
+from service.domain.model import Board, CourseFigures, SessionStats, StoredSession
 from service.domain.ports import Claimed, Hit
 from service.redis.breaker import CircuitBreaker
 from service.redis.cache import AggregateCache, aggregate_key
@@ -266,3 +266,15 @@ async def test_a_hash_completed_before_its_primary_was_demoted_and_taken_back_is
     await admin.replicaof("NO", "ONE")
     assert await admin.hget(key, "c") == b"1"
     assert isinstance(await cache.read(key), Claimed)
+
+
+async def test_a_course_board_completed_before_its_primary_changed_history_is_rebuilt(
+    on_own_redis: tuple[AggregateCache, Redis],
+) -> None:
+    cache, admin = on_own_redis
+    claimed = await cache.read_board("course", None, (0, 10), None, claim=True)
+    assert isinstance(claimed, Claimed)
+    assert await cache.complete(cache.course_key("course"), claimed.incarnation, []) is not None
+    assert isinstance(await cache.read_board("course", None, (0, 10), None, claim=True), Board)
+    await new_history(admin)
+    assert isinstance(await cache.read_board("course", None, (0, 10), None, claim=True), Claimed)

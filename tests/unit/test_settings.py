@@ -217,6 +217,10 @@ def test_a_cluster_url_the_script_channel_cannot_serve_stops_start_up(url: str, 
     assert config_error({"STATS_REDIS_URL": url, "STATS_REDIS_CLUSTER": "true"}).startswith(problem)
 
 
+def test_a_cluster_without_its_url_stops_start_up() -> None:
+    assert config_error({"STATS_REDIS_CLUSTER": "true"}).startswith("STATS_REDIS_CLUSTER: names a cluster")
+
+
 def test_a_cluster_url_with_credentials_and_tls_is_accepted() -> None:
     settings = load_settings(environ={"STATS_REDIS_URL": "rediss://user:pw@cfg.cache:6379", "STATS_REDIS_CLUSTER": "1"})
     assert settings.redis_cluster
