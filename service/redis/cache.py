@@ -631,7 +631,7 @@ class AggregateCache:
         return Busy() if status == 2 else None
 
     async def _script(
-        self, script: AsyncScript, keys: list[str], args: list[EncodableT], *, slow: Counter | None = None
+        self, script: AsyncScript, keys: list[str], args: Sequence[EncodableT], *, slow: Counter | None = None
     ) -> Any:
         """A script on the channel, or through redis-py where there is none (counted in ``slow``)."""
         if self._channel is not None:
@@ -692,12 +692,13 @@ class AggregateCache:
         """Apply a rebuild's entries; the figures if the aggregate is now complete."""
         chunks = [entries[i : i + REBUILD_CHUNK] for i in range(0, len(entries), REBUILD_CHUNK)] or [[]]
         reply: Sequence[Any] = [0]
+        keys = _with_boards(key)
         for index, chunk in enumerate(chunks):
             last = index == len(chunks) - 1
             fields = self._type_fields if last else []
             args: list[Any] = [self._ttl_ms, _nonce(), incarnation if last else "", len(fields)]
             args += [*fields, *_entry_args(chunk)]
-            reply = await self._call(self._script(self._apply, _with_boards(key), args))
+            reply = await self._call(self._script(self._apply, keys, args))
         return _figures(reply, self._types) if int(reply[0]) == 1 else None
 
     async def recall(self, key: str) -> str | None:

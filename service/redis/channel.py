@@ -29,6 +29,7 @@ import asyncio
 import ssl
 import time
 from collections import deque
+from collections.abc import Sequence
 from typing import Any, Protocol, cast
 
 import hiredis
@@ -68,6 +69,15 @@ _ERRORS: dict[str, type[errors.ResponseError]] = {
 }
 
 
+def _classified(reply: errors.ResponseError) -> errors.ResponseError:
+    code, _, rest = str(reply).partition(" ")
+    kind = _ERRORS.get(code)
+    if kind is None:
+        return reply
+    # A redirection's text is "<slot> <host>:<port>", which its class parses.
+    return kind(rest if kind in (errors.MovedError, errors.AskError) else str(reply))
+
+
 def _pack(*args: EncodableT) -> bytes:
     # hiredis packs in C; its stub types the command as a one-element tuple.
     packed: bytes = hiredis.pack_command(cast(Any, args))
@@ -91,8 +101,10 @@ class _Protocol(asyncio.Protocol):
         self.progress = time.monotonic()
         try:
             while (reply := self._reader.gets()) is not False:
+                if isinstance(reply, errors.ResponseError):
+                    reply = _classified(reply)
                 self._answer(self.waiters.popleft(), reply)
-                if isinstance(reply, errors.ResponseError) and str(reply).startswith("READONLY"):
+                if isinstance(reply, errors.ReadOnlyError):
                     # The node was demoted (a failover): the next call must reach the primary.
                     self.abort(errors.ConnectionError("Redis node is a replica now"))
                     return
@@ -105,11 +117,6 @@ class _Protocol(asyncio.Protocol):
         if waiter is None or waiter.done():  # a reply nobody waits for, or its caller gave up
             return
         if isinstance(reply, errors.ResponseError):
-            code, _, rest = str(reply).partition(" ")
-            kind = _ERRORS.get(code)
-            if kind is not None:
-                # A redirection's text is "<slot> <host>:<port>", which its class parses.
-                reply = kind(rest if kind in (errors.MovedError, errors.AskError) else str(reply))
             waiter.set_exception(reply)
         else:
             waiter.set_result(reply)
@@ -154,7 +161,7 @@ class _Protocol(asyncio.Protocol):
 class Scripts(Protocol):
     """Where the cache runs its scripts: a :class:`ScriptChannel`, or one per primary of a cluster."""
 
-    async def run(self, script: AsyncScript, keys: list[str], args: list[EncodableT]) -> Any: ...
+    async def run(self, script: AsyncScript, keys: list[str], args: Sequence[EncodableT]) -> Any: ...
 
     async def aclose(self) -> None: ...
 
@@ -199,28 +206,29 @@ class ScriptChannel:
         """A channel with the same credentials and timeouts to another node (of a cluster)."""
         return ScriptChannel({**self._options, "host": host, "port": port}, tls=self._tls)
 
-    async def run(self, script: AsyncScript, keys: list[str], args: list[EncodableT], *, asking: bool = False) -> Any:
+    async def run(
+        self, script: AsyncScript, keys: list[str], args: Sequence[EncodableT], *, asking: bool = False
+    ) -> Any:
         """``script`` on ``keys`` and ``args``; ``asking`` sends ASKING first (a cluster's redirection
         during a migration)."""
         try:
             return await self._send(script.sha, keys, args, asking)
         except errors.NoScriptError:
             # Redis lost its scripts (a restart, a failover, SCRIPT FLUSH), so nothing ran.
-            protocol = await self._connected_protocol()
+            protocol = self._live() or await self._connected()
             await protocol.call(_pack("SCRIPT", "LOAD", script.script))
             return await self._send(script.sha, keys, args, asking)
 
-    async def _send(self, sha: str, keys: list[str], args: list[EncodableT], asking: bool) -> Any:
-        protocol = await self._connected_protocol()
+    async def _send(self, sha: str, keys: list[str], args: Sequence[EncodableT], asking: bool) -> Any:
+        # The connection at hand without another coroutine frame: this runs on every script call.
+        protocol = self._live() or await self._connected()
         if asking:
             protocol.send(_pack("ASKING"))
         return await protocol.call(_pack("EVALSHA", sha, len(keys), *keys, *args))
 
-    async def _connected_protocol(self) -> _Protocol:
+    def _live(self) -> _Protocol | None:
         protocol = self._protocol
-        if protocol is not None and protocol.transport is not None:
-            return protocol
-        return await self._connected()
+        return protocol if protocol is not None and protocol.transport is not None else None
 
     async def _connected(self) -> _Protocol:
         if self._closed:

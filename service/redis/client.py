@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import Counter
 from redis.asyncio import Redis, RedisCluster
 from redis.asyncio.retry import Retry
@@ -14,15 +16,18 @@ from service.redis.cluster import ClusterChannel
 from service.settings import Settings
 
 
+def _fail_fast(timeout_seconds: float) -> dict[str, Any]:
+    """The options every client here is made with, one node's or a cluster's."""
+    # Failing fast is the point: the breaker and the DynamoDB fallback handle outages.
+    return {
+        "socket_timeout": timeout_seconds,
+        "socket_connect_timeout": timeout_seconds,
+        "retry": Retry(NoBackoff(), 0),
+    }
+
+
 def redis_client(url: str, timeout_seconds: float) -> Redis:
-    return Redis.from_url(
-        url,
-        socket_timeout=timeout_seconds,
-        socket_connect_timeout=timeout_seconds,
-        # Failing fast is the point: the breaker and the DynamoDB fallback handle outages.
-        retry=Retry(NoBackoff(), 0),
-        health_check_interval=30,
-    )
+    return Redis.from_url(url, health_check_interval=30, **_fail_fast(timeout_seconds))
 
 
 def cluster_client(
@@ -34,12 +39,7 @@ def cluster_client(
     # Never connected: it describes, from the URL alone, what a connection to any node needs.
     template = ScriptChannel.for_client(redis_client(url, timeout_seconds))
     assert template is not None, "load_settings refuses a cluster URL the channel does not understand"
-    cluster = RedisCluster.from_url(
-        url,
-        socket_timeout=timeout_seconds,
-        socket_connect_timeout=timeout_seconds,
-        retry=Retry(NoBackoff(), 0),
-    )
+    cluster = RedisCluster.from_url(url, **_fail_fast(timeout_seconds))
     return cluster, ClusterChannel(cluster, template, redirections)
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from prometheus_client import Counter
@@ -52,7 +53,7 @@ class ClusterChannel:
         self._nodes: dict[tuple[str, int], ScriptChannel] = {}
         self._learning: asyncio.Task[None] | None = None
 
-    async def run(self, script: AsyncScript, keys: list[str], args: list[EncodableT]) -> Any:
+    async def run(self, script: AsyncScript, keys: list[str], args: Sequence[EncodableT]) -> Any:
         node = await self._primary_of(keys[0])
         asking = False
         tries = TRY_AGAIN_TIMES

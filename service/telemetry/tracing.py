@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Awaitable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -145,7 +145,7 @@ class RedisSpans:
         else:
             self._attributes.update({"server.address": parts.hostname or "", "server.port": parts.port or 6379})
 
-    async def run(self, scripts: Scripts, script: AsyncScript, keys: list[str], args: list[EncodableT]) -> Any:
+    async def run(self, scripts: Scripts, script: AsyncScript, keys: list[str], args: Sequence[EncodableT]) -> Any:
         """``scripts.run`` of a script inside a client span."""
         with self._tracer.start_as_current_span("EVALSHA", kind=SpanKind.CLIENT, attributes=self._attributes):
             return await scripts.run(script, keys, args)
